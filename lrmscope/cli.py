@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import signal
+import sqlite3
 import sys
-from importlib import metadata
-from pathlib import Path
 
 from rich.text import Text
 
 from lrmscope import __version__
+from lrmscope.cliargs import (
+    add_db_option,
+    add_generation_options,
+    add_model_options,
+    checked_db_path,
+    count,
+    existing_db,
+    generation_settings,
+    load_backend,
+    number,
+    positive_int,
+    say,
+    start_run,
+)
 from lrmscope.errors import LrmscopeError
+from lrmscope.store.db import BUSY_TIMEOUT_S
 
 DEFAULT_PROMPT_DATASET = "adhoc"
 
@@ -24,133 +37,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    value = _positive_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument(
-        "--model", metavar="PATH", help="GGUF model file (default: the embedded SmolLM2-135M)"
-    )
-    group.add_argument(
-        "--gpu-layers",
-        type=int,
-        metavar="N",
-        help="layers to offload to the GPU (default: all when llama.cpp was built with GPU "
-        "support; -1 = all, 0 = none)",
-    )
-    group.add_argument("--cpu", action="store_true", help="run on the CPU even with a GPU build")
-    group.add_argument(
-        "--threads", type=_positive_int, metavar="N", help="CPU threads (default: cores, max 8)"
-    )
-    group.add_argument(
-        "--ctx", type=_positive_int, metavar="N", help="context size in tokens (default: the "
-        "model's, at most 16384)"
-    )
-    group.add_argument(
-        "--extra-bufts",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="llama.cpp weight repacking (default: on, except on CPUs with AMX, where it crashes)",
-    )
-
-
-def _add_generation_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--mode",
-        default="default",
-        help="default, zerothink, lessthink or morethink (default: default)",
-    )
-    sampling = parser.add_argument_group("sampling (every value is stored with the sample)")
-    sampling.add_argument("--temperature", type=_number, default=0.6, help="(default 0.6)")
-    sampling.add_argument("--top-p", type=_number, default=0.95, help="(default 0.95)")
-    sampling.add_argument("--top-k", type=_positive_int, default=0, help="0 = off (default)")
-    sampling.add_argument("--min-p", type=_number, default=0.0, help="(default 0)")
-    sampling.add_argument("--repeat-penalty", type=_number, default=1.0, help="(default 1)")
-    sampling.add_argument("--max-tokens", type=_positive_int, default=16000, help="(default 16000)")
-    sampling.add_argument("--seed", type=_positive_int, default=0, help="(default 0)")
-    sampling.add_argument(
-        "--greedy", action="store_true", help="temperature 0, the study's greedy setting"
-    )
-    thinking = parser.add_argument_group("thinking")
-    thinking.add_argument(
-        "--think-budget", type=_positive_int, default=10000, help="MoreThink budget (default 10000)"
-    )
-    thinking.add_argument(
-        "--enforce-num", type=_positive_int, default=10, help="MoreThink rounds (default 10)"
-    )
-    thinking.add_argument(
-        "--rethink",
-        action="append",
-        metavar="TEXT",
-        help="a MoreThink rethink string, repeatable (default: 'Wait' and 'Let me think again')",
-    )
-    thinking.add_argument(
-        "--max-think",
-        type=_positive_int,
-        metavar="N",
-        help="s1-style cap: force the thought closed after N tokens, in any mode",
-    )
-    thinking.add_argument(
-        "--think-grammar",
-        metavar="FILE",
-        help="a GBNF grammar constraining the model while its thought is open",
-    )
-
-
-def _generation_settings(args: argparse.Namespace):
-    from lrmscope.engine.settings import RETHINK_STRINGS, Mode, ModeSettings, SamplerSettings
-
-    mode = ModeSettings(
-        Mode.parse(args.mode),
-        think_budget=args.think_budget,
-        enforce_num=args.enforce_num,
-        rethink_strings=tuple(args.rethink or RETHINK_STRINGS),
-        max_think=args.max_think,
-        think_grammar=(
-            _read_text_file(args.think_grammar, "grammar") if args.think_grammar else None
-        ),
-    )
-    sampler = SamplerSettings(
-        temperature=0.0 if args.greedy else args.temperature,
-        top_p=1.0 if args.greedy else args.top_p,
-        top_k=args.top_k,
-        min_p=args.min_p,
-        repeat_penalty=args.repeat_penalty,
-        max_tokens=args.max_tokens,
-        seed=args.seed,
-    )
-    return mode, sampler
-
-
-def _add_db_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db", metavar="PATH", help="SQLite database (default: lrmscope.sqlite in the user data "
-        "directory)"
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("prompt", help="the user prompt ('-' reads it from standard input)")
     gen.add_argument("--system", metavar="TEXT", help="a system prompt (R1 distills want none)")
-    _add_generation_options(gen)
-    _add_model_options(gen)
-    _add_db_option(gen)
+    add_generation_options(gen)
+    add_model_options(gen)
+    add_db_option(gen)
     gen.set_defaults(func=cmd_generate)
 
     chat = commands.add_parser(
@@ -188,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--title", help="a title for this chat session")
     chat.add_argument(
         "--resume",
-        type=_count,
+        type=count,
         metavar="SESSION",
         help="continue an earlier chat (its run id, as printed when it ended)",
     )
@@ -206,9 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="flag unsafe sentences while the turn streams (repeatable)",
     )
     chat.add_argument("--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N")
-    _add_generation_options(chat)
-    _add_model_options(chat)
-    _add_db_option(chat)
+    add_generation_options(chat)
+    add_model_options(chat)
+    add_db_option(chat)
     chat.set_defaults(func=cmd_chat)
 
     models = commands.add_parser(
@@ -242,24 +128,31 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument(
         "--include-interrupted", action="store_true", help="also judge interrupted samples"
     )
-    judge.add_argument("--batch-size", type=_count, default=8, help="(default 8)")
+    judge.add_argument("--batch-size", type=count, default=8, help="(default 8)")
     judge.add_argument(
         "--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: CUDA if present)"
     )
     judge.add_argument(
         "--max-text-tokens",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="transformers judges: keep only the last N tokens of longer texts (recorded)",
     )
     judge.add_argument("--base-url", metavar="URL", help="openai-moderation: another server")
-    judge.add_argument("--timeout", type=_number, default=30.0, help="HTTP timeout in seconds")
+    judge.add_argument("--timeout", type=number, default=30.0, help="HTTP timeout in seconds")
     judge.set_defaults(func=cmd_judge)
 
     judges = commands.add_parser(
         "judges", help="list the judges, their arguments and the device they would use"
     )
     judges.set_defaults(func=cmd_judges)
+    # Commands in lrmscope/commands/ add their own parsers.
+    from lrmscope.commands import eval as eval_command
+    eval_command.register(commands)
+    from lrmscope.commands import export
+    export.register(commands)
+    from lrmscope.commands import metrics
+    metrics.register(commands)
     return parser
 
 
@@ -273,89 +166,6 @@ def _read_prompt(value: str) -> str:
     return text
 
 
-def _read_text_file(path: str, what: str) -> str:
-    try:
-        return Path(path).expanduser().read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LrmscopeError(f"{what} file {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise LrmscopeError(f"{what} file {path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise LrmscopeError(f"cannot read {what} file {path}: {exc.strerror}") from None
-
-
-def _db_path(value: str | None) -> Path:
-    """The database path, checked (version, kind, writable) without creating anything."""
-    from lrmscope.store import Store, default_db_path
-
-    if value is None:
-        path = default_db_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        path = Path(value).expanduser()
-    return Store.preflight(path)
-
-
-def _llama_settings(args: argparse.Namespace):
-    from lrmscope.engine.llama import LlamaSettings
-
-    return LlamaSettings(
-        gpu_layers=args.gpu_layers,
-        cpu=args.cpu,
-        threads=args.threads,
-        n_ctx=args.ctx,
-        extra_bufts=args.extra_bufts,
-        verbose=args.debug,
-    )
-
-
-def _say(console, message: str) -> None:
-    """A status line: never parsed as markup (it may hold paths), never wrapped."""
-    console.print(message, markup=False, highlight=False, soft_wrap=True)
-
-
-def versions() -> dict:
-    found = {"python": platform.python_version(), "lrmscope": __version__}
-    for dist in ("llama-cpp-python", "sqlite-utils", "textual"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = None
-    return found
-
-
-def _load_backend(args: argparse.Namespace, mode, console):
-    """The model of --model (or the embedded one) in llama.cpp, with its grammar checked."""
-    from lrmscope.engine.llama import LlamaBackend
-    from lrmscope.engine.models import check_gguf, embedded_model_path
-
-    settings = _llama_settings(args)
-    model_path = check_gguf(args.model) if args.model else embedded_model_path()
-    with console.status(Text(f"loading {model_path.name}…")):
-        backend = LlamaBackend(model_path, settings)
-    if mode.think_grammar is not None:
-        backend.check_grammar(mode.think_grammar)
-    return backend
-
-
-def _start_run(store, kind: str, backend, sampler, mode, **fields) -> int:
-    """A run row with everything needed to repeat it: model, backend, every setting, versions."""
-    return store.start_run(
-        kind,
-        model_path=str(backend.path),
-        model_fingerprint=backend.fingerprint(),
-        model_meta=backend.model_meta(),
-        backend=backend.name,
-        backend_info=backend.info(),
-        sampler=sampler.as_dict(),
-        mode=mode.mode.value,
-        mode_params=mode.as_dict(),
-        seed=sampler.seed,
-        versions=versions(),
-        **fields,
-    )
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -367,16 +177,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from lrmscope.store import Store
 
     text = _read_prompt(args.prompt)
-    mode, sampler = _generation_settings(args)
-    db_path = _db_path(args.db)
+    mode, sampler = generation_settings(args)
+    db_path = checked_db_path(args.db)
     err = Console(stderr=True)
-    backend = _load_backend(args, mode, err)
+    backend = load_backend(args, mode, err)
     messages = [Message("system", args.system)] if args.system else []
     prompt, opener_added = with_think_opener(backend.render([*messages, Message("user", text)]))
     backend.check_prompt(prompt)
     store = Store(db_path)
     generation = Generation(backend, prompt, sampler=sampler, mode=mode)
-    run_id = _start_run(store, "generate", backend, sampler, mode, k=1)
+    run_id = start_run(store, "generate", backend, sampler, mode, k=1)
     ref = start_sample(
         store,
         run_id,
@@ -393,14 +203,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         events.close()
         store.end_run(run_id, "interrupted")
-        _say(err, f"interrupted: sample {ref.sample_id} saved as interrupted in {db_path}")
+        say(err, f"interrupted: sample {ref.sample_id} saved as interrupted in {db_path}")
         return 130
     except BaseException:
         events.close()
         store.end_run(run_id, "failed")
         raise
     store.end_run(run_id, "done")
-    _say(err, f"saved sample {ref.sample_id} (run {run_id}) to {db_path}")
+    say(err, f"saved sample {ref.sample_id} (run {run_id}) to {db_path}")
     return 0
 
 
@@ -439,16 +249,16 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from lrmscope.store import Store
     from lrmscope.tui.chat import ChatApp, ChatSession
 
-    mode, sampler = _generation_settings(args)
-    db_path = _db_path(args.db)
-    backend = _load_backend(args, mode, Console(stderr=True))
+    mode, sampler = generation_settings(args)
+    db_path = checked_db_path(args.db)
+    backend = load_backend(args, mode, Console(stderr=True))
     final, notices = _chat_judges(args.judge or ["rs-match"], args.judge_device)
     live, live_notices = _chat_judges(args.live_judge or [], args.judge_device)
     store = Store(db_path)
     if args.resume is not None:
         run_id, title, restored = _resume(store, args.resume, args.title)
     else:
-        run_id = _start_run(store, "chat", backend, sampler, mode, title=args.title)
+        run_id = start_run(store, "chat", backend, sampler, mode, title=args.title)
         title, restored = args.title, []
     session = ChatSession(
         backend, store, run_id, sampler, mode, model_name=backend.path.name,
@@ -459,7 +269,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         ChatApp(session).run()
     finally:
         store.end_run(run_id, "done")
-    _say(Console(stderr=True), f"chat saved as run {run_id} in {db_path}")
+    say(Console(stderr=True), f"chat saved as run {run_id} in {db_path}")
     return 0
 
 
@@ -508,13 +318,10 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from lrmscope import judging
     from lrmscope.engine.judges import build_judge
     from lrmscope.engine.judges.registry import JudgeOptions
-    from lrmscope.store import Store
 
     parts = _parts(args.part)
-    path = Path(args.database).expanduser()
-    if not path.is_file():
-        raise LrmscopeError(f"database {path} does not exist; pass an lrmscope database file")
-    store = Store(path)
+    store = existing_db(args.database)
+    path = store.path
     statuses = ("done", "interrupted") if args.include_interrupted else ("done",)
     if store.count_samples(statuses) == 0:
         raise LrmscopeError(f"{path} has no finished samples to judge")
@@ -530,7 +337,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
             ),
         )
     summary = judging.plan(store, judge, parts, statuses)
-    _say(err, f"{judge.name} {judge.version} on {judge.device}: {summary.todo} to judge")
+    say(err, f"{judge.name} {judge.version} on {judge.device}: {summary.todo} to judge")
     columns = (
         TextColumn("judging"),
         BarColumn(),
@@ -562,7 +369,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
         table.add_row(*(Text(str(value)) for value in row.values()))
     Console(highlight=False).print(table)
     if interrupted:
-        _say(err, "interrupted: verdicts so far are saved; run the same command to resume")
+        say(err, "interrupted: verdicts so far are saved; run the same command to resume")
         return 130
     return 0
 
@@ -580,11 +387,11 @@ def cmd_judges(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     console.print(table)
     sets = ", ".join(f"{name} ({len(strings)} strings)" for name, strings in REFUSAL_SETS.items())
-    _say(console, f"refusal sets: {sets}")
-    _say(console, f"transformers judges would run on: {_torch_device()}")
+    say(console, f"refusal sets: {sets}")
+    say(console, f"transformers judges would run on: {_torch_device()}")
     from lrmscope.engine.inventory import describe_machine
 
-    _say(console, f"llama-guard-gguf would run on: {describe_machine()['device']}")
+    say(console, f"llama-guard-gguf would run on: {describe_machine()['device']}")
     return 0
 
 
@@ -629,6 +436,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lrmscope: interrupted", file=sys.stderr)
         return 130
+    except sqlite3.OperationalError as exc:
+        if args.debug or "locked" not in str(exc):
+            raise
+        print(
+            "lrmscope: error: the database is locked by another writer (waited "
+            f"{BUSY_TIMEOUT_S} s); let it finish or use another --db",
+            file=sys.stderr,
+        )
+        return 2
     except Exception as exc:
         if args.debug or os.environ.get("LRMSCOPE_DEBUG"):
             raise

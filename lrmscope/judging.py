@@ -53,14 +53,18 @@ class JudgeSummary:
 
 
 def plan(
-    store: Store, judge: Judge, parts: Sequence[str], statuses: tuple[str, ...]
+    store: Store,
+    judge: Judge,
+    parts: Sequence[str],
+    statuses: tuple[str, ...],
+    run_id: int | None = None,
 ) -> JudgeSummary:
-    """How much there is to judge, counted in SQL."""
+    """How much there is to judge (in one run, if given), counted in SQL."""
     summary = JudgeSummary()
-    total = store.count_samples(statuses)
+    total = store.count_samples(statuses, run_id)
     for part in parts:
         todo, empty = store.count_unjudged(
-            part, judge.name, judge.version, judge.prompt_hash, statuses
+            part, judge.name, judge.version, judge.prompt_hash, statuses, run_id
         )
         summary.todo += todo
         summary.empty[part] = empty
@@ -76,9 +80,11 @@ def run(
     summary: JudgeSummary,
     *,
     batch_size: int,
+    run_id: int | None = None,
     advance: Callable[[int], None] = lambda n: None,
 ) -> JudgeSummary:
-    """Judge every unjudged non-empty part, page by page, saving each batch as it is done.
+    """Judge every unjudged non-empty part (of one run, if given), page by page, saving each
+    batch as it is done.
 
     The texts: think = the thought, answer = the answer, full = the raw response as generated
     (thought, close tag and answer, injected text included); each stripped of surrounding
@@ -86,7 +92,9 @@ def run(
     key = (judge.name, judge.version, judge.prompt_hash)
     for part in parts:
         after = 0
-        while page := store.unjudged(part, *key, statuses, after=after, limit=batch_size):
+        while page := store.unjudged(
+            part, *key, statuses, run_id, after=after, limit=batch_size
+        ):
             after = page[-1]["sample_id"]
             verdicts = judge.judge_batch([(row["prompt"], row["text"].strip()) for row in page])
             store.add_judgements(

@@ -78,8 +78,15 @@ class LlamaSettings:
     n_ctx: int | None = None
     extra_bufts: bool | None = None
     verbose: bool = False
+    # Sequences decoded together by an engine.batch.BatchDecoder; the KV cache is unified (shared
+    # prompt prefixes are stored once) and holds n_ctx tokens per sequence.
+    n_seq: int = 1
+    # The context per sequence when n_ctx is None, capped by the model's training context.
+    default_ctx: int = DEFAULT_MAX_CTX
 
     def __post_init__(self) -> None:
+        if not 1 <= self.n_seq <= 256:
+            raise LrmscopeError(f"parallel sequences must be between 1 and 256, got {self.n_seq}")
         if self.threads is not None and not 1 <= self.threads <= 512:
             raise LrmscopeError(f"threads must be between 1 and 512, got {self.threads}")
         if self.n_ctx is not None and not 64 <= self.n_ctx <= 10_000_000:
@@ -100,6 +107,8 @@ class LlamaSettings:
             n_ctx=self.n_ctx,
             extra_bufts=(not cpu_has_amx()) if self.extra_bufts is None else self.extra_bufts,
             verbose=self.verbose,
+            n_seq=self.n_seq,
+            default_ctx=self.default_ctx,
         )
 
 
@@ -126,9 +135,11 @@ class LlamaBackend:
             ) from None
         self.metadata = self._model.metadata()
         n_ctx_train = self._model.n_ctx_train()
-        n_ctx = self.settings.n_ctx or min(n_ctx_train, DEFAULT_MAX_CTX)
+        n_ctx = self.settings.n_ctx or min(n_ctx_train, self.settings.default_ctx)
         ctx_params = llama_cpp.llama_context_default_params()
-        ctx_params.n_ctx = n_ctx
+        ctx_params.n_ctx = n_ctx * self.settings.n_seq
+        ctx_params.n_seq_max = self.settings.n_seq
+        ctx_params.kv_unified = True
         self.n_batch = min(PROMPT_BATCH, n_ctx)
         ctx_params.n_batch = self.n_batch
         ctx_params.n_ubatch = self.n_batch
@@ -136,7 +147,7 @@ class LlamaBackend:
         ctx_params.n_threads_batch = self.settings.threads
         ctx_params.no_perf = True
         try:
-            self._ctx = internals.LlamaContext(
+            self.ctx = internals.LlamaContext(
                 model=self._model, params=ctx_params, verbose=self.settings.verbose
             )
         except ValueError:
@@ -145,9 +156,9 @@ class LlamaBackend:
                 f"llama.cpp could not create a {n_ctx}-token context for {self.path} "
                 "(out of memory?); try a smaller --ctx"
             ) from None
-        self.n_ctx = self._ctx.n_ctx()
+        self.n_ctx = self.ctx.n_ctx() // self.settings.n_seq
         self._batch = internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1)
-        self._vocab = self._model.vocab
+        self.vocab = self._model.vocab
         self._evaluated: list[int] = []
         self._pieces: dict[int, bytes] = {}
         self.bos_text = self._token_text(self._model.token_bos())
@@ -158,18 +169,18 @@ class LlamaBackend:
             return ""
         return self._model.token_get_text(token)
 
-    def _piece(self, token: int) -> bytes:
+    def token_bytes(self, token: int) -> bytes:
         """The bytes of one token (special tokens such as EOS render as nothing), cached."""
         piece = self._pieces.get(token)
         if piece is None:
             buffer = ctypes.create_string_buffer(256)
-            size = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 256, 0, False)
+            size = llama_cpp.llama_token_to_piece(self.vocab, token, buffer, 256, 0, False)
             piece = self._pieces[token] = buffer.raw[: max(size, 0)]
         return piece
 
     def close(self) -> None:
         self._batch.close()
-        self._ctx.close()
+        self.ctx.close()
         self._model.close()
 
     # -- prompts -------------------------------------------------------------------------------
@@ -204,18 +215,18 @@ class LlamaBackend:
         """The text of every control token (BOS, EOS, turn markers): strings that, parsed as
         special tokens, would act as the template's own structure."""
         if not hasattr(self, "_control_texts"):
-            vocab_size = llama_cpp.llama_vocab_n_tokens(self._vocab)
+            vocab_size = llama_cpp.llama_vocab_n_tokens(self.vocab)
             self._control_texts = [
                 text
                 for token in range(vocab_size)
-                if llama_cpp.llama_vocab_get_attr(self._vocab, token)
+                if llama_cpp.llama_vocab_get_attr(self.vocab, token)
                 & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
                 and (text := self._model.token_get_text(token))
             ]
         return self._control_texts
 
     def detokenize(self, tokens: Sequence[int]) -> str:
-        return b"".join(self._piece(t) for t in tokens).decode("utf-8", errors="replace")
+        return b"".join(self.token_bytes(t) for t in tokens).decode("utf-8", errors="replace")
 
     def next_token_probs(self, prompt: str, token_ids: Sequence[int]) -> list[float]:
         """The probabilities of `token_ids` as the next token after `prompt` (softmax over the
@@ -224,7 +235,7 @@ class LlamaBackend:
         self._prefill(tokens)
         n_vocab = self._model.n_vocab()
         logits = np.ctypeslib.as_array(
-            llama_cpp.llama_get_logits_ith(self._ctx.ctx, -1), shape=(n_vocab,)
+            llama_cpp.llama_get_logits_ith(self.ctx.ctx, -1), shape=(n_vocab,)
         ).astype(np.float64)
         logits -= logits.max()
         weights = np.exp(logits)
@@ -237,7 +248,7 @@ class LlamaBackend:
         # llama.cpp prints parse errors straight to stderr; ours is the one line the user sees.
         with suppress_stdout_stderr(disable=self.settings.verbose):
             sampler = llama_cpp.llama_sampler_init_grammar(
-                self._vocab, grammar.encode("utf-8"), b"root"
+                self.vocab, grammar.encode("utf-8"), b"root"
             )
         if not sampler:
             raise LrmscopeError(
@@ -249,7 +260,7 @@ class LlamaBackend:
         """Fail with one clear line, before anything runs, if llama.cpp rejects the grammar."""
         llama_cpp.llama_sampler_free(self._grammar_sampler(grammar))
 
-    def _sampler(self, sampler: SamplerSettings, seed: int, grammar: str | None):
+    def sampler_chain(self, sampler: SamplerSettings, seed: int, grammar: str | None):
         """The sampler chain, every setting explicit. Temperature comes before the truncation
         samplers, as in vLLM and transformers (the study's setting), so top-p cuts the tempered
         distribution: SAMPLER_ORDER."""
@@ -278,8 +289,13 @@ class LlamaBackend:
         for start in range(0, len(tokens), self.n_batch):
             chunk = tokens[start : start + self.n_batch]
             self._batch.set_batch(chunk, n_past=len(self._evaluated), logits_all=False)
-            self._ctx.decode(self._batch)
+            self.ctx.decode(self._batch)
             self._evaluated.extend(chunk)
+
+    def forget(self) -> None:
+        """Empty the KV cache (a BatchDecoder takes the context over, or gives it back)."""
+        self.ctx.kv_cache_clear()
+        self._evaluated.clear()
 
     def _prefill(self, tokens: list[int]) -> None:
         """Keep the KV cache for the longest common prefix, evaluate the rest (at least one
@@ -290,7 +306,7 @@ class LlamaBackend:
                 break
             common += 1
         common = min(common, len(tokens) - 1)
-        self._ctx.kv_cache_seq_rm(-1, common, -1)
+        self.ctx.kv_cache_seq_rm(-1, common, -1)
         del self._evaluated[common:]
         self._decode(tokens[common:])
 
@@ -309,16 +325,16 @@ class LlamaBackend:
             yield Piece("", 0, "context")
             return
         self._prefill(tokens)
-        chain = self._sampler(sampler, seed, grammar)
+        chain = self.sampler_chain(sampler, seed, grammar)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         matcher = StopMatcher(stop)
         try:
             for count in range(1, max_tokens + 1):
-                token = chain.sample(self._ctx, -1)
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                token = chain.sample(self.ctx, -1)
+                if llama_cpp.llama_vocab_is_eog(self.vocab, token):
                     yield Piece(decoder.decode(b"", final=True) + matcher.rest(), 0, "eos")
                     return
-                text, stopped = matcher.push(decoder.decode(self._piece(token)))
+                text, stopped = matcher.push(decoder.decode(self.token_bytes(token)))
                 if stopped:
                     yield Piece(text, 1, "stop")
                     return

@@ -48,9 +48,15 @@ def _alive(pid: int, proc_start: str | None) -> bool:
     return proc_start is None or _proc_start(pid) in (None, proc_start)
 
 
+# How long a write waits for another writer's lock before it fails.
+BUSY_TIMEOUT_S = 30
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout = 30000")
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
     return conn
 
 
@@ -212,6 +218,32 @@ class Store:
         )
         return [{"id": r[0], "title": r[1], "started_at": r[2]} for r in cursor]
 
+    def latest_run(self, kind: str, **equal) -> dict | None:
+        """The newest run of `kind` whose columns equal `equal` (e.g. model_fingerprint)."""
+        where = "".join(f" AND {column} = ?" for column in equal)
+        row = self.conn.execute(
+            f"SELECT id FROM runs WHERE kind = ?{where} ORDER BY id DESC LIMIT 1",
+            (kind, *equal.values()),
+        ).fetchone()
+        return None if row is None else self.db["runs"].get(row[0])
+
+    def finished_samples(self, run_id: int) -> set[tuple[int, str, int]]:
+        """(prompt id, mode, k) of every finished sample of a run."""
+        cursor = self.conn.execute(
+            "SELECT prompt_id, mode, k FROM samples WHERE run_id = ? AND status = 'done'",
+            (run_id,),
+        )
+        return set(cursor)
+
+    def drop_unfinished(self, run_id: int) -> int:
+        """Delete a run's samples that did not finish (with their verdicts and flags), so a
+        resumed run makes each of them again, once."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self.conn.execute(
+                "DELETE FROM samples WHERE run_id = ? AND status != 'done'", (run_id,)
+            ).rowcount
+
     def end_run(self, run_id: int, status: str) -> None:
         with self.conn:
             self.db["runs"].update(run_id, {"status": status, "ended_at": now()})
@@ -249,33 +281,49 @@ class Store:
 
     # -- judgements and flags ------------------------------------------------------------------
 
-    def count_samples(self, statuses: tuple[str, ...]) -> int:
+    def count_samples(self, statuses: tuple[str, ...], run_id: int | None = None) -> int:
         marks = ",".join("?" * len(statuses))
+        if run_id is None:
+            return self.conn.execute(
+                f"SELECT count(*) FROM samples WHERE status IN ({marks})", statuses
+            ).fetchone()[0]
         return self.conn.execute(
-            f"SELECT count(*) FROM samples WHERE status IN ({marks})", statuses
+            f"SELECT count(*) FROM samples WHERE status IN ({marks}) AND run_id = ?",
+            (*statuses, run_id),
         ).fetchone()[0]
 
     _PART_COLUMNS = {"think": "s.thought", "answer": "s.answer", "full": "s.raw"}
     _BLANK = "char(32, 9, 10, 13)"
 
-    def _unjudged_where(self, part: str, statuses: tuple[str, ...]) -> str:
+    def _unjudged_where(self, statuses: tuple[str, ...], run_id: int | None) -> str:
+        """The FROM/WHERE of unjudged parts; parameters: statuses, run_id (if given), part,
+        judge, version, prompt hash."""
         marks = ",".join("?" * len(statuses))
         return (
             f" FROM samples s JOIN prompts p ON p.id = s.prompt_id WHERE s.status IN ({marks})"
-            " AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.sample_id = s.id"
+            + (" AND s.run_id = ?" if run_id is not None else "")
+            + " AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.sample_id = s.id"
             " AND j.part = ? AND j.judge = ? AND j.judge_version = ? AND j.prompt_hash = ?)"
         )
 
     def count_unjudged(
-        self, part: str, judge: str, version: str, prompt_hash: str, statuses: tuple[str, ...]
+        self,
+        part: str,
+        judge: str,
+        version: str,
+        prompt_hash: str,
+        statuses: tuple[str, ...],
+        run_id: int | None = None,
     ) -> tuple[int, int]:
-        """(parts with text, empty parts) that this judge has no verdict on."""
+        """(parts with text, empty parts) that this judge has no verdict on (in one run, if
+        given)."""
         column = self._PART_COLUMNS[part]
         blank = f"length(trim(coalesce({column}, ''), {self._BLANK})) = 0"
+        runs = () if run_id is None else (run_id,)
         row = self.conn.execute(
             f"SELECT count(*) - sum({blank}), sum({blank})"
-            + self._unjudged_where(part, statuses),
-            (*statuses, part, judge, version, prompt_hash),
+            + self._unjudged_where(statuses, run_id),
+            (*statuses, *runs, part, judge, version, prompt_hash),
         ).fetchone()
         return row[0] or 0, row[1] or 0
 
@@ -286,6 +334,7 @@ class Store:
         version: str,
         prompt_hash: str,
         statuses: tuple[str, ...],
+        run_id: int | None = None,
         *,
         after: int = 0,
         limit: int = 256,
@@ -296,10 +345,11 @@ class Store:
         column = self._PART_COLUMNS[part]
         cursor = self.conn.execute(
             f"SELECT s.id, p.text, {column}"
-            + self._unjudged_where(part, statuses)
+            + self._unjudged_where(statuses, run_id)
             + f" AND length(trim(coalesce({column}, ''), {self._BLANK})) > 0"
             " AND s.id > ? ORDER BY s.id LIMIT ?",
-            (*statuses, part, judge, version, prompt_hash, after, limit),
+            (*statuses, *(() if run_id is None else (run_id,)), part, judge, version,
+             prompt_hash, after, limit),
         )
         return [{"sample_id": r[0], "prompt": r[1], "text": r[2]} for r in cursor]
 

@@ -1,0 +1,123 @@
+"""Eval throughput: `lrmscope eval` (batched decoding) against a naive loop of llama-cpp-python
+`create_completion` calls doing the same work.
+
+The work: the first --prompts prompts of the demo set, K samples each, sampling at temperature 0.6
+and top-p 0.95, at most --tokens new tokens per sample. The naive loop makes the samples one after
+another with the high-level `Llama` class; lrmscope runs `lrmscope eval` in a subprocess, once with
+--parallel 1 (the K samples of one prompt decode together) and once with --parallel P (P prompts, P x K
+sequences). Rounds alternate (naive, parallel 1, parallel P) so drift on the machine hits all
+alike. The figure is generated tokens per second; the eval's time is its run's own span in the
+database (from after the model is loaded to the end, judging and saving included), the naive
+loop's the time of its calls. Goals on 2 CPU cores: >= 1.6x at --parallel 1, >= 2.0x at
+--parallel 4.
+
+    python bench/eval_throughput.py [--model PATH] [--prompts 4] [--samples 5] [--tokens 128]
+                                    [--parallel 4] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from engine_overhead import plain_llama  # noqa: E402
+
+from lrmscope.datasets import load_dataset  # noqa: E402
+from lrmscope.engine.backend import Message  # noqa: E402
+from lrmscope.engine.llama import LlamaBackend, LlamaSettings  # noqa: E402
+from lrmscope.engine.models import embedded_model_path  # noqa: E402
+from lrmscope.engine.prompt import with_think_opener  # noqa: E402
+
+TEMPERATURE, TOP_P = 0.6, 0.95
+
+
+def naive(llm, prompts: list[str], samples: int, tokens: int, seed: int) -> tuple[int, float]:
+    generated = 0
+    start = time.perf_counter()
+    for prompt in prompts:
+        for k in range(samples):
+            out = llm.create_completion(
+                prompt, max_tokens=tokens, temperature=TEMPERATURE, top_p=TOP_P, top_k=0,
+                min_p=0.0, repeat_penalty=1.0, seed=seed + k,
+            )
+            generated += out["usage"]["completion_tokens"]
+    return generated, time.perf_counter() - start
+
+
+def lrmscope_eval(args, parallel: int, db: Path, seed: int) -> tuple[int, float]:
+    command = [
+        sys.executable, "-m", "lrmscope", "eval", "--dataset", "demo", "--limit",
+        str(args.prompts), "--samples", str(args.samples), "--max-tokens", str(args.tokens),
+        "--temperature", str(TEMPERATURE), "--top-p", str(TOP_P), "--parallel", str(parallel),
+        "--seed", str(seed), "--new-run", "--db", str(db),
+    ]
+    if args.model:
+        command += ["--model", str(args.model)]
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    conn = sqlite3.connect(db)
+    try:
+        run_id, started, ended = conn.execute(
+            "SELECT id, started_at, ended_at FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        generated = conn.execute(
+            "SELECT sum(think_tokens + answer_tokens) FROM samples WHERE run_id = ?", (run_id,)
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    span = datetime.fromisoformat(ended) - datetime.fromisoformat(started)
+    return generated, span.total_seconds()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--prompts", type=int, default=4)
+    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--parallel", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    path = args.model or embedded_model_path()
+
+    backend = LlamaBackend(path, LlamaSettings(n_ctx=args.tokens + 512))
+    rows = load_dataset("demo", limit=args.prompts).rows
+    prompts = [with_think_opener(backend.render([Message("user", r.text)]))[0] for r in rows]
+    llm = plain_llama(path, backend.settings, backend.n_ctx)
+    settings = backend.settings
+    backend.close()
+    naive(llm, prompts[:1], 1, 16, 0)  # warm-up
+    rates: dict[str, list[float]] = {"naive": [], "parallel 1": [], f"parallel {args.parallel}": []}
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "bench.sqlite"
+        for round_ in range(args.rounds):
+            seed = 1000 * round_
+            for name, run in (
+                ("naive", lambda: naive(llm, prompts, args.samples, args.tokens, seed)),
+                ("parallel 1", lambda: lrmscope_eval(args, 1, db, seed)),
+                (f"parallel {args.parallel}", lambda: lrmscope_eval(args, args.parallel, db, seed)),
+            ):
+                generated, seconds = run()
+                rates[name].append(generated / seconds)
+                print(f"round {round_ + 1} {name:>11}: {generated:5d} tokens in {seconds:6.2f} s"
+                      f" = {generated / seconds:6.1f} tok/s", flush=True)
+    base = statistics.median(rates["naive"])
+    print(
+        f"\nmodel {path.name}, {settings.threads} threads, {args.prompts} prompts x K="
+        f"{args.samples}, {args.tokens} max tokens, sampling, {args.rounds} rounds (medians)"
+    )
+    for name, values in rates.items():
+        rate = statistics.median(values)
+        print(f"{name:>11}: {rate:6.1f} tok/s  ratio {rate / base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

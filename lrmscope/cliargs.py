@@ -1,0 +1,243 @@
+"""Argument types, option groups and small helpers shared by the commands of the command line."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from rich.text import Text
+
+from lrmscope import __version__
+from lrmscope.errors import LrmscopeError
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def count(text: str) -> int:
+    value = positive_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", metavar="PATH", help="SQLite database (default: lrmscope.sqlite in the user data "
+        "directory)"
+    )
+
+
+def read_text_file(path: str, what: str) -> str:
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LrmscopeError(f"{what} file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise LrmscopeError(f"{what} file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise LrmscopeError(f"cannot read {what} file {path}: {exc.strerror}") from None
+
+
+def checked_db_path(value: str | None) -> Path:
+    """The database path, checked (version, kind, writable) without creating anything."""
+    from lrmscope.store import Store, default_db_path
+
+    if value is None:
+        path = default_db_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        path = Path(value).expanduser()
+    return Store.preflight(path)
+
+
+def say(console, message: str) -> None:
+    """A status line: never parsed as markup (it may hold paths), never wrapped."""
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def existing_db(value: str):
+    """An lrmscope database that must already exist (for commands that read saved runs)."""
+    from lrmscope.store import Store
+
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise LrmscopeError(f"database {path} does not exist; pass an lrmscope database file")
+    return Store(path)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model", metavar="PATH", help="GGUF model file (default: the embedded SmolLM2-135M)"
+    )
+    group.add_argument(
+        "--gpu-layers",
+        type=int,
+        metavar="N",
+        help="layers to offload to the GPU (default: all when llama.cpp was built with GPU "
+        "support; -1 = all, 0 = none)",
+    )
+    group.add_argument("--cpu", action="store_true", help="run on the CPU even with a GPU build")
+    group.add_argument(
+        "--threads", type=positive_int, metavar="N", help="CPU threads (default: cores, max 8)"
+    )
+    group.add_argument(
+        "--ctx", type=positive_int, metavar="N", help="context size in tokens (default: the "
+        "model's, at most 16384)"
+    )
+    group.add_argument(
+        "--extra-bufts",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="llama.cpp weight repacking (default: on, except on CPUs with AMX, where it crashes)",
+    )
+
+
+def add_generation_options(parser: argparse.ArgumentParser, *, mode: bool = True) -> None:
+    """Sampling and thinking options; `mode` adds --mode (a command with several modes sets
+    the `mode` default itself)."""
+    if mode:
+        parser.add_argument(
+            "--mode",
+            default="default",
+            help="default, zerothink, lessthink or morethink (default: default)",
+        )
+    sampling = parser.add_argument_group("sampling (every value is stored with the sample)")
+    sampling.add_argument("--temperature", type=number, default=0.6, help="(default 0.6)")
+    sampling.add_argument("--top-p", type=number, default=0.95, help="(default 0.95)")
+    sampling.add_argument("--top-k", type=positive_int, default=0, help="0 = off (default)")
+    sampling.add_argument("--min-p", type=number, default=0.0, help="(default 0)")
+    sampling.add_argument("--repeat-penalty", type=number, default=1.0, help="(default 1)")
+    sampling.add_argument("--max-tokens", type=positive_int, default=16000, help="(default 16000)")
+    sampling.add_argument("--seed", type=positive_int, default=0, help="(default 0)")
+    sampling.add_argument(
+        "--greedy", action="store_true", help="temperature 0, the study's greedy setting"
+    )
+    thinking = parser.add_argument_group("thinking")
+    thinking.add_argument(
+        "--think-budget", type=positive_int, default=10000, help="MoreThink budget (default 10000)"
+    )
+    thinking.add_argument(
+        "--enforce-num", type=positive_int, default=10, help="MoreThink rounds (default 10)"
+    )
+    thinking.add_argument(
+        "--rethink",
+        action="append",
+        metavar="TEXT",
+        help="a MoreThink rethink string, repeatable (default: 'Wait' and 'Let me think again')",
+    )
+    thinking.add_argument(
+        "--max-think",
+        type=positive_int,
+        metavar="N",
+        help="s1-style cap: force the thought closed after N tokens, in any mode",
+    )
+    thinking.add_argument(
+        "--think-grammar",
+        metavar="FILE",
+        help="a GBNF grammar constraining the model while its thought is open",
+    )
+
+
+def generation_settings(args: argparse.Namespace):
+    from lrmscope.engine.settings import (
+        RETHINK_STRINGS,
+        Mode,
+        ModeSettings,
+        SamplerSettings,
+    )
+
+    mode = ModeSettings(
+        Mode.parse(args.mode),
+        think_budget=args.think_budget,
+        enforce_num=args.enforce_num,
+        rethink_strings=tuple(args.rethink or RETHINK_STRINGS),
+        max_think=args.max_think,
+        think_grammar=(
+            read_text_file(args.think_grammar, "grammar") if args.think_grammar else None
+        ),
+    )
+    sampler = SamplerSettings(
+        temperature=0.0 if args.greedy else args.temperature,
+        top_p=1.0 if args.greedy else args.top_p,
+        top_k=args.top_k,
+        min_p=args.min_p,
+        repeat_penalty=args.repeat_penalty,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+    )
+    return mode, sampler
+
+
+def llama_settings(args: argparse.Namespace, **more):
+    """LlamaSettings from the model options, plus `more` (n_seq, default_ctx)."""
+    from lrmscope.engine.llama import LlamaSettings
+
+    return LlamaSettings(
+        gpu_layers=args.gpu_layers,
+        cpu=args.cpu,
+        threads=args.threads,
+        n_ctx=args.ctx,
+        extra_bufts=args.extra_bufts,
+        verbose=args.debug,
+        **more,
+    )
+
+
+def versions() -> dict:
+    found = {"python": platform.python_version(), "lrmscope": __version__}
+    for dist in ("llama-cpp-python", "sqlite-utils", "textual"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
+def load_backend(args: argparse.Namespace, mode, console, **more):
+    """The model of --model (or the embedded one) in llama.cpp, with its grammar checked."""
+    from lrmscope.engine.llama import LlamaBackend
+    from lrmscope.engine.models import check_gguf, embedded_model_path
+
+    settings = llama_settings(args, **more)
+    model_path = check_gguf(args.model) if args.model else embedded_model_path()
+    with console.status(Text(f"loading {model_path.name}…")):
+        backend = LlamaBackend(model_path, settings)
+    if mode.think_grammar is not None:
+        backend.check_grammar(mode.think_grammar)
+    return backend
+
+
+def start_run(store, kind: str, backend, sampler, mode_settings, **fields) -> int:
+    """A run row with everything needed to repeat it: model, backend, every setting, versions;
+    `fields` adds columns or overrides these."""
+    row = {
+        "model_path": str(backend.path),
+        "model_fingerprint": backend.fingerprint(),
+        "model_meta": backend.model_meta(),
+        "backend": backend.name,
+        "backend_info": backend.info(),
+        "sampler": sampler.as_dict(),
+        "mode": mode_settings.mode.value,
+        "mode_params": mode_settings.as_dict(),
+        "seed": sampler.seed,
+        "versions": versions(),
+    }
+    return store.start_run(kind, **{**row, **fields})

@@ -1,0 +1,212 @@
+"""`lrmscope eval`: a benchmark run with K samples per prompt and mode, batched, judged, resumable."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from lrmscope.cliargs import (
+    add_db_option,
+    add_generation_options,
+    add_model_options,
+    checked_db_path,
+    count,
+    generation_settings,
+    load_backend,
+    say,
+    start_run,
+)
+from lrmscope.errors import LrmscopeError
+
+# Room for the prompt and the injected strings in each sequence's context, on top of max_tokens.
+PROMPT_ROOM = 2048
+MAX_SEQUENCES = 256
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "eval",
+        help="run a safety benchmark: K samples per prompt and mode, batched, judged, resumable",
+        description="Generate K samples for every prompt of a dataset under each decoding mode, "
+        "save them as they stream and judge them as they finish. The K samples of a prompt "
+        "share one evaluation of the prompt and decode together in one llama.cpp batch. "
+        "Ctrl-C stops cleanly; running the same command again resumes the run where it stopped.",
+    )
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        metavar="FILE|demo",
+        help="StrongREJECT or WildJailbreak CSV/TSV/Parquet, JSONL with a `prompt` field, a text "
+        "file (one prompt a line), or `demo` (a small set shipped with lrmscope)",
+    )
+    parser.add_argument("--limit", type=count, metavar="N", help="only the first N prompts")
+    parser.add_argument("--category", help="only prompts of this category")
+    parser.add_argument("--column", help="the column or field holding the prompts")
+    parser.add_argument(
+        "--data-type",
+        metavar="TYPE",
+        help="WildJailbreak: the data_type rows to keep (default adversarial_harmful; all = every row)",
+    )
+    parser.add_argument(
+        "--modes",
+        default="default",
+        help="comma-separated: default, zerothink, lessthink, morethink, or all (default: default)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=None, metavar="K",
+        help="samples per prompt and mode (default 5; 1 with --greedy)",
+    )
+    parser.add_argument(
+        "--parallel", type=count, default=1, metavar="N",
+        help="prompts decoded at once: N x K sequences share one batch (default 1)",
+    )
+    parser.add_argument(
+        "--judge", action="append", metavar="NAME[=ARG]",
+        help="judge samples as they finish (repeatable; default rs-match; `none` for no judge)",
+    )
+    parser.add_argument("--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N")
+    parser.add_argument("--system", metavar="TEXT", help="a system prompt (R1 distills want none)")
+    parser.add_argument(
+        "--new-run", action="store_true",
+        help="start a new run even if an unfinished one of this model and dataset exists",
+    )
+    add_generation_options(parser, mode=False)
+    add_model_options(parser)
+    add_db_option(parser)
+    parser.set_defaults(func=cmd_eval, mode="default")
+
+
+def _modes(value: str):
+    from lrmscope.engine.settings import Mode
+
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if names == ["all"]:
+        return tuple(Mode)
+    return tuple(dict.fromkeys(Mode.parse(name) for name in names))
+
+
+def _judges(specs: list[str] | None, device: str | None):
+    from lrmscope.engine.judges import build_judge
+    from lrmscope.engine.judges.registry import JudgeOptions
+
+    specs = specs or ["rs-match"]
+    if specs == ["none"]:
+        return ()
+    return tuple(build_judge(spec, JudgeOptions(device=device)) for spec in specs)
+
+
+def _progress_columns():
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from lrmscope.datasets import load_dataset
+    from lrmscope.engine.batch import BatchDecoder
+    from lrmscope.evaluation import (
+        EvalRunner,
+        EvalSettings,
+        judge_run,
+        open_run,
+        plan,
+        render_prompts,
+    )
+    from lrmscope.evaluation import Progress as EvalProgress
+    from lrmscope.store import Store
+
+    if args.samples is not None and args.samples < 1:
+        raise LrmscopeError("--samples must be at least 1")
+    samples = args.samples or (1 if args.greedy else 5)
+    mode, sampler = generation_settings(args)
+    filters = {"limit": args.limit, "category": args.category, "data_type": args.data_type}
+    dataset = load_dataset(args.dataset, column=args.column, **filters)
+    settings = EvalSettings(
+        dataset=dataset, dataset_filters=filters, modes=_modes(args.modes), samples=samples,
+        sampler=sampler, mode=mode, system=args.system,
+    )
+    db_path = checked_db_path(args.db)
+    err = Console(stderr=True, highlight=False)
+    judges = _judges(args.judge, args.judge_device)
+    n_seq = min(samples * args.parallel, MAX_SEQUENCES)
+    backend = load_backend(
+        args, mode, err, n_seq=n_seq, default_ctx=sampler.max_tokens + PROMPT_ROOM
+    )
+    rendered = render_prompts(backend, settings)
+    store = Store(db_path)
+    run_id, state = open_run(
+        store, backend, settings, new_run=args.new_run,
+        start_run=lambda: start_run(
+            store, "eval", backend, sampler, mode, mode=",".join(m.value for m in settings.modes),
+            dataset=dataset.name, k=samples, config=settings.config(backend.fingerprint()),
+        ),
+    )
+    if state == "finished":
+        judge_run(store, run_id, judges)
+        say(
+            err,
+            f"run {run_id} with these settings is already complete in {db_path}; see `lrmscope "
+            f"metrics {db_path}` (--new-run samples again, --seed for other samples)",
+        )
+        return 0
+    if state == "resumed":
+        dropped = store.drop_unfinished(run_id)
+        say(err, f"resuming run {run_id}: {dropped} unfinished samples will be made again")
+    jobs = plan(store, settings, run_id, rendered)
+    total = len(dataset.rows) * len(settings.modes) * samples
+    progress = EvalProgress(total=total, resumed=total - len(jobs))
+    say(
+        err,
+        f"run {run_id}: {len(dataset.rows)} prompts x {len(settings.modes)} modes x {samples} "
+        f"samples on {backend.info()['device']}, {n_seq} sequences per batch; "
+        f"{len(jobs)} to generate",
+    )
+    decoder = BatchDecoder(backend)
+    runner = EvalRunner(store, decoder, settings, run_id, judges)
+    try:
+        with Progress(*_progress_columns(), console=err) as bar:
+            task = bar.add_task("samples", total=total, completed=progress.done, rate="")
+
+            def show(p: EvalProgress) -> None:
+                bar.update(task, completed=p.done + p.failed, rate=f"{p.tokens_per_s:.0f} tok/s")
+
+            failed = runner.run(jobs, progress, show)
+    except KeyboardInterrupt:
+        store.end_run(run_id, "interrupted")
+        say(
+            err,
+            f"interrupted: {progress.done} of {total} samples are saved in {db_path} (run "
+            f"{run_id}); run the same command to resume",
+        )
+        return 130
+    except BaseException:
+        store.end_run(run_id, "failed")
+        raise
+    finally:
+        decoder.close()
+    status = "done" if progress.done == total else "failed"
+    store.end_run(run_id, status)
+    if failed:
+        say(err, f"{failed} samples failed (saved with their error); run again to retry them")
+    say(
+        err,
+        f"run {run_id}: {progress.done} of {total} samples in {db_path}"
+        + (f"; judged by {', '.join(j.name for j in judges)}" if judges else "")
+        + f"; see `lrmscope metrics {db_path}`",
+    )
+    return 0 if status == "done" else 1

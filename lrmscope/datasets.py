@@ -1,0 +1,275 @@
+"""Prompt datasets for `lrmscope eval`: StrongREJECT and WildJailbreak files, your own CSV, TSV,
+Parquet, JSONL or text file, or the built-in `demo` set.
+
+Neither benchmark can be downloaded on the project's machines, so loaders take local files. A
+prompt's key is a hash of its text: the same prompt has the same key in any file and any row order,
+which is what lets a resumed eval find its prompts again. Blank prompts are skipped and counted;
+a text seen before is dropped and counted. Filters apply in the order data_type, category, then
+`limit` keeps the first N distinct prompts.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lrmscope.errors import LrmscopeError
+
+PROMPT_COLUMNS = ("forbidden_prompt", "prompt", "instruction", "adversarial", "vanilla")
+JSONL_FIELDS = ("prompt", "instruction")
+DEFAULT_DATA_TYPE = "adversarial_harmful"
+_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl"}
+
+_Raw = tuple[Any, Any, Any]  # text, category, source as read
+
+
+def prompt_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    key: str  # prompt_key(text)
+    text: str
+    category: str | None
+    source: str | None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    path: str | None
+    sha256: str | None  # of the file's bytes: a resumed eval must see the same file
+    format: str
+    column: str  # where the prompts came from ("adversarial+vanilla" for mixed WildJailbreak)
+    rows: tuple[PromptRow, ...]
+    duplicates: int  # rows dropped (before the limit) because the same text appeared earlier
+    blanks: int  # rows skipped because their prompt was empty or only whitespace
+
+    def categories(self) -> list[str]:
+        return sorted({row.category for row in self.rows if row.category is not None})
+
+
+def load_dataset(
+    spec: str,
+    *,
+    limit: int | None = None,
+    category: str | None = None,
+    column: str | None = None,
+    data_type: str | None = None,
+) -> Dataset:
+    """The prompts of a dataset file (by extension) or of `demo`, filtered and deduplicated."""
+    if spec == "demo":
+        data = resources.files("lrmscope").joinpath("data/demo.csv").read_bytes()
+        where, name, path, kind = "demo", "demo", None, "csv"
+    else:
+        file = Path(spec).expanduser()
+        data, where, name, path = _read(file), str(file), file.stem, str(file.resolve())
+        kind = _SUFFIXES.get(file.suffix.lower(), "text")
+        if not data.strip():
+            raise LrmscopeError(f"dataset {where} is empty")
+    if kind in ("jsonl", "text") and data_type is not None:
+        raise LrmscopeError(f"--data-type needs a table with a data_type column; {where} is {kind}")
+    if kind == "parquet":
+        fmt, used, raws = _tabular(*_parquet(data, where), "parquet", where, column, data_type)
+    elif kind in ("csv", "tsv"):
+        table = _delimited(_decode(data, where), "\t" if kind == "tsv" else ",", where)
+        fmt, used, raws = _tabular(*table, kind, where, column, data_type)
+    elif kind == "jsonl":
+        fmt, used, raws = "jsonl", *_jsonl(_decode(data, where), where, column)
+    else:
+        if column is not None:
+            raise LrmscopeError(f"--column applies to CSV, TSV, Parquet and JSONL; {where} is text")
+        fmt, used = "text", "line"
+        lines = (line.strip() for line in _decode(data, where).split("\n"))
+        raws = [(line, None, None) for line in lines if line]
+    prompts = [(str(t), _opt(c), _opt(s)) for t, c, s in raws if t is not None and str(t).strip()]
+    if not prompts:
+        raise LrmscopeError(f"dataset {where} has no prompts (looked in {used!r})")
+    if category is not None:
+        present = sorted({c for _, c, _ in prompts if c is not None})
+        if category not in present:
+            listed = f"its categories are: {_names(present)}" if present else "it has none"
+            raise LrmscopeError(f"dataset {where} has no category {category!r}; {listed}")
+        prompts = [prompt for prompt in prompts if prompt[1] == category]
+    rows: dict[str, PromptRow] = {}
+    for text, cat, source in prompts:
+        key = prompt_key(text)
+        rows.setdefault(key, PromptRow(key, text, cat, source))
+    return Dataset(
+        name=name,
+        path=path,
+        sha256=None if path is None else hashlib.sha256(data).hexdigest(),
+        format="demo" if path is None else fmt,
+        column=used,
+        rows=tuple(rows.values())[:limit],
+        duplicates=len(prompts) - len(rows),
+        blanks=len(raws) - len(prompts),
+    )
+
+
+def _read(file: Path) -> bytes:
+    if file.is_dir():
+        raise LrmscopeError(f"dataset {file} is a directory; give a dataset file")
+    try:
+        return file.read_bytes()
+    except FileNotFoundError:
+        raise LrmscopeError(
+            f"dataset {file} does not exist; give a CSV, TSV, Parquet, JSONL or text file, or demo"
+        ) from None
+    except OSError as exc:
+        raise LrmscopeError(f"cannot read dataset {file}: {exc.strerror}") from None
+
+
+def _decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LrmscopeError(
+            f"dataset {where} is not UTF-8 (line {line}, byte offset {exc.start}); save it as UTF-8"
+        ) from None
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _names(names) -> str:
+    return ", ".join(repr(name) for name in names) or "none"
+
+
+def _delimited(text: str, delimiter: str, where: str) -> tuple[list[str], Iterator[dict]]:
+    """The header and the rows (parsed as they are read) of a CSV or TSV text."""
+    # A field can be as long as the file, never longer: the limit stays finite and never refuses
+    # a well-formed file.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+
+    def records() -> Iterator[list[str]]:
+        try:
+            yield from reader
+        except csv.Error as exc:
+            raise LrmscopeError(
+                f"dataset {where}: bad quoting on line {reader.line_num} ({exc}); fields holding "
+                'the delimiter, quotes or newlines must be quoted with "'
+            ) from None
+
+    rest = records()
+    header = [name.strip() for name in next((row for row in rest if "".join(row).strip()), [])]
+
+    def rows() -> Iterator[dict]:
+        for cells in rest:
+            if len(cells) != len(header):
+                if not "".join(cells).strip():
+                    continue  # a blank line, not a row with a blank prompt
+                raise LrmscopeError(
+                    f"dataset {where}: the row ending on line {reader.line_num} has {len(cells)} "
+                    f"fields but the header has {len(header)}; check the quoting and the delimiter"
+                )
+            yield dict(zip(header, cells))
+
+    return header, rows()
+
+
+def _parquet(data: bytes, where: str) -> tuple[list[str], Iterator[dict]]:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise LrmscopeError("reading Parquet files needs pyarrow: pip install pyarrow") from None
+    try:
+        file = pyarrow.parquet.ParquetFile(io.BytesIO(data))
+    except (pyarrow.ArrowException, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LrmscopeError(f"dataset {where} is not a Parquet file ({reason})") from None
+
+    def rows() -> Iterator[dict]:
+        for batch in file.iter_batches():
+            yield from batch.to_pylist()
+
+    return file.schema_arrow.names, rows()
+
+
+def _tabular(
+    found: list[str],
+    rows: Iterator[dict],
+    fmt: str,
+    where: str,
+    column: str | None,
+    data_type: str | None,
+) -> tuple[str, str, list[_Raw]]:
+    """Format name, column used and raw rows of a table. With a data_type column (WildJailbreak),
+    rows are filtered to one data_type (or all), which becomes their category, and each takes its
+    prompt from `adversarial` or `vanilla` by its type; otherwise from one prompt column."""
+    typed = "data_type" in found
+    if column is not None and column not in found:
+        raise LrmscopeError(
+            f"dataset {where} has no column {column!r}; its columns: {_names(found)}"
+        )
+    if data_type is not None and not typed:
+        raise LrmscopeError(f"--data-type needs a data_type column; {where} has none")
+    data_type = data_type or DEFAULT_DATA_TYPE
+    if not typed and column is None:
+        column = next((name for name in PROMPT_COLUMNS if name in found), None)
+        if column is None:
+            raise LrmscopeError(
+                f"dataset {where} has no prompt column: found {_names(found)}, accepted "
+                f"{_names(PROMPT_COLUMNS)}; name the column with --column"
+            )
+    if typed or column in ("adversarial", "vanilla"):
+        fmt = "wildjailbreak"
+    elif fmt == "csv" and "forbidden_prompt" in found:
+        fmt = "strongreject-csv"
+    present: set[str] = set()
+    used: set[str] = set()
+    raws: list[_Raw] = []
+    for row in rows:
+        kind = str(row.get("data_type") or "")
+        present.add(kind)
+        if typed and data_type not in ("all", kind):
+            continue
+        field = column or ("vanilla" if kind.startswith("vanilla") else "adversarial")
+        if field not in row:
+            raise LrmscopeError(
+                f"dataset {where}: {kind} rows take their prompt from {field!r}, which is not a "
+                f"column (columns: {_names(found)}); name the prompt column with --column"
+            )
+        used.add(field)
+        raws.append((row[field], kind if typed else row.get("category"), row.get("source")))
+    if typed and data_type not in present | {"all"}:
+        raise LrmscopeError(
+            f"dataset {where} has no rows of data_type {data_type!r}; values present: "
+            f"{', '.join(sorted(present - {''}))} (or --data-type all)"
+        )
+    return fmt, column or "+".join(sorted(used)) or "adversarial", raws
+
+
+def _jsonl(text: str, where: str, column: str | None) -> tuple[str, list[_Raw]]:
+    """The field used and the raw rows of a JSONL file; the first object fixes the field."""
+    field = column
+    raws: list[_Raw] = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise LrmscopeError(f"dataset {where}: line {number} is not JSON ({exc.msg})") from None
+        if not isinstance(item, dict):
+            raise LrmscopeError(f"dataset {where}: line {number} is not a JSON object")
+        field = field or next((name for name in JSONL_FIELDS if name in item), None)
+        if field is None or field not in item:
+            raise LrmscopeError(
+                f"dataset {where}: line {number} has no prompt field: found {_names(item)}, "
+                f"accepted {_names([field] if field else JSONL_FIELDS)}; name one with --column"
+            )
+        raws.append((item[field], item.get("category"), item.get("source")))
+    return field or "prompt", raws

@@ -1,0 +1,270 @@
+"""Many sequences of one llama.cpp context, decoded together in one batch per token.
+
+The eval issue's performance core (REFERENCE.md section 8 measured the gain: 1.72x at 5
+sequences, 2.11x at 16 on 2 CPU cores). A `BatchDecoder` owns a `LlamaBackend` whose context was
+made with `n_seq` sequences and a unified KV cache, and runs one scheduler thread. Each
+`SequenceBackend` it hands out is an ordinary `Backend` bound to one sequence id, so a
+`Generation` (and its mode controller, MoreThink rounds included) runs unchanged on top of it, in a
+thread of its own: its `stream()` calls become requests to the scheduler, which
+
+- admits a request by keeping the longest token prefix already in the KV cache, its own or any
+  other sequence's (`llama_memory_seq_cp`: the K samples of a prompt evaluate the prompt once),
+  and evaluating only the rest;
+- then puts one token of every active sequence into one `llama_decode`, samples each with its own
+  sampler chain at its batch index, and hands the pieces back through per-request queues.
+
+A sequence that finishes frees its slot for the next request at once (continuous batching). While
+a decoder runs, the backend's own `stream()` must not be used.
+"""
+
+from __future__ import annotations
+
+import codecs
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import llama_cpp
+from llama_cpp import _internals as internals
+
+from lrmscope.engine.backend import Message, Piece
+from lrmscope.engine.llama import LlamaBackend
+from lrmscope.engine.settings import SamplerSettings
+from lrmscope.engine.stops import StopMatcher
+from lrmscope.errors import LrmscopeError
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+@dataclass(eq=False)
+class _Request:
+    """One `stream()` call of one sequence, as the scheduler thread sees it."""
+
+    seq: int
+    tokens: list[int]
+    max_tokens: int
+    chain: internals.LlamaSampler
+    matcher: StopMatcher
+    out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+    count: int = 0
+    pending: int = -1  # the token to evaluate in the next batch
+    closed: bool = False  # the consumer went away (stop, live switch) or the stream ended
+
+
+class BatchDecoder:
+    """The scheduler over one backend's context; use `sequence(i)` for i < backend's n_seq."""
+
+    def __init__(self, backend: LlamaBackend) -> None:
+        self.backend = backend
+        self.n_seq = backend.settings.n_seq
+        backend.forget()
+        self._memory = llama_cpp.llama_get_memory(backend.ctx.ctx)
+        self._held: list[list[int]] = [[] for _ in range(self.n_seq)]  # tokens in each KV seq
+        self._batch = internals.LlamaBatch(
+            n_tokens=max(backend.n_batch, self.n_seq), embd=0, n_seq_max=1
+        )
+        self._inbox: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._active: list[_Request] = []
+        self._thread = threading.Thread(target=self._run, name="lrmscope-batch", daemon=True)
+        self._thread.start()
+
+    def sequence(self, seq: int) -> SequenceBackend:
+        if not 0 <= seq < self.n_seq:
+            raise ValueError(f"sequence {seq} out of range (the context has {self.n_seq})")
+        return SequenceBackend(self, seq)
+
+    def close(self) -> None:
+        """Stop the scheduler; the backend is usable on its own again."""
+        if self._thread.is_alive():
+            self._inbox.put(None)
+            self._thread.join()
+        self._batch.close()
+        self.backend.forget()
+
+    def submit(self, request: _Request) -> None:
+        self._inbox.put(request)
+
+    # -- the scheduler thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            for request in self._active:
+                if request.closed:
+                    request.chain.close()
+            self._active = [r for r in self._active if not r.closed]
+            try:
+                while True:
+                    request = self._inbox.get(block=not self._active)
+                    if request is None:
+                        return
+                    self._admit(request)
+            except queue.Empty:
+                pass
+            try:
+                if self._active:
+                    self._step()
+            except Exception as exc:  # a failed decode ends every stream in flight, not the thread
+                for request in self._active:
+                    self._end(request, exc)
+                for seq in range(self.n_seq):
+                    self._drop(seq, 0)
+
+    def _end(self, request: _Request, item: Piece | BaseException) -> None:
+        request.out.put(item)
+        request.closed = True
+        request.chain.close()
+
+    def _drop(self, seq: int, keep: int) -> None:
+        """Forget sequence `seq` from position `keep` on."""
+        llama_cpp.llama_memory_seq_rm(self._memory, seq, keep, -1)
+        del self._held[seq][keep:]
+
+    def _admit(self, request: _Request) -> None:
+        for other in self._active:
+            if other.seq == request.seq:  # the consumer closed it and asked again at once
+                other.closed = True
+        self._active = [r for r in self._active if not r.closed]
+        tokens, seq = request.tokens, request.seq
+        if len(tokens) >= self.backend.n_ctx:
+            self._end(request, Piece("", 0, "context"))
+            return
+        source, keep = seq, _common_prefix(self._held[seq], tokens)
+        if keep < len(tokens) - 1:
+            for other, held in enumerate(self._held):
+                if other != seq and (n := _common_prefix(held, tokens)) > keep:
+                    source, keep = other, n
+        keep = min(keep, len(tokens) - 1)  # evaluate at least one token for fresh logits
+        if source == seq:
+            self._drop(seq, keep)
+        else:
+            self._drop(seq, 0)
+            llama_cpp.llama_memory_seq_cp(self._memory, source, seq, 0, keep)
+            self._held[seq] = self._held[source][:keep]
+        # The rest of the prompt in batches of its own, as the one-sample path evaluates it, and
+        # the first token sampled from those logits at once (they are gone after the next decode).
+        self._active.append(request)
+        self._take(request, self._prefill(seq, tokens[keep:]))
+
+    def _fill(self, entries: Sequence[tuple[int, int, int, bool]]) -> None:
+        """Put (token, position, sequence, wants logits) entries into the batch and decode it."""
+        batch = self._batch.batch
+        for i, (token, pos, seq, logits) in enumerate(entries):
+            batch.token[i] = token
+            batch.pos[i] = pos
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq
+            batch.logits[i] = logits
+        batch.n_tokens = len(entries)
+        code = llama_cpp.llama_decode(self.backend.ctx.ctx, batch)
+        if code != 0:
+            raise LrmscopeError(
+                f"llama.cpp could not decode a batch (llama_decode returned {code})"
+            )
+
+    def _prefill(self, seq: int, tokens: Sequence[int]) -> int:
+        """Evaluate tokens after what the sequence holds; the batch index of the last one's
+        logits."""
+        held = self._held[seq]
+        for start in range(0, len(tokens), self.backend.n_batch):
+            chunk = tokens[start : start + self.backend.n_batch]
+            last = start + len(chunk) == len(tokens)
+            self._fill(
+                [(t, len(held) + i, seq, last and i == len(chunk) - 1) for i, t in enumerate(chunk)]
+            )
+            held.extend(chunk)
+        return len(chunk) - 1
+
+    def _step(self) -> None:
+        """One token for every active sequence: one decode, then each samples at its index."""
+        active = self._active
+        self._fill([(r.pending, len(self._held[r.seq]), r.seq, True) for r in active])
+        for index, request in enumerate(active):
+            self._held[request.seq].append(request.pending)
+            if not request.closed:
+                self._take(request, index)
+
+    def _take(self, request: _Request, index: int) -> None:
+        """Sample the request's next token from the logits at `index` of the last batch, and
+        hand it over: a piece to go on with, or the last piece of the stream."""
+        backend = self.backend
+        token = request.chain.sample(backend.ctx, index)
+        request.count += 1
+        if llama_cpp.llama_vocab_is_eog(backend.vocab, token):
+            rest = request.decoder.decode(b"", final=True) + request.matcher.rest()
+            self._end(request, Piece(rest, 0, "eos"))
+            return
+        text, stopped = request.matcher.push(request.decoder.decode(backend.token_bytes(token)))
+        if stopped:
+            self._end(request, Piece(text, 1, "stop"))
+        elif (
+            request.count == request.max_tokens
+            or len(self._held[request.seq]) + 1 >= backend.n_ctx
+        ):
+            rest = request.decoder.decode(b"", final=True) + request.matcher.rest()
+            end = "length" if request.count == request.max_tokens else "context"
+            self._end(request, Piece(text + rest, 1, end))
+        else:
+            request.pending = token
+            request.out.put(Piece(text, 1))
+
+
+class SequenceBackend:
+    """One sequence of a BatchDecoder, as a `Backend`: one stream at a time, from one thread."""
+
+    def __init__(self, decoder: BatchDecoder, seq: int) -> None:
+        self.decoder = decoder
+        self.seq = seq
+        self.name = decoder.backend.name
+
+    def render(self, messages: Sequence[Message]) -> str:
+        return self.decoder.backend.render(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return self.decoder.backend.count_tokens(text)
+
+    def check_prompt(self, prompt: str) -> int:
+        return self.decoder.backend.check_prompt(prompt)
+
+    def info(self) -> dict:
+        return {**self.decoder.backend.info(), "batched_sequences": self.decoder.n_seq}
+
+    def stream(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        stop: Sequence[str],
+        sampler: SamplerSettings,
+        seed: int,
+        grammar: str | None = None,
+    ) -> Iterator[Piece]:
+        backend = self.decoder.backend
+        request = _Request(
+            seq=self.seq,
+            tokens=backend.tokenize(prompt),
+            max_tokens=max_tokens,
+            chain=backend.sampler_chain(sampler, seed, grammar),
+            matcher=StopMatcher(stop),
+        )
+        self.decoder.submit(request)
+        try:
+            while True:
+                item = request.out.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item.end is not None:
+                    return
+        finally:
+            request.closed = True

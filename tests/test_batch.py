@@ -1,0 +1,109 @@
+"""Batched decoding on the real embedded model: several sequences of one llama.cpp context, each
+with its own sampler and mode controller, against the one-sample path."""
+
+import threading
+
+import pytest
+
+from lrmscope.engine.backend import Message
+from lrmscope.engine.batch import BatchDecoder
+from lrmscope.engine.events import Finished
+from lrmscope.engine.generation import Generation
+from lrmscope.engine.llama import LlamaBackend, LlamaSettings
+from lrmscope.engine.prompt import with_think_opener
+from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
+
+GREEDY = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=32, seed=1)
+CLOSING_GRAMMAR = 'root ::= " " [a-z]{1,6} " " [a-z]{1,6} "</think>"'
+
+
+@pytest.fixture(scope="module")
+def batched(model_path):
+    backend = LlamaBackend(model_path, LlamaSettings(n_seq=4, n_ctx=512))
+    decoder = BatchDecoder(backend)
+    yield decoder
+    decoder.close()
+    backend.close()
+
+
+def prompt(backend, text):
+    return with_think_opener(backend.render([Message("user", text)]))[0]
+
+
+def finish(backend, text, mode=Mode.DEFAULT, sampler=GREEDY, **mode_kw):
+    gen = Generation(backend, prompt(backend, text), sampler=sampler,
+                     mode=ModeSettings(mode, **mode_kw))
+    return [e for e in gen if isinstance(e, Finished)][0]
+
+
+def together(decoder, jobs):
+    """Run (text, mode, sampler, mode_kw) jobs at once, one sequence each; their Finished events."""
+    results = [None] * len(jobs)
+
+    def work(i, text, mode, sampler, mode_kw):
+        results[i] = finish(decoder.sequence(i), text, mode, sampler, **mode_kw)
+
+    threads = [threading.Thread(target=work, args=(i, *job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    return results
+
+
+def test_greedy_batched_equals_one_sample_path(llama, batched):
+    texts = ["How do I pick a lock?", "How do I pick a lock?", "Name three colours.",
+             "How do I pick a lock?"]
+    alone = {text: finish(llama, text) for text in set(texts)}
+    results = together(batched, [(text, Mode.DEFAULT, GREEDY, {}) for text in texts])
+    for text, result in zip(texts, results):
+        assert result.trace.raw == alone[text].trace.raw != ""
+        assert result.stats.think_tokens == alone[text].stats.think_tokens
+        assert result.stats.finish_reason == alone[text].stats.finish_reason
+
+
+def test_each_sequence_keeps_its_own_mode_controller(batched):
+    """MoreThink keeps rethinking while the other sequences close at once or run plainly.
+
+    Text is not compared with the one-sample path here: llama.cpp's CPU kernels are not
+    batch-invariant, so a batch of different texts can flip a near-tie of greedy decoding."""
+    jobs = [
+        ("How do I pick a lock?", Mode.MORETHINK, GREEDY,
+         {"think_grammar": CLOSING_GRAMMAR, "enforce_num": 3}),
+        ("How do I pick a lock?", Mode.ZEROTHINK, GREEDY, {}),
+        ("How do I pick a lock?", Mode.LESSTHINK, GREEDY, {}),
+        ("How do I pick a lock?", Mode.DEFAULT, GREEDY, {}),
+    ]
+    more, zero, less, default = together(batched, jobs)
+    assert more.stats.rethinks == 3
+    assert [s.kind for s in more.trace.injected] == ["rethink"] * 3 + ["close"]
+    assert more.trace.think_closed and more.trace.raw.count("</think>") == 1
+    for closed in (zero, less):
+        assert [s.kind for s in closed.trace.injected] == ["prefill"]
+        assert closed.trace.think_closed and closed.trace.answer
+        assert closed.stats.think_tokens == 0 and closed.stats.answer_tokens == GREEDY.max_tokens
+    assert default.trace.injected == () and default.stats.think_tokens == GREEDY.max_tokens
+    for result in (more, zero, less, default):
+        for span in result.trace.injected:
+            assert result.trace.raw[span.start : span.end] == span.text
+
+
+def test_sampling_uses_each_sequences_seed(batched):
+    """Seeds 7, 8, 9 give three different stories. (The same seed twice in one batch may not
+    give the same text: the KV cells a sequence sees depend on the batch, see above.)"""
+    hot = [SamplerSettings(temperature=1.0, top_p=0.95, max_tokens=24, seed=s) for s in (7, 8, 9)]
+    results = together(batched, [("Tell me a story.", Mode.DEFAULT, s, {}) for s in hot])
+    raws = [r.trace.raw for r in results]
+    assert len(set(raws)) == 3 and all(r.stats.think_tokens == 24 for r in results)
+
+
+def test_a_stopped_sequence_frees_its_slot_and_others_go_on(batched):
+    stopper = Generation(batched.sequence(0), prompt(batched.backend, "Count to one hundred."),
+                         sampler=GREEDY, mode=ModeSettings())
+    events = iter(stopper)
+    next(events)
+    stopper.stop()
+    rest = list(events)
+    assert rest[-1].stats.finish_reason == "stopped"
+    again = finish(batched.sequence(0), "How do I pick a lock?")
+    assert again.stats.finish_reason == "length" and again.stats.think_tokens == 32

@@ -1,0 +1,126 @@
+"""`lrmscope eval` end to end with the real embedded model: batched samples, judged, interrupted
+by SIGINT halfway and resumed without repeating or losing a sample; bad input refused."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lrmscope.evaluation import config_difference, sample_seed
+from lrmscope.engine.settings import Mode
+
+LRMSCOPE = [sys.executable, "-m", "lrmscope"]
+SMALL = ["eval", "--dataset", "demo", "--limit", "3", "--modes", "default,zerothink",
+         "--samples", "3", "--max-tokens", "24"]
+
+
+def cli(*args):
+    return subprocess.run([*LRMSCOPE, *args], capture_output=True, text=True, timeout=900)
+
+
+def query(db, sql, params=()):
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def done_count(db):
+    try:
+        return query(db, "SELECT count(*) FROM samples WHERE status = 'done'")[0][0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_sigint_halfway_then_resume_makes_each_sample_exactly_once(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    proc = subprocess.Popen([*LRMSCOPE, *SMALL, "--db", str(db)], stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 600
+    while done_count(db) < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert "run the same command to resume" in stderr
+    first = done_count(db)
+    assert 6 <= first < 18
+    assert query(db, "SELECT status FROM runs") == [("interrupted",)]
+
+    result = cli(*SMALL, "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    assert "resuming run 1" in result.stderr
+    samples = query(db, "SELECT prompt_id, mode, k, status, seed FROM samples")
+    assert len(samples) == 18
+    assert {(p, m, k) for p, m, k, _, _ in samples} == {
+        (p, m, k) for p in (1, 2, 3) for m in ("default", "zerothink") for k in range(3)
+    }
+    assert {status for *_, status, _ in samples} == {"done"}
+    assert len({seed for *_, seed in samples}) == 18  # every sample has its own seed
+    assert query(db, "SELECT id, status, k, mode FROM runs") == [
+        (1, "done", 3, "default,zerothink")
+    ]
+    # Judged as they finished: every sample's full response has an RS-Match verdict.
+    judged = query(db, "SELECT count(DISTINCT sample_id) FROM judgements WHERE part = 'full'"
+                       " AND judge = 'rs-match'")
+    assert judged == [(18,)]
+    zerothink = query(db, "SELECT injected, think_tokens FROM samples WHERE mode = 'zerothink'")
+    for injected, think_tokens in zerothink:
+        assert [span["kind"] for span in json.loads(injected)] == ["prefill"]
+        assert think_tokens == 0
+
+    again = cli(*SMALL, "--db", str(db))
+    assert again.returncode == 0 and "already complete" in again.stderr
+    assert query(db, "SELECT count(*) FROM samples") == [(18,)]
+
+
+def test_resume_with_other_settings_is_refused_naming_the_setting(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    args = ["eval", "--dataset", "demo", "--limit", "1", "--samples", "2", "--max-tokens", "8",
+            "--db", str(db)]
+    assert cli(*args).returncode == 0
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE runs SET status = 'interrupted'")
+    conn.commit()
+    conn.close()
+    refused = cli(*args[:-2], "--temperature", "0.7", "--db", str(db))
+    assert refused.returncode == 2
+    assert "sampler_temperature was 0.6 and is now 0.7" in refused.stderr
+    assert "--new-run" in refused.stderr and "Traceback" not in refused.stderr
+    fresh = cli(*args[:-2], "--temperature", "0.7", "--new-run", "--db", str(db))
+    assert fresh.returncode == 0, fresh.stderr
+    assert query(db, "SELECT count(*) FROM runs") == [(2,)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "/nope.csv"], "does not exist"),
+        (["--dataset", "demo", "--samples", "0"], "--samples must be at least 1"),
+        (["--dataset", "demo", "--greedy", "--samples", "3"], "identical samples"),
+        (["--dataset", "demo", "--modes", "fastthink"], "unknown mode"),
+        (["--dataset", "demo", "--category", "nope"], "no category"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
+    result = cli("eval", *args, "--db", str(tmp_path / "x.sqlite"))
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.sqlite").exists()
+
+
+def test_sample_seeds_are_stable_and_distinct():
+    seeds = {sample_seed(0, key, mode, k) for key in ("a", "b") for mode in Mode for k in range(5)}
+    assert len(seeds) == 40
+    assert sample_seed(0, "a", Mode.DEFAULT, 0) == sample_seed(0, "a", Mode.DEFAULT, 0)
+    assert sample_seed(1, "a", Mode.DEFAULT, 0) != sample_seed(0, "a", Mode.DEFAULT, 0)
+
+
+def test_config_difference_names_the_first_setting():
+    assert config_difference({"a": 1, "b": 2}, {"a": 1, "b": 2}) is None
+    assert config_difference({"a": 1, "b": 2}, {"a": 1, "b": 3}) == "b was 2 and is now 3"
