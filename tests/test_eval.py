@@ -2,11 +2,13 @@
 by SIGINT halfway and resumed without repeating or losing a sample; bad input refused."""
 
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +126,32 @@ def test_sample_seeds_are_stable_and_distinct():
 def test_config_difference_names_the_first_setting():
     assert config_difference({"a": 1, "b": 2}, {"a": 1, "b": 2}) is None
     assert config_difference({"a": 1, "b": 2}, {"a": 1, "b": 3}) == "b was 2 and is now 3"
+
+
+def test_a_database_locked_by_another_writer_is_one_clear_line(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    assert cli("eval", "--dataset", "demo", "--limit", "1", "--samples", "1", "--max-tokens", "4",
+               "--db", str(db)).returncode == 0
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the busy timeout
+    try:
+        result = cli("eval", "--dataset", "demo", "--limit", "1", "--samples", "1",
+                     "--max-tokens", "4", "--new-run", "--db", str(db))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 2
+    assert "locked by another writer" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_committed_sample_run_gives_metrics_offline(tmp_path):
+    """sample_runs/demo-eval.sqlite (made by sample_runs/make.sh with `lrmscope eval`) stays
+    readable: four modes, K = 3, judged by RS-Match."""
+    db = tmp_path / "demo-eval.sqlite"
+    shutil.copy(Path(__file__).parent.parent / "sample_runs" / "demo-eval.sqlite", db)
+    result = cli("metrics", str(db), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {row["mode"] for row in rows} == {m.value for m in Mode}
+    assert {row["k"] for row in rows} == {3} and {row["judge"] for row in rows} == {"rs-match"}
+    assert all(row["n_prompts"] == 13 for row in rows)
