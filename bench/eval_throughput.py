@@ -1,15 +1,17 @@
 """Eval throughput: `lrmscope eval` (batched decoding) against a naive loop of llama-cpp-python
 `create_completion` calls doing the same work.
 
-The work: the first --prompts prompts of the demo set, K samples each, sampling at temperature 0.6
-and top-p 0.95, at most --tokens new tokens per sample. The naive loop makes the samples one after
-another with the high-level `Llama` class; lrmscope runs `lrmscope eval` in a subprocess, once with
---parallel 1 (the K samples of one prompt decode together) and once with --parallel P (P prompts, P x K
-sequences). Rounds alternate (naive, parallel 1, parallel P) so drift on the machine hits all
-alike. The figure is generated tokens per second; the eval's time is its run's own span in the
-database (from after the model is loaded to the end, judging and saving included), the naive
-loop's the time of its calls. Goals on 2 CPU cores: >= 1.6x at --parallel 1, >= 2.0x at
---parallel 4.
+The work: the first --prompts prompts of the demo set, K samples each, sampling at temperature
+0.6 and top-p 0.95, at most --tokens new tokens per sample. The naive loop makes the samples one
+after another with the high-level `Llama` class; lrmscope runs `lrmscope eval` in a subprocess,
+once with --parallel 1 (the K samples of one prompt decode together) and once with --parallel P
+(P prompts, P x K sequences). Rounds alternate (naive, parallel 1, parallel P) so drift on the
+machine hits all alike. The figure is generated tokens per second; the eval's time is its run's
+own span in the database (from after the model is loaded to the end, judging and saving
+included), the naive loop's the time of its calls. Goals on 2 CPU cores: >= 1.6x at --parallel 1,
+>= 2.0x at --parallel 4. For scale, the script also measures bare batched `llama_decode` (1, K and
+P x K sequences, no sampling, no Python around it): the ceiling of any implementation on this
+build.
 
     python bench/eval_throughput.py [--model PATH] [--prompts 4] [--samples 5] [--tokens 128]
                                     [--parallel 4] [--rounds 3]
@@ -29,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import llama_cpp  # noqa: E402
 from engine_overhead import plain_llama  # noqa: E402
 
 from lrmscope.datasets import load_dataset  # noqa: E402
@@ -51,6 +54,34 @@ def naive(llm, prompts: list[str], samples: int, tokens: int, seed: int) -> tupl
             )
             generated += out["usage"]["completion_tokens"]
     return generated, time.perf_counter() - start
+
+
+def ceiling(path: Path, sequences: int, tokens: int, prompt: int = 48) -> float:
+    """Tokens/s of bare batched decoding of the same shape as the eval (a `prompt`-token prefix
+    shared by every sequence, then `tokens` steps of one token per sequence per `llama_decode`),
+    with no sampling and no Python around it: the ceiling of any implementation on this build."""
+    backend = LlamaBackend(path, LlamaSettings(n_seq=sequences, n_ctx=tokens + 512))
+    batch = llama_cpp.llama_batch_init(max(prompt, sequences), 0, 1)
+    memory = llama_cpp.llama_get_memory(backend.ctx.ctx)
+
+    def decode(entries):
+        for i, (token, pos, seq) in enumerate(entries):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, pos, 1
+            batch.seq_id[i][0], batch.logits[i] = seq, True
+        batch.n_tokens = len(entries)
+        llama_cpp.llama_decode(backend.ctx.ctx, batch)
+
+    try:
+        decode([(1000 + i, i, 0) for i in range(prompt)])
+        for seq in range(1, sequences):
+            llama_cpp.llama_memory_seq_cp(memory, 0, seq, -1, -1)
+        start = time.perf_counter()
+        for step in range(tokens):
+            decode([(2000 + step, prompt + step, seq) for seq in range(sequences)])
+        return sequences * tokens / (time.perf_counter() - start)
+    finally:
+        llama_cpp.llama_batch_free(batch)
+        backend.close()
 
 
 def lrmscope_eval(args, parallel: int, db: Path, seed: int) -> tuple[int, float]:
@@ -110,6 +141,8 @@ def main() -> None:
                 print(f"round {round_ + 1} {name:>11}: {generated:5d} tokens in {seconds:6.2f} s"
                       f" = {generated / seconds:6.1f} tok/s", flush=True)
     base = statistics.median(rates["naive"])
+    shapes = (1, args.samples, args.samples * args.parallel)
+    bare = {k: ceiling(path, k, args.tokens) for k in shapes}
     print(
         f"\nmodel {path.name}, {settings.threads} threads, {args.prompts} prompts x K="
         f"{args.samples}, {args.tokens} max tokens, sampling, {args.rounds} rounds (medians)"
@@ -117,6 +150,9 @@ def main() -> None:
     for name, values in rates.items():
         rate = statistics.median(values)
         print(f"{name:>11}: {rate:6.1f} tok/s  ratio {rate / base:.2f}x")
+    for sequences, rate in bare.items():
+        print(f"bare llama_decode, {sequences:2d} sequences: {rate:6.1f} tok/s  "
+              f"ratio {rate / base:.2f}x")
 
 
 if __name__ == "__main__":
