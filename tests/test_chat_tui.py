@@ -190,9 +190,17 @@ async def test_long_streams_freeze_into_blocks_and_stay_highlightable(tmp_path):
         view = app.turns[-1].thought
         assert len(view._blocks) >= len(text) // BLOCK_CHARS - 1
         assert view.plain == text
+        frozen_plain = "".join(block.plain for _, block in view._blocks)
+        lines = view._frozen._lines  # the frozen blocks as drawn, wrapped once
+        assert [line.text.rstrip() for line in lines] == frozen_plain.splitlines()
         assert view.highlight(BLOCK_CHARS - 10, BLOCK_CHARS + 10, "red")
         red = [s for s in view.text.spans if s.style == "red"]
         assert sum(s.end - s.start for s in red) == 20
+        drawn_red = [
+            segment.text for line in view._frozen._lines for segment in line
+            if segment.style and segment.style.color and segment.style.color.name == "red"
+        ]
+        assert sum(len(text) for text in drawn_red) >= 10  # restyled in place, then redrawn
 
 
 async def test_resume_continues_an_earlier_chat(tmp_path):

@@ -1,9 +1,12 @@
 """An append-only text view for a streaming thought or answer.
 
 Text accumulates in a tail; when the tail grows past BLOCK_CHARS it is cut (at a line break when
-there is one) and the head becomes a frozen block, a Static that is never rendered again unless a
-flag restyles it. A frame therefore renders only the tail, so the cost per token stays flat however
-long the trace grows (no full re-render per token, no quadratic growth).
+there is one) and the head becomes a frozen block. Frozen blocks are wrapped into lines once (again
+only when the width changes or a flag restyles a block) and drawn through Textual's Line API by one
+widget whose height is its line count, so neither a frame nor a layout pass renders them again: a
+frame renders only the tail, and the cost per token stays flat however long the trace grows (no
+full re-render per token, no quadratic growth). One Static per block made every layout pass
+measure every block, which grew with the trace.
 
 Positions: every append records where its raw-trace offset lands in the view's text, so a flag's
 raw range [start, end) can be highlighted in place.
@@ -15,6 +18,8 @@ from bisect import bisect_right
 
 from rich.text import Text
 from textual.containers import Vertical
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Static
 
 from lrmscope.console import visible
@@ -22,12 +27,63 @@ from lrmscope.console import visible
 BLOCK_CHARS = 2000
 
 
+class FrozenText(Widget):
+    """The frozen blocks of a stream, wrapped once per width and drawn line by line."""
+
+    DEFAULT_CSS = "FrozenText { height: auto; }"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._texts: list[Text] = []
+        self._wrapped: list[list[Strip]] = []
+        self._lines: list[Strip] = []
+        self._width = 0
+
+    def _wrap(self, text: Text) -> list[Strip]:
+        if text.plain.endswith("\n"):  # the next block starts on the next line by itself
+            text = text[: len(text) - 1]
+        console = self.app.console
+        options = console.options.update_width(self._width)
+        return [Strip(line) for line in console.render_lines(text, options, pad=False)]
+
+    def _rewrap(self, width: int) -> None:
+        self._width = width
+        self._wrapped = [self._wrap(text) for text in self._texts]
+        self._lines = [line for lines in self._wrapped for line in lines]
+
+    def add(self, text: Text) -> None:
+        self._texts.append(text)
+        if self._width:
+            lines = self._wrap(text)
+            self._wrapped.append(lines)
+            self._lines.extend(lines)
+        self.refresh(layout=True)
+
+    def restyled(self, index: int) -> None:
+        """Block `index` was restyled in place (a flag): wrap it again."""
+        if self._width:
+            self._wrapped[index] = self._wrap(self._texts[index])
+            self._lines = [line for lines in self._wrapped for line in lines]
+        self.refresh(layout=True)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        if width != self._width and width > 0:
+            self._rewrap(width)
+        return len(self._lines)
+
+    def render_line(self, y: int) -> Strip:
+        if y >= len(self._lines):
+            return Strip.blank(self.size.width, self.rich_style)
+        return self._lines[y].apply_style(self.rich_style)
+
+
 class StreamText(Vertical):
     DEFAULT_CSS = "StreamText { height: auto; } StreamText > Static { height: auto; }"
 
     def __init__(self, *, classes: str = "") -> None:
         super().__init__(classes=classes)
-        self._blocks: list[tuple[int, Text, Static]] = []  # (global start, text, widget)
+        self._blocks: list[tuple[int, Text]] = []  # (global start, text) of each frozen block
+        self._frozen = FrozenText()
         self._frozen_chars = 0
         self._tail_text = Text()
         self._tail = Static(self._tail_text)
@@ -36,16 +92,17 @@ class StreamText(Vertical):
         self._dirty = False
 
     def compose(self):
+        yield self._frozen
         yield self._tail
 
     @property
     def text(self) -> Text:
         """Everything shown, as one Text (for tests and snapshots; the view never builds it)."""
-        return Text.assemble(*(text for _, text, _ in self._blocks), self._tail_text)
+        return Text.assemble(*(text for _, text in self._blocks), self._tail_text)
 
     @property
     def plain(self) -> str:
-        return "".join(text.plain for _, text, _ in self._blocks) + self._tail_text.plain
+        return "".join(text.plain for _, text in self._blocks) + self._tail_text.plain
 
     def append(self, text: str, raw_start: int | None = None, style: str = "") -> None:
         shown = visible(text)
@@ -64,10 +121,9 @@ class StreamText(Vertical):
             plain = self._tail_text.plain
             cut = plain.rfind("\n", 0, BLOCK_CHARS) + 1 or BLOCK_CHARS
             head, rest = self._tail_text.divide([cut])
-            block = Static(head)
-            self._blocks.append((self._frozen_chars, head, block))
+            self._blocks.append((self._frozen_chars, head))
             self._frozen_chars += len(head)
-            self.mount(block, before=self._tail)
+            self._frozen.add(head)
             self._tail_text = rest
         self._tail.update(self._tail_text)
 
@@ -88,10 +144,10 @@ class StreamText(Vertical):
         if span is None:
             return False
         start, end = span
-        for block_start, text, widget in self._blocks:
+        for index, (block_start, text) in enumerate(self._blocks):
             if block_start < end and start < block_start + len(text):
                 text.stylize(style, max(0, start - block_start), end - block_start)
-                widget.update(text)
+                self._frozen.restyled(index)
         tail_start = self._frozen_chars
         if end > tail_start:
             self._tail_text.stylize(style, max(0, start - tail_start), end - tail_start)
