@@ -22,6 +22,7 @@ from lrmscope.cliargs import (
     load_backend,
     number,
     positive_int,
+    progress_columns,
     say,
     start_run,
 )
@@ -305,14 +306,7 @@ def _parts(value: str) -> list[str]:
 
 def cmd_judge(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
     from rich.table import Table
 
     from lrmscope import judging
@@ -338,17 +332,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
         )
     summary = judging.plan(store, judge, parts, statuses)
     say(err, f"{judge.name} {judge.version} on {judge.device}: {summary.todo} to judge")
-    columns = (
-        TextColumn("judging"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
     interrupted = False
-    with Progress(*columns, console=err, transient=False) as progress:
+    with Progress(*progress_columns(), console=err, transient=False) as progress:
         task = progress.add_task("judging", total=summary.todo, rate="")
 
         def advance(n: int) -> None:

@@ -241,3 +241,24 @@ def start_run(store, kind: str, backend, sampler, mode_settings, **fields) -> in
         "versions": versions(),
     }
     return store.start_run(kind, **{**row, **fields})
+
+
+def progress_columns():
+    """The progress bar of long commands: what, bar, done/total, rate, elapsed, ETA."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )

@@ -5,14 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 
 from lrmscope.cliargs import (
     add_db_option,
@@ -22,6 +15,7 @@ from lrmscope.cliargs import (
     count,
     generation_settings,
     load_backend,
+    progress_columns,
     say,
     start_run,
 )
@@ -104,18 +98,6 @@ def _judges(specs: list[str] | None, device: str | None):
     return tuple(build_judge(spec, JudgeOptions(device=device)) for spec in specs)
 
 
-def _progress_columns():
-    return (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from lrmscope.datasets import load_dataset
     from lrmscope.engine.batch import BatchDecoder
@@ -179,7 +161,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     decoder = BatchDecoder(backend)
     runner = EvalRunner(store, decoder, settings, run_id, judges)
     try:
-        with Progress(*_progress_columns(), console=err) as bar:
+        with Progress(*progress_columns(), console=err) as bar:
             task = bar.add_task("samples", total=total, completed=progress.done, rate="")
 
             def show(p: EvalProgress) -> None:
