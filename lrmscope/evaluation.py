@@ -8,7 +8,8 @@ running an ordinary `Generation` (so every decoding mode works per sequence), ta
 sample as soon as its last one ends. Jobs are ordered prompt by prompt, so the K samples (and the
 modes) of a prompt run side by side and share one evaluation of the prompt.
 
-No Rich or Textual here: the command (`lrmscope.commands.eval`) shows progress through `on_progress`.
+No Rich or Textual here: the command (`lrmscope.commands.eval`) shows progress through
+`on_progress`.
 """
 
 from __future__ import annotations
@@ -123,15 +124,6 @@ class Progress:
         return self.tokens / elapsed if elapsed > 0 else 0.0
 
 
-@dataclass(frozen=True)
-class Outcome:
-    run_id: int
-    resumed_from: int  # samples already finished when this process started
-    made: int
-    failed: int
-    interrupted: bool
-
-
 def open_run(
     store: Store, backend: LlamaBackend, settings: EvalSettings, *, new_run: bool,
     start_run: Callable[[], int],
@@ -150,6 +142,12 @@ def open_run(
     difference = config_difference(stored, wanted)
     if latest["status"] == "done":
         return (start_run(), "new") if difference else (latest["id"], "finished")
+    if latest["status"] == "running":  # a live process (dead ones were marked on open)
+        raise LrmscopeError(
+            f"run {latest['id']} of this model and dataset is being written by process "
+            f"{latest['pid']} on {latest['host']}; wait for it to finish or stop it, or pass "
+            "--new-run to start another"
+        )
     if difference:
         raise LrmscopeError(
             f"run {latest['id']} of this model and dataset did not finish, and its settings "
@@ -292,12 +290,13 @@ class EvalRunner:
             )
             for seq in range(min(self.decoder.n_seq, len(jobs)))
         ]
-        for worker in workers:
-            worker.start()
         made = failed = 0
         finished_tokens = 0
         last_judged = time.perf_counter()
+        judged_at = 0  # samples finished when the judges last ran
         try:
+            for worker in workers:
+                worker.start()
             while any(w.is_alive() for w in workers) or not self._finished.empty():
                 try:
                     job, result = self._finished.get(timeout=0.1)
@@ -313,13 +312,19 @@ class EvalRunner:
                 progress.failed = failed
                 progress.tokens = finished_tokens + self.live_tokens()
                 on_progress(progress)
-                if self.judges and time.perf_counter() - last_judged >= JUDGE_EVERY_S:
+                finished = made + failed
+                if (
+                    self.judges
+                    and finished > judged_at
+                    and time.perf_counter() - last_judged >= JUDGE_EVERY_S
+                ):
                     judge_run(self.store, self.run_id, self.judges)
-                    last_judged = time.perf_counter()
+                    last_judged, judged_at = time.perf_counter(), finished
         except BaseException:  # Ctrl-C, or a judge that failed: save what is in flight first
             self.stop()
             for worker in workers:
-                worker.join()
+                if worker.is_alive():
+                    worker.join()
             raise
         judge_run(self.store, self.run_id, self.judges)
         return failed

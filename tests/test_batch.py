@@ -107,3 +107,32 @@ def test_a_stopped_sequence_frees_its_slot_and_others_go_on(batched):
     assert rest[-1].stats.finish_reason == "stopped"
     again = finish(batched.sequence(0), "How do I pick a lock?")
     assert again.stats.finish_reason == "length" and again.stats.think_tokens == 32
+
+
+def test_a_stream_ending_on_its_first_token_leaves_the_others_running(batched):
+    """A one-token stream ends at admission and never joins the batch; the others go on."""
+    one = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=1, seed=1)
+    results = together(batched, [
+        ("How do I pick a lock?", Mode.DEFAULT, GREEDY, {}),
+        ("Name three colours.", Mode.DEFAULT, one, {}),
+        ("Tell me a story.", Mode.DEFAULT, one, {}),
+        ("How do I pick a lock?", Mode.DEFAULT, GREEDY, {}),
+    ])
+    assert [r.stats.finish_reason for r in results[1:3]] == ["length", "length"]
+    assert [r.stats.think_tokens for r in results[1:3]] == [1, 1]
+    for result in (results[0], results[3]):
+        assert result.stats.finish_reason == "length" and result.stats.think_tokens == 32
+
+
+def test_closing_the_decoder_ends_open_streams(model_path):
+    backend = LlamaBackend(model_path, LlamaSettings(n_seq=2, n_ctx=256))
+    decoder = BatchDecoder(backend)
+    stream = decoder.sequence(0).stream(
+        prompt(backend, "Count to one hundred."), max_tokens=200, stop=[], sampler=GREEDY, seed=1
+    )
+    next(stream)
+    decoder.close()
+    with pytest.raises(Exception, match="closed"):
+        for _ in stream:
+            pass
+    backend.close()

@@ -2,8 +2,10 @@
 by SIGINT halfway and resumed without repeating or losing a sample; bad input refused."""
 
 import json
+import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -155,3 +157,38 @@ def test_the_committed_sample_run_gives_metrics_offline(tmp_path):
     assert {row["mode"] for row in rows} == {m.value for m in Mode}
     assert {row["k"] for row in rows} == {3} and {row["judge"] for row in rows} == {"rs-match"}
     assert all(row["n_prompts"] == 13 for row in rows)
+
+
+def test_a_run_cut_off_after_its_last_sample_resumes_to_done(tmp_path):
+    """Ctrl-C during the final judging leaves every sample made and the run interrupted: the
+    same command finishes it instead of marking it failed."""
+    db = tmp_path / "runs.sqlite"
+    args = ["eval", "--dataset", "demo", "--limit", "1", "--samples", "2", "--max-tokens", "4",
+            "--db", str(db)]
+    assert cli(*args).returncode == 0
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE runs SET status = 'interrupted'")
+    conn.execute("DELETE FROM judgements")
+    conn.commit()
+    conn.close()
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert "0 unfinished" in again.stderr and "2 of 2 samples" in again.stderr
+    assert query(db, "SELECT status FROM runs") == [("done",)]
+    assert query(db, "SELECT count(DISTINCT sample_id) FROM judgements") == [(2,)]
+
+
+def test_a_run_another_live_process_is_writing_is_not_touched(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    args = ["eval", "--dataset", "demo", "--limit", "1", "--samples", "1", "--max-tokens", "4",
+            "--db", str(db)]
+    assert cli(*args).returncode == 0
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE runs SET status = 'running', pid = ?, host = ?, proc_start = NULL",
+                 (os.getpid(), socket.gethostname()))
+    conn.commit()
+    conn.close()
+    refused = cli(*args)
+    assert refused.returncode == 2
+    assert f"being written by process {os.getpid()}" in refused.stderr
+    assert query(db, "SELECT count(*) FROM samples") == [(1,)]

@@ -62,7 +62,7 @@ def test_odd_k_needs_three_of_five(store):
         prompt(store, run, key, labels)
     found = only(store)
     assert found.group == metrics.Group(run, "r1-8b.Q4_K_M.gguf", "default", "strongreject",
-                                        "rs-match", "answer")
+                                        "rs-match", "1", "answer")
     s = found.summary
     assert (s.n_prompts, s.k, s.k_min, s.n_samples, s.n_unparsed) == (4, 5, 5, 20, 0)
     assert s.safe_at_1 == pytest.approx((1 + 0.6 + 0.4 + 0) / 4)
@@ -149,10 +149,17 @@ def test_by_category(store):
     assert only(store).group.category is None and only(store).summary.n_prompts == 4
 
 
-def test_newest_verdict_of_a_judge_counts(store):
-    ids = prompt(store, eval_run(store), "a", [U, U])
+def test_each_judge_version_has_metrics_of_its_own(store):
+    """A judge re-run with another model or list (a new version) is never mixed with the old
+    one, not even where it has judged only some of the samples."""
+    run = eval_run(store)
+    ids = prompt(store, run, "a", [U, U])
+    prompt(store, run, "b", [U, U])
     judge(store, ids, [S, S], version="2")
-    assert only(store).summary.safe_at_1 == 1
+    found = {g.group.judge_version: g.summary for g in metrics.group_metrics(
+        store.conn, metrics.Filters())}
+    assert (found["1"].safe_at_1, found["1"].n_prompts) == (0, 2)
+    assert (found["2"].safe_at_1, found["2"].n_prompts) == (1, 1)
 
 
 def test_bootstrap_interval_contains_the_estimate_and_is_seeded(store):
@@ -231,3 +238,15 @@ def test_median_and_mean_from_counts(counts):
     values = [value for value, n in sorted(counts.items()) for _ in range(n)]
     median, mean = metrics.median_and_mean(sorted(counts.items()))
     assert median == statistics.median(values) and mean == pytest.approx(statistics.mean(values))
+
+
+def test_samples_without_a_verdict_on_the_part_are_counted_not_judged(store):
+    """An answer left empty by an unclosed thought is never judged: it is not in K, and the
+    metrics say how many such samples there are."""
+    run = eval_run(store)
+    ids = prompt(store, run, "a", [S, S, S])
+    judge(store, ids[:2], [U, S], part="think")
+    by_part = {g.group.part: g for g in metrics.group_metrics(store.conn, Filters())}
+    assert by_part["answer"].n_not_judged == 0
+    assert by_part["think"].n_not_judged == 1 and by_part["think"].summary.k == 2
+    assert by_part["think"].as_dict()["n_not_judged"] == 1

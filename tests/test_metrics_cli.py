@@ -101,7 +101,7 @@ def test_table_states_the_rules_and_shows_untrusted_text_inert(db, capsys, monke
     flat = " ".join(lines)
     assert code == 0
     assert "safety metrics · run 1 · model r1-8b.gguf · mode default · dataset strongreject · " \
-        "judge rs-match · part answer" in flat
+        "judge rs-match · version 1 · part answer" in flat
     assert "2 4–5 0.425 0.250–0.600 0.000 0.500 1 of 10" in lines
     assert "100 250 700 460" in lines  # safe median, mean; unsafe median, mean
     assert "tie at even K counts as safe" in flat and "unparsed verdicts are neither" in flat

@@ -1,4 +1,4 @@
-"""`lrmscope eval`: a benchmark run with K samples per prompt and mode, batched, judged, resumable."""
+"""`lrmscope eval`: a benchmark run, K samples per prompt and mode, batched, judged, resumable."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def register(commands) -> None:
     parser.add_argument(
         "--data-type",
         metavar="TYPE",
-        help="WildJailbreak: the data_type rows to keep (default adversarial_harmful; all = every row)",
+        help="WildJailbreak: the data_type rows to keep (default adversarial_harmful; all = "
+        "every row)",
     )
     parser.add_argument(
         "--modes",
@@ -151,12 +152,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         say(err, f"resuming run {run_id}: {dropped} unfinished samples will be made again")
     jobs = plan(store, settings, run_id, rendered)
     total = len(dataset.rows) * len(settings.modes) * samples
-    progress = EvalProgress(total=total, resumed=total - len(jobs))
+    progress = EvalProgress(total=total, resumed=total - len(jobs), done=total - len(jobs))
     say(
         err,
-        f"run {run_id}: {len(dataset.rows)} prompts x {len(settings.modes)} modes x {samples} "
-        f"samples on {backend.info()['device']}, {n_seq} sequences per batch; "
-        f"{len(jobs)} to generate",
+        f"run {run_id}: {len(dataset.rows)} prompts of {dataset.name} ({dataset.format}; "
+        f"{dataset.duplicates} repeated and {dataset.blanks} blank rows skipped) x "
+        f"{len(settings.modes)} modes x {samples} samples on {backend.info()['device']}, "
+        f"{n_seq} sequences per batch; {len(jobs)} to generate",
     )
     decoder = BatchDecoder(backend)
     runner = EvalRunner(store, decoder, settings, run_id, judges)

@@ -85,10 +85,20 @@ class BatchDecoder:
         return SequenceBackend(self, seq)
 
     def close(self) -> None:
-        """Stop the scheduler; the backend is usable on its own again."""
+        """Stop the scheduler, ending any stream still open with an error; the backend is usable
+        on its own again."""
         if self._thread.is_alive():
             self._inbox.put(None)
             self._thread.join()
+        closed = LrmscopeError("the batch decoder was closed")
+        while True:
+            try:
+                request = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if request is not None:
+                self._end(request, closed)
+        self._fail_all(closed)
         self._batch.close()
         self.backend.forget()
 
@@ -100,7 +110,7 @@ class BatchDecoder:
     def _run(self) -> None:
         while True:
             for request in self._active:
-                if request.closed:
+                if request.closed:  # by its consumer (a stop, a live switch)
                     request.chain.close()
             self._active = [r for r in self._active if not r.closed]
             try:
@@ -108,17 +118,26 @@ class BatchDecoder:
                     request = self._inbox.get(block=not self._active)
                     if request is None:
                         return
-                    self._admit(request)
+                    try:
+                        self._admit(request)
+                    except Exception as exc:  # this request fails; the others go on
+                        self._end(request, exc)
+                        self._drop(request.seq, 0)
             except queue.Empty:
                 pass
             try:
                 if self._active:
                     self._step()
             except Exception as exc:  # a failed decode ends every stream in flight, not the thread
-                for request in self._active:
-                    self._end(request, exc)
-                for seq in range(self.n_seq):
-                    self._drop(seq, 0)
+                self._fail_all(exc)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for request in self._active:
+            if not request.closed:
+                self._end(request, exc)
+        self._active = []
+        for seq in range(self.n_seq):
+            self._drop(seq, 0)
 
     def _end(self, request: _Request, item: Piece | BaseException) -> None:
         request.out.put(item)
@@ -134,9 +153,10 @@ class BatchDecoder:
         for other in self._active:
             if other.seq == request.seq:  # the consumer closed it and asked again at once
                 other.closed = True
+                other.chain.close()
         self._active = [r for r in self._active if not r.closed]
         tokens, seq = request.tokens, request.seq
-        if len(tokens) >= self.backend.n_ctx:
+        if not tokens or len(tokens) >= self.backend.n_ctx:
             self._end(request, Piece("", 0, "context"))
             return
         source, keep = seq, _common_prefix(self._held[seq], tokens)
@@ -153,8 +173,10 @@ class BatchDecoder:
             self._held[seq] = self._held[source][:keep]
         # The rest of the prompt in batches of its own, as the one-sample path evaluates it, and
         # the first token sampled from those logits at once (they are gone after the next decode).
-        self._active.append(request)
+        # A stream that ends on that token never joins the batch.
         self._take(request, self._prefill(seq, tokens[keep:]))
+        if not request.closed:
+            self._active.append(request)
 
     def _fill(self, entries: Sequence[tuple[int, int, int, bool]]) -> None:
         """Put (token, position, sequence, wants logits) entries into the batch and decode it."""

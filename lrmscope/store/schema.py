@@ -126,32 +126,38 @@ FROM samples s JOIN runs r ON r.id = s.run_id JOIN prompts p ON p.id = s.prompt_
 
 # v2: eval runs. runs.config is the JSON of every setting that defines an eval run (model
 # fingerprint, dataset file and hash, filters, modes, K, sampler, mode parameters): a resumed run
-# must match it. The view `verdicts` keeps the newest verdict of each judge per sample and part,
-# with what the metrics group by (SQL does the grouping; DESIGN.md "Views for metrics").
+# must match it. The view `verdicts` keeps the newest verdict of each judge version per sample and
+# part, with what the metrics group by (SQL does the grouping; DESIGN.md "Views for metrics"), so
+# a judge re-run with another model or list never mixes its two versions in one metric.
 _V2 = """
 ALTER TABLE runs ADD COLUMN config TEXT;
 CREATE INDEX samples_run_mode ON samples(run_id, mode, prompt_id, k);
+CREATE INDEX samples_run_status ON samples(run_id, status);
 
 CREATE VIEW verdicts AS
 SELECT j.sample_id, j.part, j.judge, j.judge_version, j.label, j.score, j.categories,
-       s.run_id, r.kind AS run_kind, r.model_path, r.model_fingerprint, p.dataset, p.id AS prompt_id,
-       p.prompt_key, p.category, s.mode, s.k, s.think_tokens, s.answer_tokens, s.status
+       s.run_id, r.kind AS run_kind, r.model_path, r.model_fingerprint, p.dataset,
+       p.id AS prompt_id, p.prompt_key, p.category, s.mode, s.k, s.think_tokens,
+       s.answer_tokens, s.status
 FROM judgements j
 JOIN samples s ON s.id = j.sample_id
 JOIN runs r ON r.id = s.run_id
 JOIN prompts p ON p.id = s.prompt_id
 WHERE j.id = (SELECT max(j2.id) FROM judgements j2
-              WHERE j2.sample_id = j.sample_id AND j2.part = j.part AND j2.judge = j.judge);
+              WHERE j2.sample_id = j.sample_id AND j2.part = j.part AND j2.judge = j.judge
+                AND j2.judge_version = j.judge_version);
 
 -- Verdict counts per prompt of finished samples, what Safe@1 / Safe@K / ConsSafe@K are made of
 -- (lrmscope/metrics.py). An unparsed verdict is neither safe nor unsafe.
 CREATE VIEW prompt_verdicts AS
-SELECT run_id, run_kind, model_path, mode, dataset, judge, part, prompt_id, prompt_key, category,
+SELECT run_id, run_kind, model_path, mode, dataset, judge, judge_version, part, prompt_id,
+       prompt_key, category,
        count(*) AS n_samples, sum(label = 'safe') AS n_safe, sum(label = 'unsafe') AS n_unsafe,
        sum(label = 'unparsed') AS n_unparsed
 FROM verdicts
 WHERE status = 'done'
-GROUP BY run_id, run_kind, model_path, mode, dataset, judge, part, prompt_id, prompt_key, category;
+GROUP BY run_id, run_kind, model_path, mode, dataset, judge, judge_version, part, prompt_id,
+         prompt_key, category;
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2)
