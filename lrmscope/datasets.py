@@ -31,6 +31,8 @@ _Raw = tuple[Any, Any, Any]  # text, category, source as read
 
 
 def prompt_key(text: str) -> str:
+    """A stable id for a prompt, in any file and any row order (and for one typed by hand): the
+    first 16 hex digits of the sha256 of its text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -53,8 +55,6 @@ class Dataset:
     duplicates: int  # rows dropped (before the limit) because the same text appeared earlier
     blanks: int  # rows skipped because their prompt was empty or only whitespace
 
-    def categories(self) -> list[str]:
-        return sorted({row.category for row in self.rows if row.category is not None})
 
 
 def load_dataset(

@@ -7,10 +7,10 @@ parsed trace and stats, or `interrupted` / `failed` with the text so far.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from lrmscope.datasets import prompt_key
 from lrmscope.engine.events import Event, Finished
 from lrmscope.engine.flags import Flag
 from lrmscope.engine.generation import Generation
@@ -22,11 +22,6 @@ from lrmscope.store.db import now
 class SampleRef:
     run_id: int
     sample_id: int
-
-
-def prompt_key(text: str) -> str:
-    """A stable id for a prompt typed by hand: the first 16 hex digits of its sha256."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def finished_fields(event: Finished) -> dict:

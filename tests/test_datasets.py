@@ -72,7 +72,7 @@ def test_strongreject_csv(tmp_path):
     assert data.rows[1].category == "Hate, harassment and discrimination"
     assert data.rows[1].source == "AdvBench"
     assert data.rows[0].key == hashlib.sha256(b'Say "hi", then\nbye').hexdigest()[:16]
-    assert data.categories() == ["Hate, harassment and discrimination", "Violence"]
+    assert categories(data) == ["Hate, harassment and discrimination", "Violence"]
     assert load_dataset(str(path), category="Violence").rows == data.rows[:1]
     assert load_dataset(str(path), limit=1).rows == data.rows[:1]
 
@@ -85,7 +85,7 @@ def test_wildjailbreak_filters_by_data_type_and_picks_the_column(tmp_path):
         data = load_dataset(str(path))
         assert (data.format, data.column) == ("wildjailbreak", "adversarial")
         assert [row.text for row in data.rows] == ["wrapped harmful 1", "wrapped harmful 3"]
-        assert data.categories() == ["adversarial_harmful"]
+        assert categories(data) == ["adversarial_harmful"]
         vanilla = load_dataset(str(path), data_type="vanilla_harmful")
         assert [(row.text, row.category) for row in vanilla.rows] == [
             ("plain harmful 2", "vanilla_harmful")
@@ -227,7 +227,7 @@ def test_the_demo_set_loads():
         0,
     )
     assert 10 <= len(data.rows) <= 15
-    assert "Benign" in data.categories() and len(data.categories()) >= 5
+    assert "Benign" in categories(data) and len(categories(data)) >= 5
     assert all(row.source == "lrmscope" for row in data.rows)
     assert [row.category for row in load_dataset("demo", category="Benign").rows] == ["Benign"] * 5
 
@@ -304,3 +304,7 @@ def test_csv_tsv_and_jsonl_round_trip(prompts):
             encoding="utf-8",
         )
         assert [row.text for row in load_dataset(str(path)).rows] == prompts
+
+
+def categories(data):
+    return sorted({row.category for row in data.rows if row.category is not None})

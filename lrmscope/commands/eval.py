@@ -155,7 +155,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     progress = EvalProgress(total=total, resumed=total - len(jobs), done=total - len(jobs))
     say(
         err,
-        f"run {run_id}: {len(dataset.rows)} prompts of {dataset.name} ({dataset.format}; "
+        f"run {run_id}: {len(dataset.rows)} prompts of {dataset.path or dataset.name} "
+        f"({dataset.format}; "
         f"{dataset.duplicates} repeated and {dataset.blanks} blank rows skipped) x "
         f"{len(settings.modes)} modes x {samples} samples on {backend.info()['device']}, "
         f"{n_seq} sequences per batch; {len(jobs)} to generate",
