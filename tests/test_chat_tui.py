@@ -274,3 +274,20 @@ async def test_auto_follow_stops_when_scrolled_up_and_resumes_at_the_bottom(tmp_
         await until(pilot, lambda: app.turns[-1].finished is not None and app.generation is None)
         await pilot.pause(0.3)
         assert app._following and conversation.scroll_y >= conversation.max_scroll_y - 1
+
+
+async def test_mode_keys_are_taken_first_but_not_under_a_dialog(tmp_path):
+    """f2..f5 are priority bindings (the app takes them before the focused input), except while
+    the settings or help screen is open."""
+    app = ChatApp(session_for(ScriptedBackend("x"), tmp_path))
+    async with app.run_test(size=(100, 50)) as pilot:
+        await pilot.press("f7")
+        await pilot.pause()
+        await pilot.press("f3")
+        await pilot.pause()
+        assert app.mode.mode.value == "default" and len(app.screen_stack) == 2
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("f3")
+        await pilot.pause()
+        assert app.mode.mode.value == "zerothink"

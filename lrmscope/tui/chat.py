@@ -280,10 +280,12 @@ class ChatApp(App[None]):
     """
     BINDINGS = [
         Binding("f1", "help", "help"),
-        Binding("f2", "mode('default')", "default"),
-        Binding("f3", "mode('zerothink')", "ZeroThink"),
-        Binding("f4", "mode('lessthink')", "LessThink"),
-        Binding("f5", "mode('morethink')", "MoreThink"),
+        # Priority: the app takes a mode key at once, before the focused input sees it (fewer
+        # hops through the widgets' queues while a fast stream keeps the app busy).
+        Binding("f2", "mode('default')", "default", priority=True),
+        Binding("f3", "mode('zerothink')", "ZeroThink", priority=True),
+        Binding("f4", "mode('lessthink')", "LessThink", priority=True),
+        Binding("f5", "mode('morethink')", "MoreThink", priority=True),
         Binding("f6", "rerun", "re-run"),
         Binding("f7", "settings", "settings"),
         Binding("ctrl+n", "next_flag", "next flag"),
@@ -384,6 +386,12 @@ class ChatApp(App[None]):
             return
         event.input.value = ""
         self._start_turn(text)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The mode keys are priority bindings: not while a settings or help screen is open."""
+        if action == "mode" and len(self.screen_stack) > 1:
+            return False
+        return True
 
     def action_mode(self, name: str) -> None:
         self.mode = self.mode.with_mode(name)
