@@ -34,6 +34,24 @@ def query(db, sql, params=()):
         conn.close()
 
 
+def write(db, *statements):
+    """Change the database behind lrmscope's back: (sql, params) pairs in one transaction."""
+    conn = sqlite3.connect(db)
+    with conn:
+        for sql, params in statements:
+            conn.execute(sql, params)
+    conn.close()
+
+
+def finished_run(tmp_path, samples, tokens):
+    """A finished one-prompt eval run; its database and the command that made it."""
+    db = tmp_path / "runs.sqlite"
+    args = ["eval", "--dataset", "demo", "--limit", "1", "--samples", str(samples),
+            "--max-tokens", str(tokens), "--db", str(db)]
+    assert cli(*args).returncode == 0
+    return db, args
+
+
 def done_count(db):
     try:
         return query(db, "SELECT count(*) FROM samples WHERE status = 'done'")[0][0]
@@ -84,14 +102,8 @@ def test_sigint_halfway_then_resume_makes_each_sample_exactly_once(tmp_path):
 
 
 def test_resume_with_other_settings_is_refused_naming_the_setting(tmp_path):
-    db = tmp_path / "runs.sqlite"
-    args = ["eval", "--dataset", "demo", "--limit", "1", "--samples", "2", "--max-tokens", "8",
-            "--db", str(db)]
-    assert cli(*args).returncode == 0
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE runs SET status = 'interrupted'")
-    conn.commit()
-    conn.close()
+    db, args = finished_run(tmp_path, samples=2, tokens=8)
+    write(db, ("UPDATE runs SET status = 'interrupted'", ()))
     refused = cli(*args[:-2], "--temperature", "0.7", "--db", str(db))
     assert refused.returncode == 2
     assert "sampler_temperature was 0.6 and is now 0.7" in refused.stderr
@@ -131,14 +143,11 @@ def test_config_difference_names_the_first_setting():
 
 
 def test_a_database_locked_by_another_writer_is_one_clear_line(tmp_path):
-    db = tmp_path / "runs.sqlite"
-    assert cli("eval", "--dataset", "demo", "--limit", "1", "--samples", "1", "--max-tokens", "4",
-               "--db", str(db)).returncode == 0
+    db, args = finished_run(tmp_path, samples=1, tokens=4)
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the busy timeout
     try:
-        result = cli("eval", "--dataset", "demo", "--limit", "1", "--samples", "1",
-                     "--max-tokens", "4", "--new-run", "--db", str(db))
+        result = cli(*args, "--new-run")
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -162,15 +171,8 @@ def test_the_committed_sample_run_gives_metrics_offline(tmp_path):
 def test_a_run_cut_off_after_its_last_sample_resumes_to_done(tmp_path):
     """Ctrl-C during the final judging leaves every sample made and the run interrupted: the
     same command finishes it instead of marking it failed."""
-    db = tmp_path / "runs.sqlite"
-    args = ["eval", "--dataset", "demo", "--limit", "1", "--samples", "2", "--max-tokens", "4",
-            "--db", str(db)]
-    assert cli(*args).returncode == 0
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE runs SET status = 'interrupted'")
-    conn.execute("DELETE FROM judgements")
-    conn.commit()
-    conn.close()
+    db, args = finished_run(tmp_path, samples=2, tokens=4)
+    write(db, ("UPDATE runs SET status = 'interrupted'", ()), ("DELETE FROM judgements", ()))
     again = cli(*args)
     assert again.returncode == 0, again.stderr
     assert "0 unfinished" in again.stderr and "2 of 2 samples" in again.stderr
@@ -179,15 +181,9 @@ def test_a_run_cut_off_after_its_last_sample_resumes_to_done(tmp_path):
 
 
 def test_a_run_another_live_process_is_writing_is_not_touched(tmp_path):
-    db = tmp_path / "runs.sqlite"
-    args = ["eval", "--dataset", "demo", "--limit", "1", "--samples", "1", "--max-tokens", "4",
-            "--db", str(db)]
-    assert cli(*args).returncode == 0
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE runs SET status = 'running', pid = ?, host = ?, proc_start = NULL",
-                 (os.getpid(), socket.gethostname()))
-    conn.commit()
-    conn.close()
+    db, args = finished_run(tmp_path, samples=1, tokens=4)
+    write(db, ("UPDATE runs SET status = 'running', pid = ?, host = ?, proc_start = NULL",
+               (os.getpid(), socket.gethostname())))
     refused = cli(*args)
     assert refused.returncode == 2
     assert f"being written by process {os.getpid()}" in refused.stderr
