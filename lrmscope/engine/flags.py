@@ -16,7 +16,14 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from lrmscope.engine.events import AnswerDelta, Event, Finished, Injected, Part, ThinkDelta
+from lrmscope.engine.events import (
+    AnswerDelta,
+    Event,
+    Finished,
+    Injected,
+    Part,
+    ThinkDelta,
+)
 from lrmscope.engine.judges.base import Judge, Label
 
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+|\n+")

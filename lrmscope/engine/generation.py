@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from lrmscope.engine.backend import Backend, Piece
 from lrmscope.engine.events import (
     Event,
-    FinishReason,
     Finished,
+    FinishReason,
     Injected,
     Span,
     SpanKind,

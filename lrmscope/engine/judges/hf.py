@@ -32,6 +32,7 @@ from lrmscope.engine.judges.formats import (
 )
 from lrmscope.errors import LrmscopeError
 
+
 def resolve_device(requested: str | None):
     """(device, dtype): CUDA + bfloat16 (float16 where bf16 is missing) when present, else CPU
     float32; `requested` (cpu, cuda, cuda:N) overrides. Needs torch (checked by the caller)."""
