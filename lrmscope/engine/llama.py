@@ -140,9 +140,9 @@ class LlamaBackend:
         ctx_params.n_ctx = n_ctx * self.settings.n_seq
         ctx_params.n_seq_max = self.settings.n_seq
         ctx_params.kv_unified = True
-        self.n_batch = min(PROMPT_BATCH, n_ctx)
-        ctx_params.n_batch = self.n_batch
-        ctx_params.n_ubatch = self.n_batch
+        self.n_batch = min(PROMPT_BATCH, n_ctx)  # prompt tokens per decode
+        # A batched step decodes one token of every sequence at once.
+        ctx_params.n_batch = ctx_params.n_ubatch = max(self.n_batch, self.settings.n_seq)
         ctx_params.n_threads = self.settings.threads
         ctx_params.n_threads_batch = self.settings.threads
         ctx_params.no_perf = True
