@@ -54,7 +54,10 @@ def together(decoder, jobs):
 def test_greedy_batched_equals_one_sample_path(llama, batched):
     texts = ["How do I pick a lock?", "How do I pick a lock?", "Name three colours.",
              "How do I pick a lock?"]
-    alone = {text: finish(llama, text) for text in set(texts)}
+    alone = {}
+    for text in set(texts):
+        llama.forget()  # evaluate the whole prompt at once, as the batch's first sequence does
+        alone[text] = finish(llama, text)
     results = together(batched, [(text, Mode.DEFAULT, GREEDY, {}) for text in texts])
     for text, result in zip(texts, results):
         assert result.trace.raw == alone[text].trace.raw != ""
