@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(
             "lrmscope: error: the database is locked by another writer (waited "
-            f"{BUSY_TIMEOUT_S} s); let it finish or use another --db",
+            f"{BUSY_TIMEOUT_S} s); let it finish or use another database file",
             file=sys.stderr,
         )
         return 2

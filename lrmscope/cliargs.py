@@ -230,7 +230,7 @@ def start_run(store, kind: str, backend, sampler, mode_settings, **fields) -> in
     `fields` adds columns or overrides these."""
     row = {
         "model_path": str(backend.path),
-        "model_fingerprint": backend.fingerprint(),
+        "model_fingerprint": backend.model_fingerprint,
         "model_meta": backend.model_meta(),
         "backend": backend.name,
         "backend_info": backend.info(),

@@ -19,7 +19,6 @@ from lrmscope.cliargs import (
     say,
     start_run,
 )
-from lrmscope.errors import LrmscopeError
 
 # Room for the prompt and the injected strings in each sequence's context, on top of max_tokens.
 PROMPT_ROOM = 2048
@@ -113,9 +112,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from lrmscope.evaluation import Progress as EvalProgress
     from lrmscope.store import Store
 
-    if args.samples is not None and args.samples < 1:
-        raise LrmscopeError("--samples must be at least 1")
-    samples = args.samples or (1 if args.greedy else 5)
+    samples = (1 if args.greedy else 5) if args.samples is None else args.samples
     mode, sampler = generation_settings(args)
     filters = {"limit": args.limit, "category": args.category, "data_type": args.data_type}
     dataset = load_dataset(args.dataset, column=args.column, **filters)
@@ -133,10 +130,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rendered = render_prompts(backend, settings)
     store = Store(db_path)
     run_id, state = open_run(
-        store, backend, settings, new_run=args.new_run,
+        store, backend.model_fingerprint, settings, new_run=args.new_run,
         start_run=lambda: start_run(
             store, "eval", backend, sampler, mode, mode=",".join(m.value for m in settings.modes),
-            dataset=dataset.name, k=samples, config=settings.config(backend.fingerprint()),
+            dataset=dataset.name, k=samples, config=settings.config(backend.model_fingerprint),
         ),
     )
     if state == "finished":
@@ -152,7 +149,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         say(err, f"resuming run {run_id}: {dropped} unfinished samples will be made again")
     jobs = plan(store, settings, run_id, rendered)
     total = len(dataset.rows) * len(settings.modes) * samples
-    progress = EvalProgress(total=total, resumed=total - len(jobs), done=total - len(jobs))
+    progress = EvalProgress(total=total, resumed=total - len(jobs))
     say(
         err,
         f"run {run_id}: {len(dataset.rows)} prompts of {dataset.path or dataset.name} "
@@ -170,7 +167,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             def show(p: EvalProgress) -> None:
                 bar.update(task, completed=p.done + p.failed, rate=f"{p.tokens_per_s:.0f} tok/s")
 
-            failed = runner.run(jobs, progress, show)
+            runner.run(jobs, progress, show)
     except KeyboardInterrupt:
         store.end_run(run_id, "interrupted")
         say(
@@ -186,8 +183,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         decoder.close()
     status = "done" if progress.done == total else "failed"
     store.end_run(run_id, status)
-    if failed:
-        say(err, f"{failed} samples failed (saved with their error); run again to retry them")
+    if progress.failed:
+        say(err, f"{progress.failed} samples failed (saved with their error); run again to retry them")
     say(
         err,
         f"run {run_id}: {progress.done} of {total} samples in {db_path}"

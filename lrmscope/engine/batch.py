@@ -19,7 +19,6 @@ a decoder runs, the backend's own `stream()` must not be used.
 
 from __future__ import annotations
 
-import codecs
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -29,19 +28,9 @@ import llama_cpp
 from llama_cpp import _internals as internals
 
 from lrmscope.engine.backend import Message, Piece
-from lrmscope.engine.llama import LlamaBackend
+from lrmscope.engine.llama import LlamaBackend, Pieces, common_prefix
 from lrmscope.engine.settings import SamplerSettings
-from lrmscope.engine.stops import StopMatcher
 from lrmscope.errors import LrmscopeError
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 @dataclass(eq=False)
@@ -50,14 +39,9 @@ class _Request:
 
     seq: int
     tokens: list[int]
-    max_tokens: int
     chain: internals.LlamaSampler
-    matcher: StopMatcher
+    pieces: Pieces
     out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
-    decoder: codecs.IncrementalDecoder = field(
-        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
-    )
-    count: int = 0
     pending: int = -1  # the token to evaluate in the next batch
     closed: bool = False  # the consumer went away (stop, live switch) or the stream ended
 
@@ -159,10 +143,10 @@ class BatchDecoder:
         if not tokens or len(tokens) >= self.backend.n_ctx:
             self._end(request, Piece("", 0, "context"))
             return
-        source, keep = seq, _common_prefix(self._held[seq], tokens)
+        source, keep = seq, common_prefix(self._held[seq], tokens)
         if keep < len(tokens) - 1:
             for other, held in enumerate(self._held):
-                if other != seq and (n := _common_prefix(held, tokens)) > keep:
+                if other != seq and (n := common_prefix(held, tokens)) > keep:
                     source, keep = other, n
         keep = min(keep, len(tokens) - 1)  # evaluate at least one token for fresh logits
         if source == seq:
@@ -219,27 +203,13 @@ class BatchDecoder:
     def _take(self, request: _Request, index: int) -> None:
         """Sample the request's next token from the logits at `index` of the last batch, and
         hand it over: a piece to go on with, or the last piece of the stream."""
-        backend = self.backend
-        token = request.chain.sample(backend.ctx, index)
-        request.count += 1
-        if llama_cpp.llama_vocab_is_eog(backend.vocab, token):
-            rest = request.decoder.decode(b"", final=True) + request.matcher.rest()
-            self._end(request, Piece(rest, 0, "eos"))
-            return
-        text, stopped = request.matcher.push(request.decoder.decode(backend.token_bytes(token)))
-        if stopped:
-            self._end(request, Piece(text, 1, "stop"))
-        elif (
-            request.count == request.max_tokens
-            or len(self._held[request.seq]) + 1 >= backend.n_ctx
-        ):
-            rest = request.decoder.decode(b"", final=True) + request.matcher.rest()
-            end = "length" if request.count == request.max_tokens else "context"
-            self._end(request, Piece(text + rest, 1, end))
+        token = request.chain.sample(self.backend.ctx, index)
+        piece = request.pieces.next(token, len(self._held[request.seq]))
+        if piece.end is not None:
+            self._end(request, piece)
         else:
             request.pending = token
-            request.out.put(Piece(text, 1))
-
+            request.out.put(piece)
 
 class SequenceBackend:
     """One sequence of a BatchDecoder, as a `Backend`: one stream at a time, from one thread."""
@@ -275,9 +245,8 @@ class SequenceBackend:
         request = _Request(
             seq=self.seq,
             tokens=backend.tokenize(prompt),
-            max_tokens=max_tokens,
             chain=backend.sampler_chain(sampler, seed, grammar),
-            matcher=StopMatcher(stop),
+            pieces=Pieces(backend, stop, max_tokens),
         )
         self.decoder.submit(request)
         try:

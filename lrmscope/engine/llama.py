@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import functools
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -110,6 +111,48 @@ class LlamaSettings:
             n_seq=self.n_seq,
             default_ctx=self.default_ctx,
         )
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens two sequences share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class Pieces:
+    """One stream's sampled tokens as Pieces: detokenized incrementally, partial stop strings
+    held back, and the end decided (eos, stop, length, context). Shared by the one-sequence
+    stream and the batch decoder, so both end a stream the same way."""
+
+    def __init__(self, backend: LlamaBackend, stop: Sequence[str], max_tokens: int) -> None:
+        self._backend = backend
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._matcher = StopMatcher(stop)
+        self._max_tokens = max_tokens
+        self._count = 0
+
+    def _rest(self) -> str:
+        return self._decoder.decode(b"", final=True) + self._matcher.rest()
+
+    def next(self, token: int, evaluated: int) -> Piece:
+        """The piece of a sampled token; `evaluated`: tokens of the sequence in the KV cache.
+        A piece with `end` set is the stream's last (its token is not to be evaluated)."""
+        backend = self._backend
+        self._count += 1
+        if llama_cpp.llama_vocab_is_eog(backend.vocab, token):
+            return Piece(self._rest(), 0, "eos")
+        text, stopped = self._matcher.push(self._decoder.decode(backend.token_bytes(token)))
+        if stopped:
+            return Piece(text, 1, "stop")
+        if self._count == self._max_tokens:
+            return Piece(text + self._rest(), 1, "length")
+        if evaluated + 1 >= backend.n_ctx:
+            return Piece(text + self._rest(), 1, "context")
+        return Piece(text, 1)
 
 
 class LlamaBackend:
@@ -300,12 +343,7 @@ class LlamaBackend:
     def _prefill(self, tokens: list[int]) -> None:
         """Keep the KV cache for the longest common prefix, evaluate the rest (at least one
         token, so there are fresh logits to sample from)."""
-        common = 0
-        for a, b in zip(self._evaluated, tokens):
-            if a != b:
-                break
-            common += 1
-        common = min(common, len(tokens) - 1)
+        common = min(common_prefix(self._evaluated, tokens), len(tokens) - 1)
         self.ctx.kv_cache_seq_rm(-1, common, -1)
         del self._evaluated[common:]
         self._decode(tokens[common:])
@@ -326,24 +364,16 @@ class LlamaBackend:
             return
         self._prefill(tokens)
         chain = self.sampler_chain(sampler, seed, grammar)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        matcher = StopMatcher(stop)
+        pieces = Pieces(self, stop, max_tokens)
         try:
-            for count in range(1, max_tokens + 1):
+            while True:
                 token = chain.sample(self.ctx, -1)
-                if llama_cpp.llama_vocab_is_eog(self.vocab, token):
-                    yield Piece(decoder.decode(b"", final=True) + matcher.rest(), 0, "eos")
-                    return
-                text, stopped = matcher.push(decoder.decode(self.token_bytes(token)))
-                if stopped:
-                    yield Piece(text, 1, "stop")
-                    return
-                if count == max_tokens or len(self._evaluated) + 1 >= self.n_ctx:
-                    rest = decoder.decode(b"", final=True) + matcher.rest()
-                    yield Piece(text + rest, 1, "length" if count == max_tokens else "context")
+                piece = pieces.next(token, len(self._evaluated))
+                if piece.end is not None:
+                    yield piece
                     return
                 self._decode([token])
-                yield Piece(text, 1)
+                yield piece
         finally:
             chain.close()
 
@@ -366,5 +396,7 @@ class LlamaBackend:
         meta["chat_template"] = self.metadata.get("tokenizer.chat_template")
         return meta
 
-    def fingerprint(self) -> str:
+    @functools.cached_property
+    def model_fingerprint(self) -> str:
+        """The file's fingerprint (see models.fingerprint), read once."""
         return fingerprint(self.path)

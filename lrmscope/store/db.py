@@ -66,11 +66,11 @@ def check_path(path: Path) -> None:
         raise LrmscopeError(f"database path {path} is a directory; give a file path with --db")
     if not parent.is_dir():
         raise LrmscopeError(
-            f"database directory {parent} does not exist; create it or choose another --db"
+            f"database directory {parent} does not exist; create it or choose another database file"
         )
     target = path if path.exists() else parent
     if not os.access(target, os.W_OK):
-        raise LrmscopeError(f"database {target} is not writable; choose another --db")
+        raise LrmscopeError(f"database {target} is not writable; choose another database file")
 
 
 def _check_version(conn: sqlite3.Connection, path: Path) -> None:
@@ -82,7 +82,7 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> None:
         )
     if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
         raise LrmscopeError(
-            f"{path} is an SQLite database but not an lrmscope one; choose another --db"
+            f"{path} is an SQLite database but not an lrmscope one; choose another database file"
         )
 
 
@@ -105,12 +105,12 @@ class Store:
             if "unable to open" in str(exc):
                 raise LrmscopeError(
                     f"cannot create database {self.path}: its directory is not writable; "
-                    "choose another --db"
+                    "choose another database file"
                 ) from None
             if "not a database" in str(exc) or "malformed" in str(exc):
                 raise LrmscopeError(
                     f"{self.path} is not an lrmscope database (not SQLite, or damaged); "
-                    "choose another --db"
+                    "choose another database file"
                 ) from None
             raise LrmscopeError(f"cannot open database {self.path}: {exc}") from None
         self.db = sqlite_utils.Database(self.conn)
@@ -131,7 +131,7 @@ class Store:
             except sqlite3.DatabaseError:
                 raise LrmscopeError(
                     f"{path} is not an lrmscope database (not SQLite, or damaged); "
-                    "choose another --db"
+                    "choose another database file"
                 ) from None
         return path
 
@@ -281,29 +281,34 @@ class Store:
 
     # -- judgements and flags ------------------------------------------------------------------
 
-    def count_samples(self, statuses: tuple[str, ...], run_id: int | None = None) -> int:
-        marks = ",".join("?" * len(statuses))
+    @staticmethod
+    def _samples_where(statuses: tuple[str, ...], run_id: int | None) -> tuple[str, tuple]:
+        """A condition on samples `s` of these statuses (in one run, if given), and its
+        parameters."""
+        sql = f"s.status IN ({','.join('?' * len(statuses))})"
         if run_id is None:
-            return self.conn.execute(
-                f"SELECT count(*) FROM samples WHERE status IN ({marks})", statuses
-            ).fetchone()[0]
-        return self.conn.execute(
-            f"SELECT count(*) FROM samples WHERE status IN ({marks}) AND run_id = ?",
-            (*statuses, run_id),
-        ).fetchone()[0]
+            return sql, statuses
+        return sql + " AND s.run_id = ?", (*statuses, run_id)
+
+    def count_samples(self, statuses: tuple[str, ...], run_id: int | None = None) -> int:
+        where, params = self._samples_where(statuses, run_id)
+        sql = f"SELECT count(*) FROM samples s WHERE {where}"
+        return self.conn.execute(sql, params).fetchone()[0]
 
     _PART_COLUMNS = {"think": "s.thought", "answer": "s.answer", "full": "s.raw"}
     _BLANK = "char(32, 9, 10, 13)"
 
-    def _unjudged_where(self, statuses: tuple[str, ...], run_id: int | None) -> str:
-        """The FROM/WHERE of unjudged parts; parameters: statuses, run_id (if given), part,
-        judge, version, prompt hash."""
-        marks = ",".join("?" * len(statuses))
+    def _unjudged_where(
+        self, part: str, judge: str, version: str, prompt_hash: str,
+        statuses: tuple[str, ...], run_id: int | None,
+    ) -> tuple[str, tuple]:
+        """The FROM/WHERE of the parts a judge has no verdict on, and its parameters."""
+        where, params = self._samples_where(statuses, run_id)
         return (
-            f" FROM samples s JOIN prompts p ON p.id = s.prompt_id WHERE s.status IN ({marks})"
-            + (" AND s.run_id = ?" if run_id is not None else "")
-            + " AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.sample_id = s.id"
-            " AND j.part = ? AND j.judge = ? AND j.judge_version = ? AND j.prompt_hash = ?)"
+            f" FROM samples s JOIN prompts p ON p.id = s.prompt_id WHERE {where}"
+            " AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.sample_id = s.id"
+            " AND j.part = ? AND j.judge = ? AND j.judge_version = ? AND j.prompt_hash = ?)",
+            (*params, part, judge, version, prompt_hash),
         )
 
     def count_unjudged(
@@ -319,11 +324,9 @@ class Store:
         given)."""
         column = self._PART_COLUMNS[part]
         blank = f"length(trim(coalesce({column}, ''), {self._BLANK})) = 0"
-        runs = () if run_id is None else (run_id,)
+        where, params = self._unjudged_where(part, judge, version, prompt_hash, statuses, run_id)
         row = self.conn.execute(
-            f"SELECT count(*) - sum({blank}), sum({blank})"
-            + self._unjudged_where(statuses, run_id),
-            (*statuses, *runs, part, judge, version, prompt_hash),
+            f"SELECT count(*) - sum({blank}), sum({blank})" + where, params
         ).fetchone()
         return row[0] or 0, row[1] or 0
 
@@ -343,13 +346,12 @@ class Store:
         verdict on: sample_id, the user prompt and the part's text. Pages keep memory flat on
         databases of long thoughts."""
         column = self._PART_COLUMNS[part]
+        where, params = self._unjudged_where(part, judge, version, prompt_hash, statuses, run_id)
         cursor = self.conn.execute(
-            f"SELECT s.id, p.text, {column}"
-            + self._unjudged_where(statuses, run_id)
+            f"SELECT s.id, p.text, {column}" + where
             + f" AND length(trim(coalesce({column}, ''), {self._BLANK})) > 0"
             " AND s.id > ? ORDER BY s.id LIMIT ?",
-            (*statuses, *(() if run_id is None else (run_id,)), part, judge, version,
-             prompt_hash, after, limit),
+            (*params, after, limit),
         )
         return [{"sample_id": r[0], "prompt": r[1], "text": r[2]} for r in cursor]
 

@@ -25,7 +25,7 @@ class LlamaGuardGGUF:
     def __init__(self, path: str, settings: LlamaSettings | None = None) -> None:
         self.backend = LlamaBackend(path, settings)
         self.device = self.backend.info()["device"]
-        self.version = self.backend.fingerprint()
+        self.version = self.backend.model_fingerprint
         self.prompt_hash = text_hash(self.backend.chat_template)
         unsafe = self.backend.tokenize_text("unsafe")
         self._unsafe_id = unsafe[0] if len(unsafe) == 1 else None
