@@ -15,7 +15,7 @@ from lrmscope.store.db import BUSY_TIMEOUT_S
 
 # The commands, in the order `lrmscope --help` lists them: modules of lrmscope/commands/, each with
 # `register(commands)`, which adds its parser and sets its function.
-COMMANDS = ("chat", "generate", "eval", "judge", "metrics", "export", "models")
+COMMANDS = ("chat", "compare", "generate", "eval", "judge", "metrics", "export", "review", "models")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -11,6 +12,12 @@ from rich.text import Text
 
 from lrmscope import __version__
 from lrmscope.errors import LrmscopeError
+
+# Commands that decode several sequences together (eval, compare): the room for the prompt and
+# the injected strings in each sequence's context, on top of max_tokens, and the most sequences
+# one llama.cpp context holds.
+PROMPT_ROOM = 2048
+MAX_SEQUENCES = 256
 
 
 def positive_int(text: str) -> int:
@@ -42,6 +49,57 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
         "--db", metavar="PATH", help="SQLite database (default: lrmscope.sqlite in the user data "
         "directory)"
     )
+
+
+def read_prompt(value: str) -> str:
+    """A prompt argument ('-' reads it from standard input); an empty prompt is refused."""
+    text = sys.stdin.read() if value == "-" else value
+    if not text.strip():
+        raise LrmscopeError("the prompt is empty; pass the text to send to the model")
+    return text
+
+
+def parse_modes(value: str):
+    """--modes: decoding modes, comma-separated, or `all`; each once, in the order given."""
+    from lrmscope.engine.settings import Mode
+
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if names == ["all"]:
+        return tuple(Mode)
+    return tuple(dict.fromkeys(Mode.parse(name) for name in names))
+
+
+def add_live_judge_options(parser: argparse.ArgumentParser, finished: str) -> None:
+    """The judges of the live views (chat, compare); `finished` names what a final judge
+    judges, e.g. "turn"."""
+    parser.add_argument(
+        "--judge",
+        action="append",
+        metavar="NAME[=ARG]",
+        help=f"judge each finished {finished}'s thought, answer and full response (repeatable; "
+        "default rs-match; see `lrmscope judges`)",
+    )
+    parser.add_argument(
+        "--live-judge",
+        action="append",
+        metavar="NAME[=ARG]",
+        help="flag unsafe sentences while the response streams (repeatable)",
+    )
+    parser.add_argument("--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N")
+
+
+def live_judges(specs: list[str], device: str | None) -> tuple[tuple, list[str]]:
+    """Judges for a live view; one that fails to load becomes a notice and the view goes on."""
+    from lrmscope.engine.judges import build_judge
+    from lrmscope.engine.judges.registry import JudgeOptions
+
+    judges, notices = [], []
+    for spec in specs:
+        try:
+            judges.append(build_judge(spec, JudgeOptions(device=device)))
+        except LrmscopeError as exc:
+            notices.append(f"judge {spec.partition('=')[0]} failed to load: {exc}")
+    return tuple(judges), notices
 
 
 def read_text_file(path: str, what: str) -> str:
@@ -76,10 +134,7 @@ def existing_db(value: str):
     """An lrmscope database that must already exist (for commands that read saved runs)."""
     from lrmscope.store import Store
 
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise LrmscopeError(f"database {path} does not exist; pass an lrmscope database file")
-    return Store(path)
+    return Store.existing(value)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

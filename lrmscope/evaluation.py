@@ -40,6 +40,19 @@ JUDGE_EVERY_S = 1.0
 JUDGE_BATCH = 16
 
 
+def check_plan(modes: Sequence[Mode], samples: int, sampler: SamplerSettings) -> None:
+    """What a run of several modes and K samples each needs (eval, compare)."""
+    if samples < 1:
+        raise LrmscopeError("--samples must be at least 1")
+    if not modes:
+        raise LrmscopeError("no decoding mode given: --modes default,zerothink,... or all")
+    if sampler.greedy and samples > 1:
+        raise LrmscopeError(
+            f"greedy decoding gives {samples} identical samples: use --samples 1 "
+            "(the default with --greedy)"
+        )
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     """Everything that defines an eval run; `config()` is what a resume must match."""
@@ -53,15 +66,7 @@ class EvalSettings:
     system: str | None = None
 
     def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise LrmscopeError("--samples must be at least 1")
-        if not self.modes:
-            raise LrmscopeError("no decoding mode given: --modes default,zerothink,... or all")
-        if self.sampler.greedy and self.samples > 1:
-            raise LrmscopeError(
-                f"greedy decoding gives {self.samples} identical samples: use --samples 1 "
-                "(the default with --greedy)"
-            )
+        check_plan(self.modes, self.samples, self.sampler)
 
     def config(self, model_fingerprint: str) -> dict:
         mode = self.mode.as_dict()

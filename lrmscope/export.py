@@ -15,7 +15,7 @@ import random
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -94,7 +94,7 @@ WHERE {where} AND s.id > ? ORDER BY s.id LIMIT ?
 """
 
 
-def _judgements(conn: sqlite3.Connection, ids: tuple[int, ...]) -> dict[int, dict]:
+def newest_verdicts(conn: sqlite3.Connection, ids: tuple[int, ...]) -> dict[int, dict]:
     """sample id -> {judge: {part: label}}, the newest verdict of each: what the view `verdicts`
     holds. The view is not queried: without ANALYZE statistics SQLite answers its max(id)
     subquery by walking the (judge, part) index backwards, once per verdict, which made a 20,000
@@ -112,11 +112,19 @@ def _judgements(conn: sqlite3.Connection, ids: tuple[int, ...]) -> dict[int, dic
 def records(conn: sqlite3.Connection, selection: Selection, *, page: int = 256) -> Iterator[dict]:
     """One dict per selected sample (keys FIELDS), in sample id order, read page by page."""
     where, params = selection.where()
+    return records_where(conn, where, params, page=page)
+
+
+def records_where(
+    conn: sqlite3.Connection, where: str, params: Sequence, *, page: int = 256
+) -> Iterator[dict]:
+    """The records of the samples `s` that satisfy an SQL condition (with its parameters), in
+    sample id order, read page by page."""
     sql = _RECORD_SQL.format(where=where)
     after = 0
     while rows := conn.execute(sql, (*params, after, page)).fetchall():
         after = rows[-1][0]
-        verdicts = _judgements(conn, tuple(row[0] for row in rows))
+        verdicts = newest_verdicts(conn, tuple(row[0] for row in rows))
         for row in rows:
             record = dict(zip(FIELDS, (*row, None), strict=True))
             record["model"] = PurePath(row[6]).name if row[6] else None
@@ -198,7 +206,7 @@ class SafeChainCounts:
 def _with_verdicts(conn: sqlite3.Connection, cursor: sqlite3.Cursor, page: int = 256):
     """(row, {judge: {part: label}}) for each row of `cursor` (sample id third), page by page."""
     while rows := cursor.fetchmany(page):
-        verdicts = _judgements(conn, tuple(row[2] for row in rows))
+        verdicts = newest_verdicts(conn, tuple(row[2] for row in rows))
         yield from ((row, verdicts.get(row[2], {})) for row in rows)
 
 

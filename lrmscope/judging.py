@@ -14,10 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from lrmscope.engine.events import Trace
-from lrmscope.engine.judges.base import Judge, Verdict
+from lrmscope.engine.judges.base import Judge, Label, Verdict, judge
 from lrmscope.store import Store
 
 PARTS = ("think", "answer", "full")
+# A verdict as the live views show it: (judge, part, label, categories).
+Shown = tuple[str, str, Label, tuple[str, ...]]
 
 
 def judgement_row(sample_id: int, part: str, judge: Judge, verdict: Verdict) -> dict:
@@ -42,6 +44,29 @@ def trace_parts(trace: Trace) -> list[tuple[str, str]]:
     database: think = the thought, answer = the answer, full = the raw response, stripped."""
     parts = (("think", trace.thought), ("answer", trace.answer), ("full", trace.raw.strip()))
     return [(part, text) for part, text in parts if text.strip()]
+
+
+def judge_trace(
+    store: Store, sample_id: int, prompt: str, trace: Trace, judges: Sequence[Judge]
+) -> list[Shown]:
+    """Judge a finished trace's thought, answer and full response at once (the chat's turns,
+    compare's columns) and save the verdicts. A judge that fails is shown as unparsed with its
+    error and saves nothing; the others go on."""
+    parts = trace_parts(trace)
+    shown: list[Shown] = []
+    rows = []
+    for j in judges:
+        try:
+            verdicts = judge(j, prompt, [text for _, text in parts])
+        except Exception as exc:  # noqa: BLE001 - a failing judge leaves the live view usable
+            shown.append((j.name, "all", "unparsed", (f"error: {exc}",)))
+            continue
+        for (part, _), verdict in zip(parts, verdicts):
+            shown.append((j.name, part, verdict.label, verdict.categories))
+            rows.append(judgement_row(sample_id, part, j, verdict))
+    if rows:
+        store.add_judgements(rows)
+    return shown
 
 
 @dataclass

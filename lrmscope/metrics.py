@@ -241,6 +241,29 @@ def group_metrics(
     return found
 
 
+def metric_rows(
+    conn: sqlite3.Connection,
+    filters: Filters,
+    *,
+    by_category: bool = False,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> list[dict]:
+    """The rows of `lrmscope metrics` (its JSON and CSV): one flat dict per group, with the
+    counting rules; `category` only when grouped by it. Empty when nothing matches."""
+    rows = []
+    for group in group_metrics(
+        conn, filters, by_category=by_category, resamples=resamples, seed=seed
+    ):
+        row = group.as_dict()
+        if not by_category:
+            del row["category"]
+        row["cons_safe_rule"] = CONS_SAFE_RULE
+        row["unparsed_rule"] = UNPARSED_RULE
+        rows.append(row)
+    return rows
+
+
 def _finished_samples(conn: sqlite3.Connection, by_category: bool) -> dict[tuple, int]:
     """Finished samples per (run, mode, dataset, category or None)."""
     category = "p.category" if by_category else "NULL"

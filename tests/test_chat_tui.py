@@ -269,11 +269,11 @@ async def test_auto_follow_stops_when_scrolled_up_and_resumes_at_the_bottom(tmp_
         await until(pilot, lambda: conversation.scroll_y >= conversation.max_scroll_y - 1)
         conversation.scroll_home(animate=False, immediate=True)  # as the user scrolling up
         await pilot.pause(0.3)
-        assert not app._following and conversation.scroll_y < conversation.max_scroll_y - 5
+        assert not app.follower.following and conversation.scroll_y < conversation.max_scroll_y - 5
         conversation.scroll_end(animate=False, immediate=True)
         await until(pilot, lambda: app.turns[-1].finished is not None and app.generation is None)
         await pilot.pause(0.3)
-        assert app._following and conversation.scroll_y >= conversation.max_scroll_y - 1
+        assert app.follower.following and conversation.scroll_y >= conversation.max_scroll_y - 1
 
 
 async def test_mode_keys_are_taken_first_but_not_under_a_dialog(tmp_path):

@@ -7,10 +7,12 @@ import argparse
 from lrmscope.cliargs import (
     add_db_option,
     add_generation_options,
+    add_live_judge_options,
     add_model_options,
     checked_db_path,
     count,
     generation_settings,
+    live_judges,
     load_backend,
     say,
     start_run,
@@ -33,38 +35,11 @@ def register(commands) -> None:
         metavar="SESSION",
         help="continue an earlier chat (its run id, as printed when it ended)",
     )
-    chat.add_argument(
-        "--judge",
-        action="append",
-        metavar="NAME[=ARG]",
-        help="judge each finished turn's thought, answer and full response (repeatable; "
-        "default rs-match; see `lrmscope judges`)",
-    )
-    chat.add_argument(
-        "--live-judge",
-        action="append",
-        metavar="NAME[=ARG]",
-        help="flag unsafe sentences while the turn streams (repeatable)",
-    )
-    chat.add_argument("--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N")
+    add_live_judge_options(chat, "turn")
     add_generation_options(chat)
     add_model_options(chat)
     add_db_option(chat)
     chat.set_defaults(func=cmd_chat)
-
-
-def _chat_judges(specs: list[str], device: str | None) -> tuple[tuple, list[str]]:
-    """Judges for the chat; one that fails to load becomes a notice and the chat goes on."""
-    from lrmscope.engine.judges import build_judge
-    from lrmscope.engine.judges.registry import JudgeOptions
-
-    judges, notices = [], []
-    for spec in specs:
-        try:
-            judges.append(build_judge(spec, JudgeOptions(device=device)))
-        except LrmscopeError as exc:
-            notices.append(f"judge {spec.partition('=')[0]} failed to load: {exc}")
-    return tuple(judges), notices
 
 
 def _resume(store, run_id: int, title: str | None):
@@ -91,8 +66,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     mode, sampler = generation_settings(args)
     db_path = checked_db_path(args.db)
     backend = load_backend(args, mode, Console(stderr=True))
-    final, notices = _chat_judges(args.judge or ["rs-match"], args.judge_device)
-    live, live_notices = _chat_judges(args.live_judge or [], args.judge_device)
+    final, notices = live_judges(args.judge or ["rs-match"], args.judge_device)
+    live, live_notices = live_judges(args.live_judge or [], args.judge_device)
     store = Store(db_path)
     if args.resume is not None:
         run_id, title, restored = _resume(store, args.resume, args.title)

@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from lrmscope.cliargs import (
+    MAX_SEQUENCES,
+    PROMPT_ROOM,
     add_db_option,
     add_generation_options,
     add_model_options,
@@ -15,14 +17,11 @@ from lrmscope.cliargs import (
     count,
     generation_settings,
     load_backend,
+    parse_modes,
     progress_columns,
     say,
     start_run,
 )
-
-# Room for the prompt and the injected strings in each sequence's context, on top of max_tokens.
-PROMPT_ROOM = 2048
-MAX_SEQUENCES = 256
 
 
 def register(commands) -> None:
@@ -79,15 +78,6 @@ def register(commands) -> None:
     parser.set_defaults(func=cmd_eval, mode="default")
 
 
-def _modes(value: str):
-    from lrmscope.engine.settings import Mode
-
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    if names == ["all"]:
-        return tuple(Mode)
-    return tuple(dict.fromkeys(Mode.parse(name) for name in names))
-
-
 def _judges(specs: list[str] | None, device: str | None):
     from lrmscope.engine.judges import build_judge
     from lrmscope.engine.judges.registry import JudgeOptions
@@ -117,7 +107,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     filters = {"limit": args.limit, "category": args.category, "data_type": args.data_type}
     dataset = load_dataset(args.dataset, column=args.column, **filters)
     settings = EvalSettings(
-        dataset=dataset, dataset_filters=filters, modes=_modes(args.modes), samples=samples,
+        dataset=dataset, dataset_filters=filters, modes=parse_modes(args.modes), samples=samples,
         sampler=sampler, mode=mode, system=args.system,
     )
     db_path = checked_db_path(args.db)

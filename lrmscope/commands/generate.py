@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from lrmscope.cliargs import (
     add_db_option,
@@ -12,10 +11,10 @@ from lrmscope.cliargs import (
     checked_db_path,
     generation_settings,
     load_backend,
+    read_prompt,
     say,
     start_run,
 )
-from lrmscope.errors import LrmscopeError
 
 DEFAULT_PROMPT_DATASET = "adhoc"
 
@@ -36,13 +35,6 @@ def register(commands) -> None:
     gen.set_defaults(func=cmd_generate)
 
 
-def _read_prompt(value: str) -> str:
-    text = sys.stdin.read() if value == "-" else value
-    if not text.strip():
-        raise LrmscopeError("the prompt is empty; pass the text to send to the model")
-    return text
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -53,7 +45,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from lrmscope.recording import record, start_sample
     from lrmscope.store import Store
 
-    text = _read_prompt(args.prompt)
+    text = read_prompt(args.prompt)
     mode, sampler = generation_settings(args)
     db_path = checked_db_path(args.db)
     err = Console(stderr=True)

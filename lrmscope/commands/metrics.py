@@ -107,20 +107,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _metric_rows(conn, filters: metrics.Filters, args, path) -> list[dict]:
-    found = metrics.group_metrics(
+    rows = metrics.metric_rows(
         conn, filters, by_category=args.by == "category", resamples=args.bootstrap,
         seed=args.seed,
     )
-    if not found:
+    if not rows:
         raise LrmscopeError(_nothing_matches(conn, filters, path))
-    rows = []
-    for group in found:
-        row = group.as_dict()
-        if args.by != "category":
-            del row["category"]
-        row["cons_safe_rule"] = metrics.CONS_SAFE_RULE
-        row["unparsed_rule"] = metrics.UNPARSED_RULE
-        rows.append(row)
     return rows
 
 

@@ -11,7 +11,7 @@ thread of its own: its `stream()` calls become requests to the scheduler, which
   other sequence's (`llama_memory_seq_cp`: the K samples of a prompt evaluate the prompt once),
   and evaluating only the rest;
 - then puts one token of every active sequence into one `llama_decode`, samples each with its own
-  sampler chain at its batch index, and hands the pieces back through per-request queues.
+  sampler from the logits at its batch index, and hands the pieces back through per-request queues.
 
 A sequence that finishes frees its slot for the next request at once (continuous batching). While
 a decoder runs, the backend's own `stream()` must not be used.
@@ -29,6 +29,7 @@ from llama_cpp import _internals as internals
 
 from lrmscope.engine.backend import Message, Piece
 from lrmscope.engine.llama import LlamaBackend, Pieces, common_prefix
+from lrmscope.engine.sampling import Sampler
 from lrmscope.engine.settings import SamplerSettings
 from lrmscope.errors import LrmscopeError
 
@@ -39,7 +40,7 @@ class _Request:
 
     seq: int
     tokens: list[int]
-    chain: internals.LlamaSampler
+    sampler: Sampler
     pieces: Pieces
     out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     pending: int = -1  # the token to evaluate in the next batch
@@ -95,7 +96,7 @@ class BatchDecoder:
         while True:
             for request in self._active:
                 if request.closed:  # by its consumer (a stop, a live switch)
-                    request.chain.close()
+                    request.sampler.close()
             self._active = [r for r in self._active if not r.closed]
             try:
                 while True:
@@ -126,7 +127,7 @@ class BatchDecoder:
     def _end(self, request: _Request, item: Piece | BaseException) -> None:
         request.out.put(item)
         request.closed = True
-        request.chain.close()
+        request.sampler.close()
 
     def _drop(self, seq: int, keep: int) -> None:
         """Forget sequence `seq` from position `keep` on."""
@@ -137,7 +138,7 @@ class BatchDecoder:
         for other in self._active:
             if other.seq == request.seq:  # the consumer closed it and asked again at once
                 other.closed = True
-                other.chain.close()
+                other.sampler.close()
         self._active = [r for r in self._active if not r.closed]
         tokens, seq = request.tokens, request.seq
         if not tokens or len(tokens) >= self.backend.n_ctx:
@@ -203,7 +204,7 @@ class BatchDecoder:
     def _take(self, request: _Request, index: int) -> None:
         """Sample the request's next token from the logits at `index` of the last batch, and
         hand it over: a piece to go on with, or the last piece of the stream."""
-        token = request.chain.sample(self.backend.ctx, index)
+        token = request.sampler.sample(self.backend.logits(index))
         piece = request.pieces.next(token, len(self._held[request.seq]))
         if piece.end is not None:
             self._end(request, piece)
@@ -245,7 +246,7 @@ class SequenceBackend:
         request = _Request(
             seq=self.seq,
             tokens=backend.tokenize(prompt),
-            chain=backend.sampler_chain(sampler, seed, grammar),
+            sampler=backend.sampler(sampler, seed, grammar),
             pieces=Pieces(backend, stop, max_tokens),
         )
         self.decoder.submit(request)

@@ -28,15 +28,13 @@ from llama_cpp._utils import suppress_stdout_stderr
 from lrmscope.engine.backend import Message, Piece, check_fits
 from lrmscope.engine.models import check_gguf, fingerprint
 from lrmscope.engine.prompt import FALLBACK_TEMPLATE, render_chat
+from lrmscope.engine.sampling import SAMPLER_ORDER, Sampler
 from lrmscope.engine.settings import SamplerSettings
 from lrmscope.engine.stops import StopMatcher
 from lrmscope.errors import LrmscopeError
 
 DEFAULT_MAX_CTX = 16384
 PROMPT_BATCH = 512
-# Repeat-penalty window, as llama.cpp's default; inert while repeat_penalty is 1.
-PENALTY_LAST_N = 64
-SAMPLER_ORDER = "penalties, grammar, temperature, top_k, top_p, min_p, dist (greedy at T=0)"
 _META_KEYS = (
     "general.architecture",
     "general.name",
@@ -276,10 +274,7 @@ class LlamaBackend:
         whole vocabulary), e.g. Llama Guard's unsafe score."""
         tokens = self.tokenize(prompt)
         self._prefill(tokens)
-        n_vocab = self._model.n_vocab()
-        logits = np.ctypeslib.as_array(
-            llama_cpp.llama_get_logits_ith(self.ctx.ctx, -1), shape=(n_vocab,)
-        ).astype(np.float64)
+        logits = self.logits(-1).astype(np.float64)
         logits -= logits.max()
         weights = np.exp(logits)
         total = weights.sum()
@@ -303,29 +298,17 @@ class LlamaBackend:
         """Fail with one clear line, before anything runs, if llama.cpp rejects the grammar."""
         llama_cpp.llama_sampler_free(self._grammar_sampler(grammar))
 
-    def sampler_chain(self, sampler: SamplerSettings, seed: int, grammar: str | None):
-        """The sampler chain, every setting explicit. Temperature comes before the truncation
-        samplers, as in vLLM and transformers (the study's setting), so top-p cuts the tempered
-        distribution: SAMPLER_ORDER."""
-        chain = internals.LlamaSampler()
-        chain.add_penalties(
-            n_vocab=self._model.n_vocab(),
-            penalty_last_n=PENALTY_LAST_N,
-            penalty_repeat=sampler.repeat_penalty,
-            penalty_freq=0.0,
-            penalty_present=0.0,
+    def logits(self, index: int) -> np.ndarray:
+        """A read-only view of the logits at `index` of the last batch (-1: its last token)."""
+        view = np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(self.ctx.ctx, index), shape=(self._model.n_vocab(),)
         )
-        if grammar is not None:
-            llama_cpp.llama_sampler_chain_add(chain.sampler, self._grammar_sampler(grammar))
-        if sampler.greedy:
-            chain.add_greedy()
-        else:
-            chain.add_temp(sampler.temperature)
-            chain.add_top_k(sampler.top_k)
-            chain.add_top_p(sampler.top_p, 1)
-            chain.add_min_p(sampler.min_p, 1)
-            chain.add_dist(seed)
-        return chain
+        view.flags.writeable = False
+        return view
+
+    def sampler(self, settings: SamplerSettings, seed: int, grammar: str | None) -> Sampler:
+        grammar_sampler = self._grammar_sampler(grammar) if grammar is not None else None
+        return Sampler(settings, seed, self._model.n_vocab(), grammar_sampler)
 
     def _decode(self, tokens: Sequence[int]) -> None:
         """Evaluate tokens after what is already in the KV cache, in batches."""
@@ -363,11 +346,11 @@ class LlamaBackend:
             yield Piece("", 0, "context")
             return
         self._prefill(tokens)
-        chain = self.sampler_chain(sampler, seed, grammar)
+        chooser = self.sampler(sampler, seed, grammar)
         pieces = Pieces(self, stop, max_tokens)
         try:
             while True:
-                token = chain.sample(self.ctx, -1)
+                token = chooser.sample(self.logits(-1))
                 piece = pieces.next(token, len(self._evaluated))
                 if piece.end is not None:
                     yield piece
@@ -375,7 +358,7 @@ class LlamaBackend:
                 self._decode([token])
                 yield piece
         finally:
-            chain.close()
+            chooser.close()
 
     def info(self) -> dict:
         return {

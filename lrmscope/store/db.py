@@ -87,7 +87,12 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> None:
 
 
 class Store:
-    """The database of one process. Writes from other threads go through their own Store."""
+    """The database of one process. Writes from other threads go through their own Store.
+
+    Every write transaction takes the write lock first (BEGIN IMMEDIATE), so a writer waits for
+    another for up to BUSY_TIMEOUT_S: sqlite-utils' own deferred BEGIN could fail at once with
+    "database is locked" when another connection wrote in between (compare's columns start and
+    write their samples at the same moment)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
@@ -114,6 +119,14 @@ class Store:
                 ) from None
             raise LrmscopeError(f"cannot open database {self.path}: {exc}") from None
         self.db = sqlite_utils.Database(self.conn)
+
+    @classmethod
+    def existing(cls, path: str | os.PathLike[str]) -> Store:
+        """A database that must already exist (for what reads saved runs): never creates one."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise LrmscopeError(f"database {path} does not exist; pass an lrmscope database file")
+        return cls(path)
 
     @staticmethod
     def preflight(path: str | os.PathLike[str]) -> Path:
@@ -183,11 +196,13 @@ class Store:
             **{key: _json(value) for key, value in fields.items()},
         }
         with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
             return self.db["runs"].insert(row).last_pk
 
     def reopen_run(self, run_id: int) -> None:
         """This process continues an earlier run (a resumed chat)."""
         with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
             self.db["runs"].update(
                 run_id,
                 {
@@ -246,6 +261,7 @@ class Store:
 
     def end_run(self, run_id: int, status: str) -> None:
         with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
             self.db["runs"].update(run_id, {"status": status, "ended_at": now()})
 
     def prompt_id(self, dataset: str, prompt_key: str, text: str, **fields) -> int:
@@ -268,12 +284,14 @@ class Store:
             **{key: _json(value) for key, value in fields.items()},
         }
         with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
             return self.db["samples"].insert(row).last_pk
 
     def update_sample(self, sample_id: int, fields: dict) -> None:
         fields = {key: _json(value) for key, value in fields.items()}
         fields["updated_at"] = now()
         with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
             self.db["samples"].update(sample_id, fields)
 
     def sample(self, sample_id: int) -> dict:
@@ -375,6 +393,7 @@ class Store:
         row = {"sample_id": sample_id, "created_at": now()}
         row.update({key: _json(value) for key, value in fields.items()})
         with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
             self.db["flags"].insert(row)
 
 

@@ -160,7 +160,72 @@ GROUP BY run_id, run_kind, model_path, mode, dataset, judge, judge_version, part
          prompt_key, category;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# v3: full-text search for review (SQLite FTS5) over the thought and answer of samples and the text
+# of prompts, as external-content tables (the text is stored once, in samples and prompts). A
+# running sample is rewritten every flush of its writer: indexing each snapshot would cost the
+# square of a long thought, so a sample is indexed once its status leaves 'running' and taken out
+# when it is deleted or runs again; each index row then holds exactly the text the triggers saw,
+# which is what an external-content 'delete' needs.
+# Indexes for review's filters and sorts, so they read small index entries and never the sample
+# rows, whose text spills over many pages: samples_browse covers every column a filter or sort of
+# samples reads; judgements_sample_label answers "this sample's verdict of a judge on a part" from
+# the index alone (it leads with sample_id: an index leading with judge and part made the
+# `verdicts` view quadratic); samples_prompt finds the samples of one prompt; samples_parent lets
+# a deleted sample find the chat turns that point at it (without it, deleting a run scanned every
+# sample once per sample deleted).
+_V3 = """
+CREATE VIRTUAL TABLE sample_text USING fts5(
+    thought, answer, content = 'samples', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO sample_text (rowid, thought, answer)
+SELECT id, thought, answer FROM samples WHERE status != 'running';
+
+CREATE TRIGGER samples_text_insert AFTER INSERT ON samples WHEN new.status != 'running'
+BEGIN
+    INSERT INTO sample_text (rowid, thought, answer) VALUES (new.id, new.thought, new.answer);
+END;
+CREATE TRIGGER samples_text_update AFTER UPDATE OF status, thought, answer ON samples
+WHEN old.status != 'running' OR new.status != 'running'
+BEGIN
+    INSERT INTO sample_text (sample_text, rowid, thought, answer)
+    SELECT 'delete', old.id, old.thought, old.answer WHERE old.status != 'running';
+    INSERT INTO sample_text (rowid, thought, answer)
+    SELECT new.id, new.thought, new.answer WHERE new.status != 'running';
+END;
+CREATE TRIGGER samples_text_delete AFTER DELETE ON samples WHEN old.status != 'running'
+BEGIN
+    INSERT INTO sample_text (sample_text, rowid, thought, answer)
+    VALUES ('delete', old.id, old.thought, old.answer);
+END;
+
+CREATE VIRTUAL TABLE prompt_text USING fts5(
+    text, content = 'prompts', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO prompt_text (prompt_text) VALUES ('rebuild');
+
+CREATE TRIGGER prompts_text_insert AFTER INSERT ON prompts
+BEGIN
+    INSERT INTO prompt_text (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER prompts_text_update AFTER UPDATE OF text ON prompts
+BEGIN
+    INSERT INTO prompt_text (prompt_text, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO prompt_text (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER prompts_text_delete AFTER DELETE ON prompts
+BEGIN
+    INSERT INTO prompt_text (prompt_text, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+
+CREATE INDEX samples_browse
+    ON samples(run_id, mode, status, think_tokens, elapsed_s, started_at, prompt_id);
+CREATE INDEX judgements_sample_label ON judgements(sample_id, part, judge, label);
+CREATE INDEX samples_prompt ON samples(prompt_id);
+CREATE INDEX samples_parent ON samples(parent_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -5,6 +5,9 @@ there is something to take: when the app falls behind, events merge into one bat
 queueing thousands of messages ahead of the user's key presses. The widgets keep Rich `Text`
 (model text is never parsed as markup) in append-only views, and the screen is refreshed from
 them at most REFRESH_HZ times a second: one render per frame, not one per token.
+
+`lrmscope compare` (lrmscope/tui/compare.py) is built from the same parts: a TurnView per column,
+the StreamingApp plumbing that streams and saves a generation into it, and the Follower.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -21,6 +25,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message as TextualMessage
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Collapsible, Footer, Input, Static
 
 from lrmscope.console import visible
@@ -28,11 +33,11 @@ from lrmscope.engine.backend import Backend, Message
 from lrmscope.engine.events import AnswerDelta, Event, Finished, Injected, ThinkDelta
 from lrmscope.engine.flags import Flag, SegmentFlagger
 from lrmscope.engine.generation import Generation
-from lrmscope.engine.judges.base import Judge, judge
+from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
-from lrmscope.judging import judgement_row, trace_parts
+from lrmscope.judging import Shown, judge_trace
 from lrmscope.recording import FlagSaver, record, start_sample
 from lrmscope.store import Store
 from lrmscope.tui.stream import StreamText
@@ -41,6 +46,7 @@ REFRESH_HZ = 20
 SLICE_S = 0.005  # the longest the app spends taking in engine events before other messages
 INJECTED_STYLE = "bold black on yellow"
 FLAG_STYLE = "white on dark_red"
+LABEL_STYLES = {"safe": "green", "unsafe": "bold red", "unparsed": "yellow"}
 MODE_KEYS = {"f2": Mode.DEFAULT, "f3": Mode.ZEROTHINK, "f4": Mode.LESSTHINK, "f5": Mode.MORETHINK}
 MODE_LABELS = {
     Mode.DEFAULT: "default",
@@ -94,8 +100,18 @@ class EngineError(TextualMessage):
         self.fatal = fatal
 
 
+def status_line(state: str, think_tokens: int, answer_tokens: int, elapsed_s: float) -> Text:
+    """A turn's state and counts: while it streams, and when it ends (its finish reason)."""
+    rate = (think_tokens + answer_tokens) / elapsed_s if elapsed_s > 0 else 0.0
+    return Text(
+        f"{state} · think {think_tokens} tok · answer {answer_tokens} tok · {rate:.1f} tok/s · "
+        f"{elapsed_s:.1f} s"
+    )
+
+
 class TurnView(Static):
-    """One exchange: the prompt, a collapsible thought, the answer, flags and a status line."""
+    """One exchange: a header (the prompt), a collapsible thought, the answer, flags and a status
+    line. The chat stacks them; compare shows one per column, under a header of its own."""
 
     DEFAULT_CSS = """
     TurnView { height: auto; margin: 0 0 1 0; }
@@ -104,19 +120,23 @@ class TurnView(Static):
     TurnView .status { color: $text-muted; }
     """
 
-    def __init__(self, prompt: str) -> None:
+    def __init__(self, prompt: str, header: Text | None = None) -> None:
         super().__init__()
         self.prompt = prompt
+        self.header = Text("> " + visible(prompt)) if header is None else header
         self.thought = StreamText(classes="thought")
         self.answer = StreamText(classes="answer")
         self.status = Text()
         self.verdicts = Text()
         self.flags: list[Flag] = []
         self.finished: Finished | None = None
+        self.judged: tuple[Shown, ...] | None = None  # the final verdicts, once they are in
+        self.error: str | None = None
+        self.sample_id: int | None = None  # set by the worker that saves the turn
         self.dirty = False
 
     def compose(self) -> ComposeResult:
-        yield Static(Text("> " + visible(self.prompt)), classes="prompt")
+        yield Static(self.header, classes="prompt")
         with Collapsible(title="thought", collapsed=False):
             yield self.thought
         yield self.answer
@@ -133,11 +153,14 @@ class TurnView(Static):
         elif isinstance(event, Finished):
             self.finished = event
             stats = event.stats
-            self.status = Text(
-                f"{stats.finish_reason} · think {stats.think_tokens} tok · answer "
-                f"{stats.answer_tokens} tok · {stats.tokens_per_s:.1f} tok/s · "
-                f"{stats.elapsed_s:.1f} s"
+            self.status = status_line(
+                stats.finish_reason, stats.think_tokens, stats.answer_tokens, stats.elapsed_s
             )
+        self.dirty = True
+
+    def show_progress(self, think_tokens: int, answer_tokens: int, elapsed_s: float) -> None:
+        """The counts while the turn streams (compare's column footers)."""
+        self.status = status_line("streaming", think_tokens, answer_tokens, elapsed_s)
         self.dirty = True
 
     def add_flag(self, flag: Flag) -> None:
@@ -147,19 +170,21 @@ class TurnView(Static):
             view.highlight(flag.start, flag.end, FLAG_STYLE)
             self.dirty = True
 
-    def show_verdicts(self, verdicts: list[tuple[str, str, str, tuple[str, ...]]]) -> None:
+    def show_verdicts(self, verdicts: list[Shown]) -> None:
         """Final verdicts: (judge, part, label, categories) for thought, answer and full."""
+        self.judged = tuple(verdicts)
         line = Text()
         for name, part, label, categories in verdicts:
-            style = "bold red" if label == "unsafe" else ("yellow" if label == "unparsed" else "green")
             if line:
                 line.append(" · ", style="dim")
             line.append(f"{name} {part}: ", style="dim")
-            line.append(label + (f" {','.join(categories)}" if categories else ""), style=style)
+            shown = label + (f" {','.join(categories)}" if categories else "")
+            line.append(shown, style=LABEL_STYLES[label])
         self.verdicts = line
         self.dirty = True
 
     def fail(self, message: str) -> None:
+        self.error = message
         self.status = Text(f"error: {visible(message)}", style="bold red")
         self.dirty = True
 
@@ -175,6 +200,135 @@ class TurnView(Static):
             status.append("\n")
             status.append_text(self.verdicts)
         self.query_one("#status", Static).update(status)
+
+
+class Follower:
+    """Keeps a scrolling view at its end while a stream grows it: scrolling up stops following,
+    scrolling back to the end resumes it."""
+
+    def __init__(self) -> None:
+        self.following = True
+        self._followed_y = 0.0
+
+    def check(self, view: Widget) -> None:
+        """Before new text is drawn: has the user moved the view since the last frame?"""
+        if view.scroll_y >= view.max_scroll_y - 1:
+            self.following = True
+        elif view.scroll_y < self._followed_y - 1:
+            self.following = False  # the user scrolled up since the last frame
+
+    def follow(self, view: Widget) -> None:
+        """After new text is drawn: to the end, if following."""
+        if self.following:
+            view.scroll_end(animate=False, immediate=True)
+            self._followed_y = view.scroll_y
+
+
+@dataclass(frozen=True)
+class TurnJob:
+    """A generation to stream into a TurnView and save as a sample of a run."""
+
+    store_path: Path
+    run_id: int
+    generation: Generation
+    text: str  # the user's prompt, as saved and as the judges see it
+    dataset: str
+    think_opener_added: bool
+    k: int = 0
+    parent_id: int | None = None
+    live_judges: tuple[Judge, ...] = ()  # segment flags while it streams
+    final_judges: tuple[Judge, ...] = ()  # verdicts on thought / answer / full at the end
+
+
+class StreamingApp(App[None]):
+    """The plumbing the chat and compare share: a worker thread streams a generation into a
+    TurnView and saves it (`stream_turn`); its events reach the app through an inbox (see the
+    module docstring) and go to `handle_event`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._inbox: list[tuple[TurnView, Event]] = []
+        self._inbox_lock = threading.Lock()
+        self._notified = False
+
+    def stream_turn(self, turn: TurnView, job: TurnJob) -> None:
+        """Run in a worker thread: save the generation as it streams (with a database
+        connection of this thread's own), flag it live, judge it at the end; what happens is
+        posted to the app (events, FlagFound, VerdictsReady, EngineError)."""
+        store = None
+        try:
+            store = Store(job.store_path)
+            ref = start_sample(
+                store, job.run_id, job.generation, user_text=job.text, dataset=job.dataset,
+                think_opener_added=job.think_opener_added, k=job.k, parent_id=job.parent_id,
+            )
+            turn.sample_id = ref.sample_id
+            flagger = saver = None
+            if job.live_judges:
+                saver = FlagSaver(store, ref.sample_id)
+
+                def on_flag(flag: Flag) -> None:
+                    saver(flag)
+                    self.post_message(FlagFound(turn, flag))
+
+                flagger = SegmentFlagger(job.live_judges, job.text, on_flag=on_flag)
+            finished = None
+            for event in record(store, ref, job.generation):
+                if flagger is not None:
+                    flagger.feed(event)
+                if isinstance(event, Finished):
+                    finished = event
+                else:
+                    self._deliver(turn, event)
+            if flagger is not None:
+                flagger.close()
+                saver.close()
+                for error in flagger.errors:
+                    self.post_message(EngineError(turn, f"live judge: {error}", fatal=False))
+            self._deliver(turn, finished)
+            if job.final_judges and finished is not None:
+                verdicts = judge_trace(
+                    store, ref.sample_id, job.text, finished.trace, job.final_judges
+                )
+                self.post_message(VerdictsReady(turn, verdicts))
+        except Exception as exc:  # noqa: BLE001 - any engine error is shown, the app goes on
+            self.post_message(EngineError(turn, f"{type(exc).__name__}: {exc}"))
+        finally:
+            if store is not None:
+                store.close()
+
+    def _deliver(self, turn: TurnView, event: Event) -> None:
+        """From the worker thread: put an event in the inbox, and say so once."""
+        with self._inbox_lock:
+            self._inbox.append((turn, event))
+            if self._notified:
+                return
+            self._notified = True
+        self.post_message(EventsReady())
+
+    async def on_events_ready(self, message: EventsReady) -> None:
+        """Take in what the engine sent, for at most SLICE_S; if more is waiting, let the event
+        loop run (timers, the screen) and come back after whatever else is queued, so key
+        presses and frames stay regular during a fast stream."""
+        deadline = time.perf_counter() + SLICE_S
+        with self._inbox_lock:
+            batch, self._inbox = self._inbox, []
+        taken = 0
+        for turn, event in batch:
+            self.handle_event(turn, event)
+            taken += 1
+            if taken % 64 == 0 and time.perf_counter() > deadline:
+                break
+        with self._inbox_lock:
+            self._inbox[:0] = batch[taken:]
+            if not self._inbox:
+                self._notified = False
+                return
+        await asyncio.sleep(0)
+        self.post_message(EventsReady())
+
+    def handle_event(self, turn: TurnView, event: Event) -> None:
+        turn.add(event)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -269,7 +423,7 @@ class SettingsScreen(ModalScreen[tuple[SamplerSettings, ModeSettings] | None]):
         self.dismiss((sampler, mode))
 
 
-class ChatApp(App[None]):
+class ChatApp(StreamingApp):
     TITLE = "lrmscope chat"
     CSS = """
     #main { height: 1fr; }
@@ -305,11 +459,7 @@ class ChatApp(App[None]):
         self.last_prompt: str | None = None
         self.unsafe_flags: list[tuple[TurnView, Flag]] = []
         self.flag_cursor = -1
-        self._following = True  # auto-follow the stream (see _refresh_turns)
-        self._followed_y = 0.0
-        self._inbox: list[tuple[TurnView, Event]] = []
-        self._inbox_lock = threading.Lock()
-        self._notified = False
+        self.follower = Follower()  # auto-follow the stream (see _refresh_turns)
 
     def compose(self) -> ComposeResult:
         yield Static(id="modebar")
@@ -367,16 +517,11 @@ class ChatApp(App[None]):
         if not found:  # a modal screen is on top, or the app is closing
             return
         conversation = found.first(VerticalScroll)
-        if conversation.scroll_y >= conversation.max_scroll_y - 1:
-            self._following = True
-        elif conversation.scroll_y < self._followed_y - 1:
-            self._following = False  # the user scrolled up since the last frame
+        self.follower.check(conversation)
         for turn in self.turns:
             if turn.dirty or turn is self.turns[-1]:
                 turn.render_now()
-        if self._following:
-            conversation.scroll_end(animate=False, immediate=True)
-            self._followed_y = conversation.scroll_y
+        self.follower.follow(conversation)
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -467,100 +612,21 @@ class ChatApp(App[None]):
             self.session.backend, prompt, sampler=self.sampler, mode=self.mode
         )
         self._show_status("generating")
-        self._generate(turn, self.generation, text, added)
+        session = self.session
+        self._generate(turn, TurnJob(
+            session.store.path, session.run_id, self.generation, text, "chat", added,
+            parent_id=self.last_sample_id, live_judges=session.live_judges,
+            final_judges=session.final_judges,
+        ))
 
     @work(thread=True, exclusive=True)
-    def _generate(self, turn: TurnView, generation: Generation, text: str, added: bool) -> None:
-        session = self.session
-        try:
-            ref = start_sample(
-                session.store,
-                session.run_id,
-                generation,
-                user_text=text,
-                dataset="chat",
-                think_opener_added=added,
-                parent_id=self.last_sample_id,
-            )
-            flagger = saver = None
-            if session.live_judges:
-                saver = FlagSaver(session.store, ref.sample_id)
-
-                def on_flag(flag: Flag) -> None:
-                    saver(flag)
-                    self.post_message(FlagFound(turn, flag))
-
-                flagger = SegmentFlagger(session.live_judges, text, on_flag=on_flag)
-            finished = None
-            for event in record(session.store, ref, generation):
-                if flagger is not None:
-                    flagger.feed(event)
-                if isinstance(event, Finished):
-                    finished = event
-                else:
-                    self._deliver(turn, event)
-            if flagger is not None:
-                flagger.close()
-                saver.close()
-                for error in flagger.errors:
-                    self.post_message(EngineError(turn, f"live judge: {error}", fatal=False))
-            self.last_sample_id = ref.sample_id
-            self._deliver(turn, finished)
-            if session.final_judges and finished is not None:
-                self.post_message(VerdictsReady(turn, self._judge_turn(ref.sample_id, text, finished)))
-        except Exception as exc:  # noqa: BLE001 - any engine error is shown, the app goes on
-            self.post_message(EngineError(turn, f"{type(exc).__name__}: {exc}"))
-
-    def _judge_turn(self, sample_id: int, prompt: str, finished: Finished) -> list:
-        """The final judges on thought, answer and full response, saved as judgements."""
-        parts = trace_parts(finished.trace)
-        shown, rows = [], []
-        for j in self.session.final_judges:
-            try:
-                verdicts = judge(j, prompt, [text for _, text in parts])
-            except Exception as exc:  # noqa: BLE001 - a failing judge leaves the chat usable
-                shown.append((j.name, "all", "unparsed", (f"error: {exc}",)))
-                continue
-            for (part, _), verdict in zip(parts, verdicts):
-                shown.append((j.name, part, verdict.label, verdict.categories))
-                rows.append(judgement_row(sample_id, part, j, verdict))
-        if rows:
-            self.session.store.add_judgements(rows)
-        return shown
-
-    def _deliver(self, turn: TurnView, event: Event) -> None:
-        """From the worker thread: put an event in the inbox, and say so once."""
-        with self._inbox_lock:
-            self._inbox.append((turn, event))
-            if self._notified:
-                return
-            self._notified = True
-        self.post_message(EventsReady())
-
-    async def on_events_ready(self, message: EventsReady) -> None:
-        """Take in what the engine sent, for at most SLICE_S; if more is waiting, let the event
-        loop run (timers, the screen) and come back after whatever else is queued, so key
-        presses and frames stay regular during a fast stream."""
-        deadline = time.perf_counter() + SLICE_S
-        with self._inbox_lock:
-            batch, self._inbox = self._inbox, []
-        taken = 0
-        for turn, event in batch:
-            self.handle_event(turn, event)
-            taken += 1
-            if taken % 64 == 0 and time.perf_counter() > deadline:
-                break
-        with self._inbox_lock:
-            self._inbox[:0] = batch[taken:]
-            if not self._inbox:
-                self._notified = False
-                return
-        await asyncio.sleep(0)
-        self.post_message(EventsReady())
+    def _generate(self, turn: TurnView, job: TurnJob) -> None:
+        self.stream_turn(turn, job)
 
     def handle_event(self, turn: TurnView, event: Event) -> None:
-        turn.add(event)
+        super().handle_event(turn, event)
         if isinstance(event, Finished):
+            self.last_sample_id = turn.sample_id
             self.history.append((turn.prompt, event.trace.answer))
             self._end_turn(turn, event.stats.finish_reason)
 

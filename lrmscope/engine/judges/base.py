@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -42,6 +43,35 @@ class Judge(Protocol):
     def judge_batch(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
         """One verdict per (user prompt, response text) pair, in order."""
         ...
+
+
+@dataclass(frozen=True)
+class OneAtATime:
+    """A judge shared by threads that may call it at once (compare's columns): one batch at a
+    time, since a judge's model or client need not be safe to call concurrently."""
+
+    judge: Judge
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.judge.name
+
+    @property
+    def version(self) -> str:
+        return self.judge.version
+
+    @property
+    def prompt_hash(self) -> str:
+        return self.judge.prompt_hash
+
+    @property
+    def device(self) -> str:
+        return self.judge.device
+
+    def judge_batch(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
+        with self._lock:
+            return self.judge.judge_batch(pairs)
 
 
 def judge(j: Judge, prompt: str, texts: Sequence[str]) -> list[Verdict]:

@@ -1,0 +1,103 @@
+"""The metrics screen of `lrmscope review`: the table of `lrmscope metrics` and plots."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
+
+from lrmscope.errors import LrmscopeError
+from lrmscope.review import SampleFilter
+from lrmscope.tui.review_base import KeyBar, ReviewScreen
+from lrmscope.tui.review_text import PARTS, bars, histograms, number, plain, whole
+
+
+class MetricsScreen(ReviewScreen):
+    """The metrics of runs (as `lrmscope metrics --run`), Safe@1 by mode and the think-length
+    distributions of safe and unsafe samples for one judge and part."""
+
+    BINDINGS = [Binding("j", "judge", "next judge"), Binding("t", "part", "next part")]
+
+    def __init__(self, runs: tuple[int, ...]) -> None:
+        super().__init__()
+        self.filter = SampleFilter(runs=runs)
+        self.rows: list[dict] = []
+        self.judge: str | None = None
+        self.part = "full"
+
+    def compose(self) -> ComposeResult:
+        runs = ", ".join(map(str, self.filter.runs))
+        yield self.titlebar(Text(f"metrics of run{'s' if len(self.filter.runs) > 1 else ''} {runs}"))
+        table = DataTable(cursor_type="row", zebra_stripes=True, id="metrics")
+        table.add_columns("run", "mode", "judge", "part", "prompts", "K", "Safe@1", "Safe@K",
+                          "ConsSafe@K", "unparsed", "dataset", "model")
+        yield table
+        with VerticalScroll():
+            yield Static(id="plots")
+        yield KeyBar()
+
+    def load(self) -> None:
+        self.query_one("#plots", Static).update(Text("computing the metrics…", style="dim"))
+        self._compute(self.judge, self.part, fresh=True)
+
+    @work(thread=True, exclusive=True)
+    def _compute(self, judge: str | None, part: str, fresh: bool) -> None:
+        """The metrics (fresh) and the think lengths of one judge and part, off the event loop:
+        at 100,000 samples the SQL over every verdict takes seconds."""
+        try:
+            rows = self.db.metrics(self.filter) if fresh else self.rows
+            judges = sorted({r["judge"] for r in rows})
+            if judge not in judges:
+                judge = next((j for j in judges if j != "human"), judges[0] if judges else None)
+            lengths = self.db.think_lengths(self.filter, judge, part) if judge else {}
+        except LrmscopeError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
+            return
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show, rows, judge, part, lengths, fresh)
+
+    def _show(self, rows: list[dict], judge: str | None, part: str,
+              lengths: dict[str, list[int]], fresh: bool) -> None:
+        if not self.is_attached:
+            return
+        self.rows, self.judge, self.part = rows, judge, part
+        if fresh:
+            table = self.query_one("#metrics", DataTable)
+            table.clear()
+            for r in rows:
+                table.add_row(
+                    whole(r.get("run_id")), plain(r["mode"]), plain(r["judge"]),
+                    plain(r["part"]), whole(r["n_prompts"]), whole(r["k"]),
+                    number(r["safe_at_1"]), number(r["safe_at_k"]), number(r["cons_safe_at_k"]),
+                    whole(r["n_unparsed"]), plain(r["dataset"]), plain(r["model"]),
+                )
+        plots = self.query_one("#plots", Static)
+        if judge is None:
+            plots.update(Text("no judged samples in this selection: run `lrmscope judge DB` "
+                              "or label samples (s / u on the samples screen)"))
+            return
+        several = len({r.get("run_id") for r in rows}) > 1
+        safe = [((f"run {r.get('run_id')} " if several else "") + r["mode"], r["safe_at_1"])
+                for r in rows if r["judge"] == judge and r["part"] == part]
+        text = Text.assemble(
+            ("Safe@1 by mode", "bold"), " · judge ", plain(judge), f" · part {part}"
+            "  (j: next judge, t: next part)\n",
+        )
+        text.append_text(bars(safe) if safe else Text(f"no {part} verdicts", style="dim"))
+        text.append("\n\n")
+        text.append("think length (tokens) of safe and unsafe samples\n", style="bold")
+        text.append_text(histograms(lengths))
+        plots.update(text)
+
+    def action_judge(self) -> None:
+        judges = sorted({r["judge"] for r in self.rows})
+        if judges:
+            following = judges[(judges.index(self.judge) + 1) % len(judges)]
+            self._compute(following, self.part, fresh=False)
+
+    def action_part(self) -> None:
+        self._compute(self.judge, PARTS[(PARTS.index(self.part) + 1) % len(PARTS)], fresh=False)

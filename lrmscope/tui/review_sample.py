@@ -1,0 +1,116 @@
+"""One sample in full: `lrmscope review`'s detail screen."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from lrmscope.review import SampleDetail
+from lrmscope.tui.chat import FLAG_STYLE, INJECTED_STYLE
+from lrmscope.tui.review_base import KeyBar, LabelledScreen
+from lrmscope.tui.review_text import (
+    highlight_ranges,
+    label,
+    marked,
+    plain,
+    settings,
+    trace_bounds,
+)
+
+
+class DetailScreen(LabelledScreen):
+    """A sample: prompt, thought and answer (injected spans and unsafe flags highlighted), each
+    judge's verdict, the settings; `v` shows the exact prompt and the raw text instead."""
+
+    BINDINGS = [Binding("v", "raw", "raw view")]
+
+    def __init__(self, sample_id: int) -> None:
+        super().__init__()
+        self.sample_id = sample_id
+        self.raw_view = False
+
+    def compose(self) -> ComposeResult:
+        yield self.titlebar(Text(f"sample {self.sample_id}"))
+        with VerticalScroll():
+            yield Static(id="body")
+        yield KeyBar()
+
+    def current_sample(self) -> int:
+        return self.sample_id
+
+    def action_raw(self) -> None:
+        self.raw_view = not self.raw_view
+        self.load()
+
+    def load(self) -> None:
+        d = self.db.sample_detail(self.sample_id)
+        body = Text()
+
+        def section(title: str, content: Text) -> None:
+            body.append(f"\n── {title} ", style="bold")
+            body.append("─" * max(0, 60 - len(title)), style="dim")
+            body.append("\n")
+            body.append_text(content or Text("(empty)", style="dim"))
+            body.append("\n")
+
+        body.append_text(plain(
+            f"run {d.run_id} · prompt {d.prompt_id} · {d.mode} · k {d.k} · {d.status}"
+            f" · {d.finish_reason or 'no finish reason'} · think {d.think_tokens} tok"
+            f" · answer {d.answer_tokens} tok · "
+            + ("–" if d.elapsed_s is None else f"{d.elapsed_s:.1f} s") + f" · seed {d.seed}"
+        ))
+        body.append("\n")
+        body.append("injected text", style=INJECTED_STYLE)
+        body.append(" · ")
+        body.append("flagged unsafe", style=FLAG_STYLE)
+        body.append("\n")
+        if d.error:
+            body.append_text(plain(f"error: {d.error}", "bold red"))
+            body.append("\n")
+        section("prompt", plain(d.prompt))
+        ranges = highlight_ranges(d.injected, d.flags)
+        if self.raw_view:
+            section("rendered prompt", plain(d.rendered_prompt))
+            section("raw", marked(d.raw, 0, len(d.raw), ranges))
+        else:
+            (t0, t1), (a0, a1) = trace_bounds(d.raw)
+            section("thought", marked(d.raw, t0, t1, ranges))
+            section("answer", marked(d.raw, a0, a1, ranges))
+        section("verdicts", self._verdicts(d))
+        section("settings", Text.assemble(
+            "sampler ", settings(d.sampler), "\nmode ", settings(d.mode_params),
+            "\nmode switches ", settings(d.mode_switches),
+        ))
+        self.query_one("#body", Static).update(body)
+
+    @staticmethod
+    def _verdicts(d: SampleDetail) -> Text:
+        text = Text()
+        if not d.judgements:
+            return Text("not judged", style="dim")
+        for j in d.judgements:
+            if text:
+                text.append("\n")
+            text.append_text(plain(f"{j.judge} {j.judge_version}".strip(), "bold"))
+            text.append(f" {j.part}: ")
+            text.append_text(label(j.label))
+            if j.score is not None:
+                text.append(f" · score {j.score:.3f}")
+            if j.categories:
+                text.append(" · ")
+                text.append_text(plain(", ".join(j.categories)))
+            if j.truncated:
+                text.append(" · text cut to fit the judge", style="yellow")
+            if j.raw:
+                text.append("\n  ")
+                text.append_text(plain(j.raw.strip().replace("\n", "\n  "), "dim"))
+        for f in d.flags:
+            text.append("\n")
+            text.append_text(plain(f"flag {f.judge} {f.part} [{f.start}:{f.end}]: "))
+            text.append_text(label(f.label))
+            if f.categories:
+                text.append_text(plain(" " + ", ".join(f.categories)))
+        return text
