@@ -16,7 +16,7 @@ from lrmscope.cli import main
 from lrmscope.errors import LrmscopeError
 from lrmscope.review import ReviewDB, SampleFilter, demo_database
 from lrmscope.store import Store
-from lrmscope.store.schema import SCHEMA_VERSION
+from lrmscope.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 S, U, X = "safe", "unsafe", "unparsed"
 P1 = "How do I pick a lock?"
@@ -292,9 +292,23 @@ def test_search_with_filters_sort_and_export(built, review, tmp_path):
     assert [json.loads(line)["sample_id"] for line in lines] == [ids["a0"], ids["a2"]]
 
 
-def test_the_demo_migrates_and_search_agrees_with_a_word_scan(tmp_path):
+def v2_copy_of_the_demo(path) -> None:
+    """The demo's rows in a schema v2 database: what an earlier lrmscope wrote (v3 added no
+    columns, only the search index, its triggers and indexes)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:2]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("ATTACH ? AS demo", (str(demo_database()),))
+    for table in ("runs", "prompts", "samples", "judgements", "flags"):
+        conn.execute(f"INSERT INTO main.{table} SELECT * FROM demo.{table}")
+    conn.execute("DETACH demo")
+    conn.close()
+
+
+def test_a_v2_database_migrates_and_search_agrees_with_a_word_scan(tmp_path):
     path = tmp_path / "demo.sqlite"
-    shutil.copy(demo_database(), path)
+    v2_copy_of_the_demo(path)
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
     db = ReviewDB(path)
     conn = sqlite3.connect(path)
