@@ -11,11 +11,13 @@ from importlib import import_module
 
 from lrmscope import __version__
 from lrmscope.errors import LrmscopeError
-from lrmscope.store.db import BUSY_TIMEOUT_S
+from lrmscope.store import db as store_db
 
 # The commands, in the order `lrmscope --help` lists them: modules of lrmscope/commands/, each with
 # `register(commands)`, which adds its parser and sets its function.
-COMMANDS = ("chat", "compare", "generate", "eval", "judge", "metrics", "export", "review", "models")
+COMMANDS = (
+    "chat", "compare", "generate", "eval", "judge", "metrics", "export", "review", "models", "doctor"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,21 +74,38 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lrmscope: interrupted", file=sys.stderr)
         return 130
-    except sqlite3.OperationalError as exc:
-        if args.debug or "locked" not in str(exc):
-            raise
-        print(
-            "lrmscope: error: the database is locked by another writer (waited "
-            f"{BUSY_TIMEOUT_S} s); let it finish or use another database file",
-            file=sys.stderr,
-        )
-        return 2
     except Exception as exc:
         if args.debug or os.environ.get("LRMSCOPE_DEBUG"):
             raise
+        problem = _database_problem(args, exc)
+        if problem is not None:
+            print(f"lrmscope: error: {_one_line(problem)}", file=sys.stderr)
+            return 2
         print(
             f"lrmscope: internal error: {type(exc).__name__}: {_one_line(str(exc))} (run with "
             "--debug for the traceback, and report it)",
             file=sys.stderr,
         )
         return 1
+
+
+def _database_problem(args: argparse.Namespace, exc: Exception) -> str | None:
+    """A database error that the user's environment caused (another writer holding the lock, a
+    full or failing disk), said as one line naming the fix; None for any other error."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    text = str(exc)
+    if "locked" in text:
+        return (
+            f"the database is locked by another writer (waited {store_db.BUSY_TIMEOUT_S} s); let "
+            "it finish or use another database file"
+        )
+    if "full" in text or "disk I/O error" in text:
+        path = getattr(args, "db", None) or getattr(args, "database", None)
+        if path is None and hasattr(args, "db"):
+            path = store_db.default_db_path()
+        return (
+            f"cannot write to the database {path or ''} ({text}): its disk is full or failing; "
+            "free space on it (what was saved before is kept) or choose another database file"
+        )
+    return None

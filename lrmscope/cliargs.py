@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from importlib import metadata
@@ -18,6 +19,7 @@ from lrmscope.errors import LrmscopeError
 # one llama.cpp context holds.
 PROMPT_ROOM = 2048
 MAX_SEQUENCES = 256
+MAX_INT = 2**63 - 1  # the largest whole number SQLite stores (run ids, seeds, counts)
 
 
 def positive_int(text: str) -> int:
@@ -27,6 +29,8 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    if value > MAX_INT:
+        raise argparse.ArgumentTypeError(f"{value} is too large (at most {MAX_INT})")
     return value
 
 
@@ -44,6 +48,14 @@ def number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def seconds(text: str) -> float:
+    """A timeout: a finite number of seconds above 0."""
+    value = number(text)
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 1e6, got {text}")
+    return value
+
+
 def add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db", metavar="PATH", help="SQLite database (default: lrmscope.sqlite in the user data "
@@ -53,10 +65,31 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
 
 def read_prompt(value: str) -> str:
     """A prompt argument ('-' reads it from standard input); an empty prompt is refused."""
-    text = sys.stdin.read() if value == "-" else value
+    try:
+        text = sys.stdin.read() if value == "-" else value
+    except UnicodeDecodeError:
+        raise LrmscopeError("the prompt on standard input is not UTF-8; send UTF-8 text") from None
     if not text.strip():
         raise LrmscopeError("the prompt is empty; pass the text to send to the model")
+    return utf8(text, "the prompt")
+
+
+def utf8(text: str, what: str) -> str:
+    """`text` from the command line, refused if it holds bytes that are not UTF-8 (Python keeps
+    them as lone surrogates, which no database or model can take)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LrmscopeError(f"{what} is not UTF-8 text; pass it as UTF-8") from None
     return text
+
+
+def text_arg(value: str) -> str:
+    """An argparse type: a text option (a system prompt, a title) that must be UTF-8."""
+    try:
+        return utf8(value, "the text")
+    except LrmscopeError:
+        raise argparse.ArgumentTypeError("not UTF-8 text; pass it as UTF-8") from None
 
 
 def parse_modes(value: str):
@@ -102,13 +135,31 @@ def live_judges(specs: list[str], device: str | None) -> tuple[tuple, list[str]]
     return tuple(judges), notices
 
 
-def read_text_file(path: str, what: str) -> str:
+# The largest grammar or chat template read: real ones are a few KiB; a bigger file is the wrong one.
+MAX_TEXT_FILE = 16 << 20
+
+
+def read_text_file(path: str, what: str, option: str) -> str:
+    """A small UTF-8 text file given to `option` (a grammar, a chat template), checked before it
+    is read: not a directory, not empty, not huge."""
+    file = Path(path).expanduser()
     try:
-        return Path(path).expanduser().read_text(encoding="utf-8")
+        if file.is_dir():
+            raise LrmscopeError(f"{what} file {path} is a directory; pass a file to {option}")
+        size = file.stat().st_size
+        if size > MAX_TEXT_FILE:
+            raise LrmscopeError(
+                f"{what} file {path} is too large ({size / 2**20:.0f} MiB; at most "
+                f"{MAX_TEXT_FILE >> 20} MiB): pass the right file to {option}"
+            )
+        text = file.read_text(encoding="utf-8")
+        if not text.strip():
+            raise LrmscopeError(f"{what} file {path} is empty; pass a {what} to {option}")
+        return text
     except FileNotFoundError:
-        raise LrmscopeError(f"{what} file {path} does not exist") from None
+        raise LrmscopeError(f"{what} file {path} does not exist; check the {option} path") from None
     except UnicodeDecodeError:
-        raise LrmscopeError(f"{what} file {path} is not UTF-8 text") from None
+        raise LrmscopeError(f"{what} file {path} is not UTF-8 text; save it as UTF-8") from None
     except OSError as exc:
         raise LrmscopeError(f"cannot read {what} file {path}: {exc.strerror}") from None
 
@@ -163,6 +214,44 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="llama.cpp weight repacking (default: on, except on CPUs with AMX, where it crashes)",
     )
+    served = parser.add_argument_group(
+        "served model (an OpenAI-compatible server: vLLM, llama-server, SGLang; instead of --model)"
+    )
+    served.add_argument(
+        "--endpoint",
+        action="append",
+        metavar="URL",
+        help="the server's API base, e.g. http://127.0.0.1:8000/v1 (repeatable: requests are "
+        "spread over the endpoints)",
+    )
+    served.add_argument("--served-model", metavar="NAME", help="the model name the server serves")
+    template = served.add_mutually_exclusive_group()
+    template.add_argument(
+        "--tokenizer", metavar="DIR", help="the model's local tokenizer folder: chat template "
+        "and token counts"
+    )
+    template.add_argument(
+        "--template-from", metavar="GGUF", help="take the chat template and tokenizer from a "
+        "GGUF of the model (its weights are not loaded)"
+    )
+    template.add_argument(
+        "--chat-template", metavar="FILE", help="a Jinja chat template (tokens are then counted "
+        "by the server)"
+    )
+    served.add_argument(
+        "--api-key", metavar="KEY", help="sent as a Bearer token, never saved (default: "
+        "$LRMSCOPE_API_KEY or $OPENAI_API_KEY)"
+    )
+    served.add_argument(
+        "--request-timeout", type=number, default=600.0, metavar="SECONDS",
+        help="the longest wait for the server's answer or the next piece of a stream (default "
+        "600; connecting waits at most 10)",
+    )
+    served.add_argument(
+        "--retries", type=positive_int, default=4, metavar="N",
+        help="retries of a request that failed before any text arrived (connection errors, "
+        "timeouts, 429, 5xx), with a backoff from 0.5 s doubling (default 4)",
+    )
 
 
 def add_generation_options(parser: argparse.ArgumentParser, *, mode: bool = True) -> None:
@@ -195,6 +284,7 @@ def add_generation_options(parser: argparse.ArgumentParser, *, mode: bool = True
     thinking.add_argument(
         "--rethink",
         action="append",
+        type=text_arg,
         metavar="TEXT",
         help="a MoreThink rethink string, repeatable (default: 'Wait' and 'Let me think again')",
     )
@@ -207,7 +297,8 @@ def add_generation_options(parser: argparse.ArgumentParser, *, mode: bool = True
     thinking.add_argument(
         "--think-grammar",
         metavar="FILE",
-        help="a GBNF grammar constraining the model while its thought is open",
+        help="a GBNF grammar constraining the model while its thought is open (with "
+        "--endpoint: llama-server and llama-cpp-python's server read it)",
     )
 
 
@@ -226,7 +317,7 @@ def generation_settings(args: argparse.Namespace):
         rethink_strings=tuple(args.rethink or RETHINK_STRINGS),
         max_think=args.max_think,
         think_grammar=(
-            read_text_file(args.think_grammar, "grammar") if args.think_grammar else None
+            read_text_file(args.think_grammar, "grammar", "--think-grammar") if args.think_grammar else None
         ),
     )
     sampler = SamplerSettings(
@@ -266,11 +357,60 @@ def versions() -> dict:
     return found
 
 
+def remote_backends(args: argparse.Namespace, count: int) -> list:
+    """`count` backends over the --endpoint servers, round-robin, each endpoint checked once."""
+    from lrmscope.engine.remote import (
+        API_KEY_ENVS,
+        PromptFormat,
+        RemoteBackend,
+        RemoteSettings,
+        format_from_gguf,
+        format_from_tokenizer,
+    )
+
+    if args.model:
+        raise LrmscopeError(
+            "--model loads a local model and --endpoint uses a server: pass one (for the "
+            "server's template from a GGUF: --template-from MODEL.gguf)"
+        )
+    api_key = args.api_key or next(
+        (os.environ[name] for name in API_KEY_ENVS if os.environ.get(name)), None
+    )
+    settings = RemoteSettings(
+        tuple(args.endpoint), args.served_model or "", api_key=api_key,
+        read_timeout_s=args.request_timeout, retries=args.retries,
+    )
+    if args.tokenizer:
+        prompt_format = format_from_tokenizer(args.tokenizer)
+    elif args.template_from:
+        prompt_format = format_from_gguf(args.template_from)
+    elif args.chat_template:
+        template = read_text_file(args.chat_template, "chat template", "--chat-template")
+        prompt_format = PromptFormat(template, f"file:{Path(args.chat_template).expanduser()}")
+    else:
+        raise LrmscopeError(
+            "--endpoint needs the model's chat template, rendered here: --tokenizer DIR, "
+            "--template-from MODEL.gguf or --chat-template FILE"
+        )
+    backends = [
+        RemoteBackend(settings, settings.endpoints[i % len(settings.endpoints)], prompt_format)
+        for i in range(max(count, len(settings.endpoints)))
+    ]
+    for backend in backends[: len(settings.endpoints)]:
+        backend.check()
+    for unused in backends[count:]:
+        unused.close()
+    return backends[:count]
+
+
 def load_backend(args: argparse.Namespace, mode, console, **more):
-    """The model of --model (or the embedded one) in llama.cpp, with its grammar checked."""
+    """The model of --model (or the embedded one) in llama.cpp, with its grammar checked; with
+    --endpoint, the served model instead."""
     from lrmscope.engine.llama import LlamaBackend
     from lrmscope.engine.models import check_gguf, embedded_model_path
 
+    if args.endpoint:
+        return remote_backends(args, 1)[0]
     settings = llama_settings(args, **more)
     model_path = check_gguf(args.model) if args.model else embedded_model_path()
     with console.status(Text(f"loading {model_path.name}…")):

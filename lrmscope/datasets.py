@@ -25,6 +25,8 @@ from lrmscope.errors import LrmscopeError
 PROMPT_COLUMNS = ("forbidden_prompt", "prompt", "instruction", "adversarial", "vanilla")
 JSONL_FIELDS = ("prompt", "instruction")
 DEFAULT_DATA_TYPE = "adversarial_harmful"
+# The largest dataset file read (it is read whole): the big benchmarks are a few hundred MiB.
+MAX_DATASET_BYTES = 1 << 30
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl"}
 
 _Raw = tuple[Any, Any, Any]  # text, category, source as read
@@ -71,8 +73,8 @@ def load_dataset(
         where, name, path, kind = "demo", "demo", None, "csv"
     else:
         file = Path(spec).expanduser()
-        data, where, name, path = _read(file), str(file), file.stem, str(file.resolve())
         kind = _SUFFIXES.get(file.suffix.lower(), "text")
+        data, where, name, path = _read(file, kind), str(file), file.stem, str(file.resolve())
         if not data.strip():
             raise LrmscopeError(f"dataset {where} is empty")
     if kind in ("jsonl", "text") and data_type is not None:
@@ -115,10 +117,31 @@ def load_dataset(
     )
 
 
-def _read(file: Path) -> bytes:
+def _read(file: Path, kind: str) -> bytes:
+    """The file's bytes, after the checks that need only its size and first bytes (so a huge or
+    binary file is refused without reading it)."""
     if file.is_dir():
         raise LrmscopeError(f"dataset {file} is a directory; give a dataset file")
     try:
+        size = file.stat().st_size
+        if size > MAX_DATASET_BYTES:
+            raise LrmscopeError(
+                f"dataset {file} is too large ({size >> 20} MiB; at most "
+                f"{MAX_DATASET_BYTES >> 20} MiB): split it into smaller files"
+            )
+        with file.open("rb") as handle:
+            head = handle.read(1 << 16)
+        if kind == "parquet":
+            if head and head[:4] != b"PAR1":
+                raise LrmscopeError(
+                    f"dataset {file} is not a Parquet file (no PAR1 header); check the file, or "
+                    "rename it to the suffix of its format"
+                )
+        elif b"\0" in head:
+            raise LrmscopeError(
+                f"dataset {file} is a binary file (NUL bytes), not a text dataset; give a "
+                "CSV, TSV, Parquet, JSONL or text file"
+            )
         return file.read_bytes()
     except FileNotFoundError:
         raise LrmscopeError(

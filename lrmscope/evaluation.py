@@ -1,12 +1,14 @@
 """An eval run: every (prompt, mode, sample k) of a dataset generated once, saved, judged.
 
 The plan is fixed by the run's settings, so a run that stopped (Ctrl-C, a crash, a kill) is
-resumed by running the same command: finished samples are kept, unfinished ones are deleted and
-made again, each with the same seed. A resume with different settings is refused, naming the
-setting. Samples decode together through one `BatchDecoder`: one worker thread per sequence, each
-running an ordinary `Generation` (so every decoding mode works per sequence), taking the next
-sample as soon as its last one ends. Jobs are ordered prompt by prompt, so the K samples (and the
-modes) of a prompt run side by side and share one evaluation of the prompt.
+resumed by running the same command: finished samples are kept, unfinished ones (interrupted or
+failed) are deleted and made again, each with the same seed. A resume with different settings is
+refused, naming the setting. Samples run on "slots": backends that each run one stream at a time,
+one worker thread per slot, each running an ordinary `Generation` (so every decoding mode works per
+slot), taking the next sample as soon as its last one ends. Locally the slots are the sequences of
+one `BatchDecoder`; with servers they are `RemoteBackend`s spread over the endpoints. Jobs are
+ordered prompt by prompt, so the K samples (and the modes) of a prompt run side by side and share
+one evaluation of the prompt (a server's prefix cache does the same).
 
 No Rich or Textual here: the command (`lrmscope.commands.eval`) shows progress through
 `on_progress`.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +29,6 @@ from typing import Literal
 from lrmscope import judging
 from lrmscope.datasets import Dataset, PromptRow
 from lrmscope.engine.backend import Backend, Message
-from lrmscope.engine.batch import BatchDecoder, SequenceBackend
 from lrmscope.engine.events import Finished
 from lrmscope.engine.generation import Generation
 from lrmscope.engine.judges.base import Judge
@@ -37,6 +39,7 @@ from lrmscope.recording import record, start_sample
 from lrmscope.store import Store
 
 JUDGE_EVERY_S = 1.0
+MAX_SAMPLES = 10_000  # samples per prompt and mode: every one is planned up front
 JUDGE_BATCH = 16
 
 
@@ -44,6 +47,8 @@ def check_plan(modes: Sequence[Mode], samples: int, sampler: SamplerSettings) ->
     """What a run of several modes and K samples each needs (eval, compare)."""
     if samples < 1:
         raise LrmscopeError("--samples must be at least 1")
+    if samples > MAX_SAMPLES:
+        raise LrmscopeError(f"--samples must be at most {MAX_SAMPLES}, got {samples}")
     if not modes:
         raise LrmscopeError("no decoding mode given: --modes default,zerothink,... or all")
     if sampler.greedy and samples > 1:
@@ -210,18 +215,19 @@ def judge_run(store: Store, run_id: int, judges: Sequence[Judge]) -> None:
 
 
 class EvalRunner:
-    """Runs the jobs on the decoder's sequences, judges finished samples, and stops cleanly."""
+    """Runs the jobs on the slots (one stream at a time each), judges finished samples, and stops
+    cleanly."""
 
     def __init__(
         self,
         store: Store,
-        decoder: BatchDecoder,
+        slots: Sequence[Backend],
         settings: EvalSettings,
         run_id: int,
         judges: Sequence[Judge],
     ) -> None:
         self.store = store
-        self.decoder = decoder
+        self.slots = tuple(slots)
         self.settings = settings
         self.run_id = run_id
         self.judges = tuple(judges)
@@ -230,6 +236,9 @@ class EvalRunner:
         self._active: dict[int, Generation] = {}
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        # A write the database refused (disk full, a lock held too long): the run stops with it
+        # rather than failing every remaining sample on a database that cannot save them.
+        self._fatal: sqlite3.OperationalError | None = None
 
     def stop(self) -> None:
         """Stop every generation in flight; each is saved as interrupted."""
@@ -238,7 +247,8 @@ class EvalRunner:
             for generation in self._active.values():
                 generation.stop()
 
-    def _work(self, slot: SequenceBackend) -> None:
+    def _work(self, index: int) -> None:
+        slot = self.slots[index]
         store = Store(self.store.path)
         try:
             while not self._stopping.is_set():
@@ -246,11 +256,13 @@ class EvalRunner:
                     job = self._jobs.get_nowait()
                 except queue.Empty:
                     return
-                self._finished.put(self._one(store, slot, job))
+                self._finished.put(self._one(store, index, slot, job))
         finally:
             store.close()
 
-    def _one(self, store: Store, slot: SequenceBackend, job: Job) -> Finished | BaseException:
+    def _one(
+        self, store: Store, index: int, slot: Backend, job: Job
+    ) -> Finished | BaseException:
         settings = self.settings
         seed = sample_seed(settings.sampler.seed, job.row.key, job.mode, job.k)
         sampler = SamplerSettings(**{**settings.sampler.as_dict(), "seed": seed})
@@ -258,7 +270,7 @@ class EvalRunner:
             slot, job.rendered, sampler=sampler, mode=settings.mode.with_mode(job.mode)
         )
         with self._lock:
-            self._active[slot.seq] = generation
+            self._active[index] = generation
             if self._stopping.is_set():
                 generation.stop()
         try:
@@ -272,11 +284,15 @@ class EvalRunner:
                 if isinstance(event, Finished):
                     finished = event
             return finished
+        except sqlite3.OperationalError as exc:
+            self._fatal = exc
+            self.stop()
+            return exc
         except Exception as exc:  # saved as failed by record(); the run goes on
             return exc
         finally:
             with self._lock:
-                del self._active[slot.seq]
+                del self._active[index]
 
     def live_tokens(self) -> int:
         with self._lock:
@@ -291,10 +307,9 @@ class EvalRunner:
             self._jobs.put(job)
         workers = [
             threading.Thread(
-                target=self._work, args=(self.decoder.sequence(seq),), daemon=True,
-                name=f"lrmscope-eval-{seq}",
+                target=self._work, args=(index,), daemon=True, name=f"lrmscope-eval-{index}"
             )
-            for seq in range(min(self.decoder.n_seq, len(jobs)))
+            for index in range(min(len(self.slots), len(jobs)))
         ]
         finished_tokens = 0
         last_judged = time.perf_counter()
@@ -315,6 +330,8 @@ class EvalRunner:
                         progress.failed += 1
                 progress.tokens = finished_tokens + self.live_tokens()
                 on_progress(progress)
+                if self._fatal is not None:
+                    raise self._fatal
                 finished = progress.made + progress.failed
                 if (
                     self.judges

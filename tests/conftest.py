@@ -23,3 +23,19 @@ def tiny_judge_model(tmp_path_factory):
     from tests.support.tiny_judges import build
 
     return build(tmp_path_factory.mktemp("tiny-judge"), steps=150)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, request):
+    """llama-cpp-python's server on the embedded model, started once (tests/support/servers.py)."""
+    from tests.support.servers import started
+
+    return started(tmp_path_factory, request, "server")
+
+
+@pytest.fixture(scope="session")
+def server2(tmp_path_factory, request):
+    """A second such server, for two endpoints at once."""
+    from tests.support.servers import started
+
+    return started(tmp_path_factory, request, "server2")

@@ -24,9 +24,10 @@ def register(commands) -> None:
     chat = commands.add_parser(
         "chat",
         help="the chat: thought and answer stream apart, the decoding mode switches live",
-        description="A full-screen chat with a GGUF model. The thought streams into its own "
-        "panel, injected text is highlighted, f2-f5 switch the decoding mode (at once while the "
-        "model thinks), f6 re-runs the last prompt, escape stops. Every turn is saved.",
+        description="A full-screen chat with a GGUF model (or a served one: --endpoint). The "
+        "thought streams into its own panel, injected text is highlighted, f2-f5 switch the "
+        "decoding mode (at once while the model thinks), f6 re-runs the last prompt, escape "
+        "stops. Every turn is saved.",
     )
     chat.add_argument("--title", help="a title for this chat session")
     chat.add_argument(
@@ -75,7 +76,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         run_id = start_run(store, "chat", backend, sampler, mode, title=args.title)
         title, restored = args.title, []
     session = ChatSession(
-        backend, store, run_id, sampler, mode, model_name=backend.path.name,
+        backend, store, run_id, sampler, mode, model_name=backend.model_name,
         device=backend.info()["device"], final_judges=final, live_judges=live,
         notices=tuple(notices + live_notices), title=title, restored=tuple(restored),
     )

@@ -20,6 +20,7 @@ from lrmscope.cliargs import (
     load_backend,
     parse_modes,
     read_prompt,
+    remote_backends,
     say,
     start_run,
 )
@@ -32,12 +33,13 @@ def register(commands) -> None:
         help="one prompt under several decoding modes, side by side, streaming together",
         description="Send one prompt under several decoding modes (and --samples of each), one "
         "column per (mode, sample), all streaming at once from one loaded model: the columns "
-        "share one evaluation of the prompt and decode in one llama.cpp batch. Each column shows "
-        "its thought, its answer, injected text highlighted, live flags and a footer with think "
-        "tokens, tokens/s and the final verdicts; a summary compares the columns when all have "
-        "finished. r re-runs every column with the next seed, as a new run; escape stops; q "
-        "quits. Each run is saved as one `compare` run, one sample per column with its mode, k "
-        "and seed (see `lrmscope review`).",
+        "share one evaluation of the prompt and decode in one llama.cpp batch (with --endpoint: "
+        "one request per column, spread over the endpoints). Each column shows its thought, its "
+        "answer, injected text highlighted, live flags and a footer with think tokens, tokens/s "
+        "and the final verdicts; a summary compares the columns when all have finished. r re-runs "
+        "every column with the next seed, as a new run; escape stops; q quits. Each run is "
+        "saved as one `compare` run, one sample per column with its mode, k and seed (see "
+        "`lrmscope review`).",
     )
     parser.add_argument("prompt", help="the user prompt ('-' reads it from standard input)")
     parser.add_argument(
@@ -78,7 +80,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     db_path = checked_db_path(args.db)
     err = Console(stderr=True)
-    backend = load_backend(
+    remote = remote_backends(args, settings.width) if args.endpoint else None
+    backend = remote[0] if remote else load_backend(
         args, mode, err, n_seq=settings.width, default_ctx=sampler.max_tokens + PROMPT_ROOM
     )
     prompt, added = with_think_opener(backend.render([Message("user", text)]))
@@ -94,10 +97,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             k=settings.samples, dataset=DATASET,
         )
 
-    decoder = BatchDecoder(backend)
+    decoder = None if remote else BatchDecoder(backend)
     session = CompareSession(
-        tuple(decoder.sequence(i) for i in range(settings.width)), store, settings, prompt,
-        added, new_run, model_name=backend.path.name, device=backend.info()["device"],
+        tuple(remote or (decoder.sequence(i) for i in range(settings.width))), store, settings,
+        prompt, added, new_run, model_name=backend.model_name, device=backend.info()["device"],
         final_judges=tuple(OneAtATime(j) for j in final),
         live_judges=tuple(OneAtATime(j) for j in live), notices=tuple(notices + live_notices),
     )
@@ -105,7 +108,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:
         app.run()
     finally:
-        decoder.close()
+        if decoder is not None:
+            decoder.close()
+        for column_backend in remote or ():
+            column_backend.close()
         if app.run_open:  # the app itself failed
             store.end_run(app.run_ids[-1], "failed")
     runs = ", ".join(str(run_id) for run_id in app.run_ids)

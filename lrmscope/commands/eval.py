@@ -19,9 +19,15 @@ from lrmscope.cliargs import (
     load_backend,
     parse_modes,
     progress_columns,
+    remote_backends,
     say,
     start_run,
+    text_arg,
 )
+from lrmscope.errors import LrmscopeError
+
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 1024
 
 
 def register(commands) -> None:
@@ -63,11 +69,19 @@ def register(commands) -> None:
         help="prompts decoded at once: N x K sequences share one batch (default 1)",
     )
     parser.add_argument(
+        "--concurrency", type=count, default=DEFAULT_CONCURRENCY, metavar="N",
+        help=f"with --endpoint: requests in flight, spread over the endpoints (default "
+        f"{DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
         "--judge", action="append", metavar="NAME[=ARG]",
         help="judge samples as they finish (repeatable; default rs-match; `none` for no judge)",
     )
     parser.add_argument("--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N")
-    parser.add_argument("--system", metavar="TEXT", help="a system prompt (R1 distills want none)")
+    parser.add_argument(
+        "--system", type=text_arg, metavar="TEXT",
+        help="a system prompt (R1 distills want none)",
+    )
     parser.add_argument(
         "--new-run", action="store_true",
         help="start a new run even if an unfinished one of this model and dataset exists",
@@ -103,6 +117,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from lrmscope.store import Store
 
     samples = (1 if args.greedy else 5) if args.samples is None else args.samples
+    if args.parallel > MAX_SEQUENCES:
+        raise LrmscopeError(
+            f"--parallel {args.parallel}: one llama.cpp context decodes at most {MAX_SEQUENCES} "
+            "sequences; use a smaller --parallel"
+        )
+    if args.concurrency > MAX_CONCURRENCY:
+        raise LrmscopeError(
+            f"--concurrency {args.concurrency}: at most {MAX_CONCURRENCY} requests in flight "
+            "(each holds a connection); use a smaller --concurrency"
+        )
     mode, sampler = generation_settings(args)
     filters = {"limit": args.limit, "category": args.category, "data_type": args.data_type}
     dataset = load_dataset(args.dataset, column=args.column, **filters)
@@ -114,7 +138,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False)
     judges = _judges(args.judge, args.judge_device)
     n_seq = min(samples * args.parallel, MAX_SEQUENCES)
-    backend = load_backend(
+    remote = remote_backends(args, args.concurrency) if args.endpoint else None
+    backend = remote[0] if remote else load_backend(
         args, mode, err, n_seq=n_seq, default_ctx=sampler.max_tokens + PROMPT_ROOM
     )
     rendered = render_prompts(backend, settings)
@@ -146,10 +171,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"({dataset.format}; "
         f"{dataset.duplicates} repeated and {dataset.blanks} blank rows skipped) x "
         f"{len(settings.modes)} modes x {samples} samples on {backend.info()['device']}, "
-        f"{n_seq} sequences per batch; {len(jobs)} to generate",
+        + (f"{len(remote)} requests at once" if remote else f"{n_seq} sequences per batch")
+        + f"; {len(jobs)} to generate",
     )
-    decoder = BatchDecoder(backend)
-    runner = EvalRunner(store, decoder, settings, run_id, judges)
+    decoder = None if remote else BatchDecoder(backend)
+    slots = remote or [decoder.sequence(i) for i in range(decoder.n_seq)]
+    runner = EvalRunner(store, slots, settings, run_id, judges)
     try:
         with Progress(*progress_columns(), console=err) as bar:
             task = bar.add_task("samples", total=total, completed=progress.done, rate="")
@@ -170,7 +197,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         store.end_run(run_id, "failed")
         raise
     finally:
-        decoder.close()
+        if decoder is not None:
+            decoder.close()
+        for slot in remote or ():
+            slot.close()
     status = "done" if progress.done == total else "failed"
     store.end_run(run_id, status)
     if progress.failed:

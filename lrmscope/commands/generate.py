@@ -14,6 +14,7 @@ from lrmscope.cliargs import (
     read_prompt,
     say,
     start_run,
+    text_arg,
 )
 
 DEFAULT_PROMPT_DATASET = "adhoc"
@@ -28,7 +29,10 @@ def register(commands) -> None:
         "the answer; the sample is saved to the database as it streams.",
     )
     gen.add_argument("prompt", help="the user prompt ('-' reads it from standard input)")
-    gen.add_argument("--system", metavar="TEXT", help="a system prompt (R1 distills want none)")
+    gen.add_argument(
+        "--system", type=text_arg, metavar="TEXT",
+        help="a system prompt (R1 distills want none)",
+    )
     add_generation_options(gen)
     add_model_options(gen)
     add_db_option(gen)

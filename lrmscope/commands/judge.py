@@ -9,10 +9,9 @@ from rich.text import Text
 from lrmscope.cliargs import (
     count,
     existing_db,
-    number,
-    positive_int,
     progress_columns,
     say,
+    seconds,
 )
 from lrmscope.errors import LrmscopeError
 
@@ -45,12 +44,14 @@ def register(commands) -> None:
     )
     judge.add_argument(
         "--max-text-tokens",
-        type=positive_int,
+        type=count,
         metavar="N",
         help="transformers judges: keep only the last N tokens of longer texts (recorded)",
     )
     judge.add_argument("--base-url", metavar="URL", help="openai-moderation: another server")
-    judge.add_argument("--timeout", type=number, default=30.0, help="HTTP timeout in seconds")
+    judge.add_argument(
+        "--timeout", type=seconds, default=30.0, help="HTTP timeout in seconds"
+    )
     judge.set_defaults(func=cmd_judge)
 
     judges = commands.add_parser(

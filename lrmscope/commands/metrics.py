@@ -11,6 +11,15 @@ from dataclasses import asdict
 
 from lrmscope import metrics
 from lrmscope.cliargs import count, existing_db, positive_int
+
+MAX_RESAMPLES = 1_000_000
+
+
+def resamples(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_RESAMPLES:
+        raise argparse.ArgumentTypeError(f"at most {MAX_RESAMPLES} resamples, got {value}")
+    return value
 from lrmscope.errors import LrmscopeError
 
 DESCRIPTION = (
@@ -67,7 +76,7 @@ def register(commands) -> None:
                         help="instead: each judge against the human labels (judge 'human') on "
                         "the parts both labelled: n, ACC, F1 (unsafe = positive), Pearson "
                         "correlation; runs of any kind")
-    parser.add_argument("--bootstrap", type=positive_int, default=1000, metavar="N",
+    parser.add_argument("--bootstrap", type=resamples, default=1000, metavar="N",
                         help="bootstrap resamples for the 95%% CI of Safe@1 (default 1000, "
                         "0 = no CI)")
     parser.add_argument("--seed", type=positive_int, default=0, metavar="N",

@@ -72,7 +72,8 @@ def find_models(extra_dirs: Iterable[str | Path] = ()) -> list[ModelEntry]:
         if folder.is_dir():
             entries.extend(describe(p, str(folder)) for p in sorted(folder.rglob("*.gguf")))
         elif folder != models_dir():
-            raise LrmscopeError(f"models folder {folder} does not exist")
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise LrmscopeError(f"models folder {folder} {what}; pass a folder of .gguf files")
     return entries
 
 

@@ -153,7 +153,64 @@ class Pieces:
         return Piece(text, 1)
 
 
-class LlamaBackend:
+class GgufText:
+    """A GGUF's chat template and tokenizer, from its model in llama.cpp (weights loaded or not).
+    Subclasses set `_model` and call `_read_text()`."""
+
+    _model: internals.LlamaModel
+    path: Path
+
+    def _read_text(self) -> None:
+        self.metadata = self._model.metadata()
+        self.bos_text = self._token_text(self._model.token_bos())
+        self.eos_text = self._token_text(self._model.token_eos())
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self._model.token_get_text(token)
+
+    @property
+    def chat_template(self) -> str:
+        return self.metadata.get("tokenizer.chat_template") or FALLBACK_TEMPLATE
+
+    def render(self, messages: Sequence[Message]) -> str:
+        return render_chat(
+            self.chat_template, messages, bos_token=self.bos_text, eos_token=self.eos_text,
+            source=str(self.path),
+        )
+
+    def tokenize(self, text: str) -> list[int]:
+        """Special tokens in the text are parsed; BOS is added only if the text lacks it."""
+        add_bos = self._model.add_bos_token() and not (
+            self.bos_text and text.startswith(self.bos_text)
+        )
+        return self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+
+class GgufVocab(GgufText):
+    """Only a GGUF's vocabulary and metadata (llama.cpp's vocab_only load: no weights, fast): the
+    chat template and tokenizer of a model that a server runs (engine.remote)."""
+
+    def __init__(self, model_path: str | os.PathLike[str]) -> None:
+        self.path = check_gguf(model_path)
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        try:
+            self._model = internals.LlamaModel(
+                path_model=str(self.path), params=params, verbose=False
+            )
+        except ValueError:
+            raise LrmscopeError(
+                f"llama.cpp could not read the vocabulary of {self.path} (truncated or damaged?)"
+            ) from None
+        self._read_text()
+
+
+class LlamaBackend(GgufText):
     """A GGUF model in llama.cpp. Not thread-safe: one stream at a time."""
 
     name = "llama.cpp"
@@ -174,7 +231,7 @@ class LlamaBackend:
                 f"llama.cpp could not load {self.path} (truncated, damaged or an unsupported "
                 "architecture); check the file, or run with --debug for llama.cpp's log"
             ) from None
-        self.metadata = self._model.metadata()
+        self._read_text()
         n_ctx_train = self._model.n_ctx_train()
         n_ctx = self.settings.n_ctx or min(n_ctx_train, self.settings.default_ctx)
         ctx_params = llama_cpp.llama_context_default_params()
@@ -202,13 +259,6 @@ class LlamaBackend:
         self.vocab = self._model.vocab
         self._evaluated: list[int] = []
         self._pieces: dict[int, bytes] = {}
-        self.bos_text = self._token_text(self._model.token_bos())
-        self.eos_text = self._token_text(self._model.token_eos())
-
-    def _token_text(self, token: int) -> str:
-        if token < 0:
-            return ""
-        return self._model.token_get_text(token)
 
     def token_bytes(self, token: int) -> bytes:
         """The bytes of one token (special tokens such as EOS render as nothing), cached."""
@@ -225,25 +275,6 @@ class LlamaBackend:
         self._model.close()
 
     # -- prompts -------------------------------------------------------------------------------
-
-    @property
-    def chat_template(self) -> str:
-        return self.metadata.get("tokenizer.chat_template") or FALLBACK_TEMPLATE
-
-    def render(self, messages: Sequence[Message]) -> str:
-        return render_chat(
-            self.chat_template, messages, bos_token=self.bos_text, eos_token=self.eos_text
-        )
-
-    def tokenize(self, text: str) -> list[int]:
-        """Special tokens in the text are parsed; BOS is added only if the text lacks it."""
-        add_bos = self._model.add_bos_token() and not (
-            self.bos_text and text.startswith(self.bos_text)
-        )
-        return self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenize(text))
 
     def check_prompt(self, prompt: str) -> int:
         return check_fits(self.count_tokens(prompt), self.n_ctx)
@@ -378,6 +409,11 @@ class LlamaBackend:
         meta = {key: self.metadata[key] for key in _META_KEYS if key in self.metadata}
         meta["chat_template"] = self.metadata.get("tokenizer.chat_template")
         return meta
+
+    @property
+    def model_name(self) -> str:
+        """The model as the views name it."""
+        return self.path.name
 
     @functools.cached_property
     def model_fingerprint(self) -> str:

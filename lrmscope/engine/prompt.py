@@ -33,7 +33,10 @@ def render_chat(
     *,
     bos_token: str = "",
     eos_token: str = "",
+    source: str = "the built-in template",
 ) -> str:
+    """The rendered prompt; a template that fails or tries to leave the sandbox is an
+    LrmscopeError naming `source` (where the template came from)."""
     env = ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True, undefined=jinja2.ChainableUndefined
     )
@@ -48,11 +51,11 @@ def render_chat(
         )
     except jinja2.exceptions.SecurityError as exc:
         raise LrmscopeError(
-            f"the model's chat template tried an unsafe operation and was refused ({exc}); "
-            "pass a trusted template"
+            f"the chat template of {source} tried an unsafe operation and was refused ({exc}); "
+            "use a model (or a --chat-template FILE) whose template you trust"
         ) from None
     except jinja2.TemplateError as exc:
-        raise LrmscopeError(f"the model's chat template failed to render: {exc}") from None
+        raise LrmscopeError(f"the chat template of {source} failed to render: {exc}") from None
 
 
 def with_think_opener(rendered: str) -> tuple[str, bool]:

@@ -37,7 +37,7 @@ class Mode(StrEnum):
             raise LrmscopeError(f"unknown mode {value!r}: choose one of {choices}") from None
 
 
-def _check_range(name: str, value: float, low: float, high: float) -> None:
+def check_range(name: str, value: float, low: float, high: float) -> None:
     if not isinstance(value, (int, float)) or math.isnan(value) or not low <= value <= high:
         raise LrmscopeError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
 
@@ -59,13 +59,13 @@ class SamplerSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_range("temperature", self.temperature, 0.0, 5.0)
-        _check_range("top_p", self.top_p, 0.0, 1.0)
-        _check_range("top_k", self.top_k, 0, 1_000_000)
-        _check_range("min_p", self.min_p, 0.0, 1.0)
-        _check_range("repeat_penalty", self.repeat_penalty, 0.0, 10.0)
-        _check_range("max_tokens", self.max_tokens, 1, 10_000_000)
-        _check_range("seed", self.seed, 0, MAX_SEED)
+        check_range("temperature", self.temperature, 0.0, 5.0)
+        check_range("top_p", self.top_p, 0.0, 1.0)
+        check_range("top_k", self.top_k, 0, 1_000_000)
+        check_range("min_p", self.min_p, 0.0, 1.0)
+        check_range("repeat_penalty", self.repeat_penalty, 0.0, 10.0)
+        check_range("max_tokens", self.max_tokens, 1, 10_000_000)
+        check_range("seed", self.seed, 0, MAX_SEED)
         if self.top_p == 0.0:
             raise LrmscopeError("top_p must be above 0 (use --temperature 0 for greedy decoding)")
 
@@ -97,10 +97,10 @@ class ModeSettings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode.parse(str(self.mode)))
         object.__setattr__(self, "rethink_strings", tuple(self.rethink_strings))
-        _check_range("think_budget", self.think_budget, 1, 10_000_000)
-        _check_range("enforce_num", self.enforce_num, 0, 100_000)
+        check_range("think_budget", self.think_budget, 1, 10_000_000)
+        check_range("enforce_num", self.enforce_num, 0, 100_000)
         if self.max_think is not None:
-            _check_range("max_think", self.max_think, 0, 10_000_000)
+            check_range("max_think", self.max_think, 0, 10_000_000)
         if not self.rethink_strings or not all(self.rethink_strings):
             raise LrmscopeError("rethink strings must be a non-empty list of non-empty strings")
 

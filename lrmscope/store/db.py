@@ -29,13 +29,19 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _proc_start(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (Linux): state first."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _proc_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+    stat = _proc_stat(pid)
+    return None if stat is None else stat[19]
 
 
 def _alive(pid: int, proc_start: str | None) -> bool:
@@ -45,6 +51,9 @@ def _alive(pid: int, proc_start: str | None) -> bool:
         return False
     except PermissionError:
         return True
+    stat = _proc_stat(pid)
+    if stat is not None and stat[0] in ("Z", "X"):  # killed, not yet reaped by its parent
+        return False
     return proc_start is None or _proc_start(pid) in (None, proc_start)
 
 
@@ -124,6 +133,8 @@ class Store:
     def existing(cls, path: str | os.PathLike[str]) -> Store:
         """A database that must already exist (for what reads saved runs): never creates one."""
         path = Path(path).expanduser()
+        if path.is_dir():
+            raise LrmscopeError(f"database {path} is a directory; pass an lrmscope database file")
         if not path.is_file():
             raise LrmscopeError(f"database {path} does not exist; pass an lrmscope database file")
         return cls(path)
