@@ -118,8 +118,8 @@ def load_dataset(
 
 
 def _read(file: Path, kind: str) -> bytes:
-    """The file's bytes, after the checks that need only its size and first bytes (so a huge or
-    binary file is refused without reading it)."""
+    """The file's bytes, after the checks that need only its size and first bytes (so a huge
+    file, or a file that is not the Parquet its name says, is refused without reading it)."""
     if file.is_dir():
         raise LrmscopeError(f"dataset {file} is a directory; give a dataset file")
     try:
@@ -130,17 +130,11 @@ def _read(file: Path, kind: str) -> bytes:
                 f"{MAX_DATASET_BYTES >> 20} MiB): split it into smaller files"
             )
         with file.open("rb") as handle:
-            head = handle.read(1 << 16)
-        if kind == "parquet":
-            if head and head[:4] != b"PAR1":
-                raise LrmscopeError(
-                    f"dataset {file} is not a Parquet file (no PAR1 header); check the file, or "
-                    "rename it to the suffix of its format"
-                )
-        elif b"\0" in head:
+            head = handle.read(4)
+        if kind == "parquet" and head and head[:4] != b"PAR1":
             raise LrmscopeError(
-                f"dataset {file} is a binary file (NUL bytes), not a text dataset; give a "
-                "CSV, TSV, Parquet, JSONL or text file"
+                f"dataset {file} is not a Parquet file (no PAR1 header); check the file, or "
+                "rename it to the suffix of its format"
             )
         return file.read_bytes()
     except FileNotFoundError:
