@@ -16,7 +16,8 @@ from lrmscope.store import db as store_db
 # The commands, in the order `lrmscope --help` lists them: modules of lrmscope/commands/, each with
 # `register(commands)`, which adds its parser and sets its function.
 COMMANDS = (
-    "chat", "compare", "generate", "eval", "judge", "metrics", "export", "review", "models", "doctor"
+    "chat", "compare", "generate", "eval", "judge", "metrics", "export", "review", "models",
+    "doctor",
 )
 
 

@@ -135,7 +135,8 @@ def live_judges(specs: list[str], device: str | None) -> tuple[tuple, list[str]]
     return tuple(judges), notices
 
 
-# The largest grammar or chat template read: real ones are a few KiB; a bigger file is the wrong one.
+# The largest grammar or chat template read: real ones are a few KiB; a bigger file is the wrong
+# one.
 MAX_TEXT_FILE = 16 << 20
 
 
@@ -317,7 +318,9 @@ def generation_settings(args: argparse.Namespace):
         rethink_strings=tuple(args.rethink or RETHINK_STRINGS),
         max_think=args.max_think,
         think_grammar=(
-            read_text_file(args.think_grammar, "grammar", "--think-grammar") if args.think_grammar else None
+            read_text_file(args.think_grammar, "grammar", "--think-grammar")
+            if args.think_grammar
+            else None
         ),
     )
     sampler = SamplerSettings(
@@ -411,6 +414,18 @@ def load_backend(args: argparse.Namespace, mode, console, **more):
 
     if args.endpoint:
         return remote_backends(args, 1)[0]
+    served_only = [
+        option for option, value in (
+            ("--served-model", args.served_model), ("--tokenizer", args.tokenizer),
+            ("--template-from", args.template_from), ("--chat-template", args.chat_template),
+            ("--api-key", args.api_key),
+        ) if value
+    ]
+    if served_only:
+        raise LrmscopeError(
+            f"{served_only[0]} is for a served model: add --endpoint URL, or leave it out to run "
+            "the model locally"
+        )
     settings = llama_settings(args, **more)
     model_path = check_gguf(args.model) if args.model else embedded_model_path()
     with console.status(Text(f"loading {model_path.name}…")):

@@ -45,7 +45,8 @@ class TracePrinter:
         if part != self._part:
             if self._part is not None:
                 self.console.print()
-            self.console.rule(Text(part), style="dim" if part == "thought" else "cyan", align="left")
+            style = "dim" if part == "thought" else "cyan"
+            self.console.rule(Text(part), style=style, align="left")
             self._part = part
 
     def _write(self, text: str, style: str = "") -> None:

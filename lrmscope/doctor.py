@@ -86,7 +86,8 @@ def threads() -> Check:
     if load >= cores:
         return Check(
             "threads", "warn", f"{detail}: the machine is busy, and threads competing for cores "
-            "slow decoding down sharply", "pass --threads N with N at most the idle cores, e.g. --threads 1",
+            "slow decoding down sharply",
+            "pass --threads N with N at most the idle cores, e.g. --threads 1",
         )
     return Check("threads", "ok", f"{detail} (--threads to change)")
 

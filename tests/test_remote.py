@@ -266,6 +266,15 @@ def test_an_unreachable_endpoint_is_named(tmp_path):
                           "is the server running?")
 
 
+@pytest.mark.parametrize("option", ["--served-model", "--template-from", "--api-key"])
+def test_a_served_model_option_without_an_endpoint_is_one_line(option, tmp_path):
+    value = str(embedded_model_path()) if option == "--template-from" else "smol"
+    assert_one_line_error(
+        generate_with(tmp_path, option, value), f"{option} is for a served model", "--endpoint"
+    )
+    assert not (tmp_path / "runs.sqlite").exists()
+
+
 def test_a_wrong_model_name_shows_what_the_server_serves(server, tmp_path):
     args = served(server.url)
     args[1] = "no-such-model"

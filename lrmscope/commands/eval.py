@@ -204,7 +204,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     status = "done" if progress.done == total else "failed"
     store.end_run(run_id, status)
     if progress.failed:
-        say(err, f"{progress.failed} samples failed (saved with their error); run again to retry them")
+        say(
+            err,
+            f"{progress.failed} samples failed (saved with their error); run again to retry them",
+        )
     say(
         err,
         f"run {run_id}: {progress.done} of {total} samples in {db_path}"

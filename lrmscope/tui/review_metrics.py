@@ -31,7 +31,8 @@ class MetricsScreen(ReviewScreen):
 
     def compose(self) -> ComposeResult:
         runs = ", ".join(map(str, self.filter.runs))
-        yield self.titlebar(Text(f"metrics of run{'s' if len(self.filter.runs) > 1 else ''} {runs}"))
+        plural = "s" if len(self.filter.runs) > 1 else ""
+        yield self.titlebar(Text(f"metrics of run{plural} {runs}"))
         table = DataTable(cursor_type="row", zebra_stripes=True, id="metrics")
         table.add_columns("run", "mode", "judge", "part", "prompts", "K", "Safe@1", "Safe@K",
                           "ConsSafe@K", "unparsed", "dataset", "model")

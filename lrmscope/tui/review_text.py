@@ -71,7 +71,9 @@ def verdicts(found: dict[str, dict[str, str]]) -> Text:
 def marked(raw: str, start: int, end: int, ranges: Iterable[tuple[int, int, str]]) -> Text:
     """raw[start:end] with each (start, end, style) range of raw offsets styled. Pieces are cut at
     every range boundary and made visible one by one, so escapes never shift the styles."""
-    ranges = [(max(a, start), min(b, end), style) for a, b, style in ranges if a < end and b > start]
+    ranges = [
+        (max(a, start), min(b, end), style) for a, b, style in ranges if a < end and b > start
+    ]
     cuts = sorted({start, end, *(a for a, _, _ in ranges), *(b for _, b, _ in ranges)})
     text = Text()
     for a, b in pairwise(cuts):
