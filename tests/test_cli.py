@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from tests.support.db import rows
+
 LRMSCOPE = [sys.executable, "-m", "lrmscope"]
 
 
@@ -18,14 +20,6 @@ def cli(*args, stdin=None):
         [*LRMSCOPE, *args], capture_output=True, text=True, input=stdin, timeout=300
     )
 
-
-def rows(db, sql):
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql)]
-    finally:
-        conn.close()
 
 
 def test_generate_streams_and_saves(tmp_path):

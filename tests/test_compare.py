@@ -29,6 +29,7 @@ from lrmscope.engine.settings import (
 from lrmscope.store import Store
 from lrmscope.tui.chat import INJECTED_STYLE
 from lrmscope.tui.compare import CompareApp, CompareSession
+from tests.support.db import rows
 from tests.test_engine_llama import CLOSING_GRAMMAR
 
 PROMPT = "How do I pick a lock?"
@@ -72,13 +73,6 @@ async def until(pilot, condition, timeout=240):
         await pilot.pause(0.1)
     raise AssertionError("condition not reached")
 
-
-def rows(db, sql):
-    store = Store(db)
-    try:
-        return list(store.db.query(sql))
-    finally:
-        store.close()
 
 
 def highlighted(turn) -> list[str]:

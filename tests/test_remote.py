@@ -33,6 +33,7 @@ from lrmscope.engine.settings import (
     ModeSettings,
     SamplerSettings,
 )
+from tests.support.db import rows
 from tests.support.servers import (
     ALIAS,
     SERVER_CTX,
@@ -63,14 +64,6 @@ def cli(*args, timeout=300):
         [*LRMSCOPE, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
 
-
-def rows(db, sql):
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql)]
-    finally:
-        conn.close()
 
 
 def generation(backend, mode=Mode.DEFAULT, sampler=GREEDY, **mode_kw):

@@ -15,9 +15,9 @@ import pytest
 from lrmscope import cli
 from lrmscope.engine.remote import RemoteBackend
 from lrmscope.engine.settings import ZEROTHINK_PREFILL, Mode
-from lrmscope.store import Store
 from lrmscope.tui.chat import ChatApp
 from lrmscope.tui.compare import CompareApp
+from tests.support.db import rows
 from tests.support.servers import ALIAS, needs_server, served
 from tests.test_chat_tui import send, until
 from tests.test_compare import PROMPT, expected_injections, highlighted
@@ -43,13 +43,6 @@ def run_command(monkeypatch, app_class, argv, drive):
     monkeypatch.setenv("LRMSCOPE_DEBUG", "1")  # a failed assertion is raised, not reported
     return cli.main(argv), apps[0]
 
-
-def rows(db, sql):
-    store = Store(db)
-    try:
-        return list(store.db.query(sql))
-    finally:
-        store.close()
 
 
 def test_chat_streams_switches_mode_live_and_saves_through_a_server(
