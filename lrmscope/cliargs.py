@@ -362,6 +362,7 @@ def versions() -> dict:
 
 def remote_backends(args: argparse.Namespace, count: int) -> list:
     """`count` backends over the --endpoint servers, round-robin, each endpoint checked once."""
+    from lrmscope.engine.models import check_gguf
     from lrmscope.engine.remote import (
         API_KEY_ENVS,
         PromptFormat,
@@ -386,7 +387,8 @@ def remote_backends(args: argparse.Namespace, count: int) -> list:
     if args.tokenizer:
         prompt_format = format_from_tokenizer(args.tokenizer)
     elif args.template_from:
-        prompt_format = format_from_gguf(args.template_from)
+        path = check_gguf(args.template_from, "the --template-from path")
+        prompt_format = format_from_gguf(path)
     elif args.chat_template:
         template = read_text_file(args.chat_template, "chat template", "--chat-template")
         prompt_format = PromptFormat(template, f"file:{Path(args.chat_template).expanduser()}")

@@ -32,11 +32,12 @@ def embedded_model_path() -> Path:
     return path
 
 
-def check_gguf(path: str | Path) -> Path:
-    """Fail with one clear line unless `path` looks like a readable GGUF file."""
+def check_gguf(path: str | Path, given_as: str = "the --model path") -> Path:
+    """Fail with one clear line unless `path` looks like a readable GGUF file; `given_as` names
+    where the path came from, for the fix."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise LrmscopeError(f"model file {path} does not exist; check the --model path")
+        raise LrmscopeError(f"model file {path} does not exist; check {given_as}")
     if path.is_dir():
         raise LrmscopeError(f"model path {path} is a directory; pass a .gguf file")
     try:

@@ -76,9 +76,11 @@ def build_judge(spec: str, options: JudgeOptions | None = None) -> Judge:
     if name == "llama-guard-gguf":
         from lrmscope.engine.judges.guard_gguf import LlamaGuardGGUF
         from lrmscope.engine.llama import LlamaSettings
+        from lrmscope.engine.models import check_gguf
 
         if options.device not in (None, "cpu") and not options.device.startswith("cuda"):
             raise LrmscopeError(f"unknown judge device {options.device!r}: use cpu or cuda")
+        check_gguf(argument, "the llama-guard-gguf=FILE path")
         return LlamaGuardGGUF(argument, LlamaSettings(cpu=options.device == "cpu"))
     from lrmscope.engine.judges import hf
 
