@@ -513,8 +513,10 @@ class ChatApp(StreamingApp):
     def _refresh_turns(self) -> None:
         """Follow the stream only while the view is at the bottom: scrolling up stops
         auto-follow, scrolling back down resumes it."""
+        if not self.screen_stack:  # the app is closing; its timers still tick
+            return
         found = self.screen.query("#conversation")
-        if not found:  # a modal screen is on top, or the app is closing
+        if not found:  # a modal screen is on top
             return
         conversation = found.first(VerticalScroll)
         self.follower.check(conversation)

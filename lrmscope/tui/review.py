@@ -69,7 +69,7 @@ class ReviewApp(App[None]):
     def data_changed(self) -> None:
         """The data changed (here or in another process): the screen on top loads again now."""
         self.changes += 1
-        if isinstance(self.screen, ReviewScreen):
+        if self.screen_stack and isinstance(self.screen, ReviewScreen):  # none while closing
             self.screen.refresh_data()
 
     def write(self, change, *args) -> bool:
