@@ -51,7 +51,10 @@ def test_chat_streams_switches_mode_live_and_saves_through_a_server(
     db = tmp_path / "chat.sqlite"
 
     async def drive(app, pilot):
-        await send(pilot, app, "Hi")
+        # A prompt whose greedy thought runs past --max-tokens: the switch cannot miss it.
+        await send(
+            pilot, app, "Write a long, detailed essay about the history of the Roman Empire."
+        )
         await until(pilot, lambda: app.turns and len(app.turns[-1].thought.plain) > 20, 120)
         assert app.generation is not None, "the thought is still streaming"
         await pilot.press("f3")
@@ -66,7 +69,7 @@ def test_chat_streams_switches_mode_live_and_saves_through_a_server(
 
     code, app = run_command(
         monkeypatch, ChatApp,
-        ["chat", "--db", str(db), "--greedy", "--max-tokens", "120", *served(server.url)], drive,
+        ["chat", "--db", str(db), "--greedy", "--max-tokens", "200", *served(server.url)], drive,
     )
     assert code == 0
     assert app.session.model_name == ALIAS
