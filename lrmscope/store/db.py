@@ -11,6 +11,8 @@ import json
 import os
 import socket
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -129,6 +131,13 @@ class Store:
             raise LrmscopeError(f"cannot open database {self.path}: {exc}") from None
         self.db = sqlite_utils.Database(self.conn)
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One write transaction, holding the write lock from its start (see the class)."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            yield
+
     @classmethod
     def existing(cls, path: str | os.PathLike[str]) -> Store:
         """A database that must already exist (for what reads saved runs): never creates one."""
@@ -179,8 +188,7 @@ class Store:
             if pid is None or not _alive(pid, proc_start)
         ]
         for run_id in dead:
-            with self.conn:
-                self.conn.execute("BEGIN IMMEDIATE")
+            with self.writing():
                 self.conn.execute(
                     "UPDATE samples SET status = 'interrupted', ended_at = coalesce(updated_at, ?)"
                     " WHERE run_id = ? AND status = 'running'",
@@ -206,14 +214,12 @@ class Store:
             "started_at": now(),
             **{key: _json(value) for key, value in fields.items()},
         }
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.writing():
             return self.db["runs"].insert(row).last_pk
 
     def reopen_run(self, run_id: int) -> None:
         """This process continues an earlier run (a resumed chat)."""
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.writing():
             self.db["runs"].update(
                 run_id,
                 {
@@ -264,15 +270,13 @@ class Store:
     def drop_unfinished(self, run_id: int) -> int:
         """Delete a run's samples that did not finish (with their verdicts and flags), so a
         resumed run makes each of them again, once."""
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.writing():
             return self.conn.execute(
                 "DELETE FROM samples WHERE run_id = ? AND status != 'done'", (run_id,)
             ).rowcount
 
     def end_run(self, run_id: int, status: str) -> None:
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.writing():
             self.db["runs"].update(run_id, {"status": status, "ended_at": now()})
 
     def prompt_id(self, dataset: str, prompt_key: str, text: str, **fields) -> int:
@@ -294,15 +298,13 @@ class Store:
             "started_at": now(),
             **{key: _json(value) for key, value in fields.items()},
         }
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.writing():
             return self.db["samples"].insert(row).last_pk
 
     def update_sample(self, sample_id: int, fields: dict) -> None:
         fields = {key: _json(value) for key, value in fields.items()}
         fields["updated_at"] = now()
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.writing():
             self.db["samples"].update(sample_id, fields)
 
     def sample(self, sample_id: int) -> dict:
@@ -387,8 +389,7 @@ class Store:
     def add_judgements(self, rows: list[dict]) -> None:
         """Save verdicts in one transaction; a verdict already there is kept, not replaced."""
         created = now()
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.writing():
             self.conn.executemany(
                 "INSERT OR IGNORE INTO judgements (sample_id, part, judge, judge_version,"
                 " prompt_hash, label, score, categories, raw, truncated, meta, created_at)"
@@ -403,8 +404,7 @@ class Store:
     def add_flag(self, sample_id: int, **fields) -> None:
         row = {"sample_id": sample_id, "created_at": now()}
         row.update({key: _json(value) for key, value in fields.items()})
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self.writing():
             self.db["flags"].insert(row)
 
 
