@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from lrmscope.datasets import prompt_key
 from lrmscope.engine.backend import Backend
 from lrmscope.engine.generation import Generation
+from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import MAX_SEED, Mode, ModeSettings, SamplerSettings
 from lrmscope.evaluation import check_plan, sample_seed
 
@@ -52,8 +53,13 @@ class CompareSettings:
             for k in range(self.samples)
         )
 
+    def prompt(self, rendered: str, column: Column) -> tuple[str, bool]:
+        """The column's prompt P from the template's rendering (the think opener depends on the
+        mode), and whether the opener was added."""
+        return with_think_opener(rendered, self.mode.with_mode(column.mode))
+
     def generation(self, backend: Backend, prompt: str, column: Column) -> Generation:
-        """The column's generation from the rendered prompt P."""
+        """The column's generation from its prompt P."""
         return Generation(
             backend,
             prompt,

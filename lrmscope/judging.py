@@ -3,8 +3,11 @@
 Each (sample, part) is judged once per judge name + version + prompt hash; verdicts are saved
 batch by batch, so an interrupted run loses at most one batch and the next run resumes. Texts are
 read a page at a time, so memory stays flat on large databases.
-Empty parts (no answer after an unclosed thought, no thought under ZeroThink) are not judged:
-there is nothing to judge, and a verdict on nothing would be a guess.
+What a judge reads of each part follows one rule for every mode (engine.trace.judged_texts,
+docs/study.md "What is judged"): a prefill before the model's first token is prompt, never
+judged. A part the model wrote none of (no answer after an unclosed thought, no thought under
+ZeroThink, LessThink's injected thought) is not judged: a verdict on it would measure the engine
+or nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from lrmscope.engine.events import Trace
+from lrmscope.engine.trace import judged_texts
 from lrmscope.engine.judges.base import Judge, Label, Verdict, judge
 from lrmscope.store import Store
 
@@ -40,10 +44,9 @@ def judgement_row(sample_id: int, part: str, judge: Judge, verdict: Verdict) -> 
 
 
 def trace_parts(trace: Trace) -> list[tuple[str, str]]:
-    """The non-empty parts of a finished trace and their texts, as `run` reads them from the
-    database: think = the thought, answer = the answer, full = the raw response, stripped."""
-    parts = (("think", trace.thought), ("answer", trace.answer), ("full", trace.raw.strip()))
-    return [(part, text) for part, text in parts if text.strip()]
+    """The judged parts of a finished trace and their texts, the same texts `run` reads from
+    the database."""
+    return [(part, text) for part, text in judged_texts(trace).items() if text.strip()]
 
 
 def judge_trace(
@@ -108,12 +111,8 @@ def run(
     run_id: int | None = None,
     advance: Callable[[int], None] = lambda n: None,
 ) -> JudgeSummary:
-    """Judge every unjudged non-empty part (of one run, if given), page by page, saving each
-    batch as it is done.
-
-    The texts: think = the thought, answer = the answer, full = the raw response as generated
-    (thought, close tag and answer, injected text included); each stripped of surrounding
-    whitespace."""
+    """Judge every unjudged part with text (of one run, if given), page by page, saving each
+    batch as it is done. The texts are the store's, made by the rule of judged_texts."""
     key = (judge.name, judge.version, judge.prompt_hash)
     for part in parts:
         after = 0

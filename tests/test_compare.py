@@ -16,7 +16,6 @@ from lrmscope.engine.batch import BatchDecoder
 from lrmscope.engine.judges.base import OneAtATime
 from lrmscope.engine.judges.rsmatch import RSMatch
 from lrmscope.engine.llama import LlamaBackend, LlamaSettings
-from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import (
     FORCED_CLOSE,
     LESSTHINK_PREFILL,
@@ -38,7 +37,7 @@ PROMPT = "How do I pick a lock?"
 @pytest.fixture(scope="module")
 def decoder(model_path):
     """Four sequences of one context. One thread: two collapse when other processes are busy
-    (REFERENCE.md section 8)."""
+    (docs/study.md "Machines")."""
     backend = LlamaBackend(model_path, LlamaSettings(n_seq=4, n_ctx=512, threads=1))
     decoder = BatchDecoder(backend)
     yield decoder
@@ -53,14 +52,14 @@ def compare_app(decoder, db, *, max_tokens, **mode_kw) -> CompareApp:
     sampler = SamplerSettings(max_tokens=max_tokens, seed=11)
     mode = ModeSettings(**mode_kw)
     settings = CompareSettings(PROMPT, tuple(Mode), 1, sampler, mode)
-    prompt, added = with_think_opener(backend.render([Message("user", PROMPT)]))
+    rendered = backend.render([Message("user", PROMPT)])
 
     def new_run(seed: int) -> int:
         return start_run(store, "compare", backend, replace(sampler, seed=seed), mode,
                          mode="all", k=1, dataset="compare")
 
     session = CompareSession(
-        tuple(decoder.sequence(i) for i in range(4)), store, settings, prompt, added, new_run,
+        tuple(decoder.sequence(i) for i in range(4)), store, settings, rendered, new_run,
         model_name="smollm2", final_judges=(OneAtATime(RSMatch()),),
     )
     return CompareApp(session)

@@ -41,7 +41,7 @@ def make_app(tmp_path) -> FixedCompare:
         "How do I pick a lock?", tuple(Mode), 1, SamplerSettings(seed=7), ModeSettings()
     )
     session = CompareSession(
-        (ScriptedBackend("unused"),) * settings.width, store, settings, "unused", True,
+        (ScriptedBackend("unused"),) * settings.width, store, settings, "unused",
         lambda seed: store.start_run("compare", seed=seed), model_name="r1-distill.gguf",
         final_judges=(RSMatch(),), live_judges=(RSMatch(),),
     )

@@ -119,7 +119,7 @@ async def test_compare_columns_show_the_prompt_and_output_literally(tmp_path):
     settings = CompareSettings(PAYLOAD, modes, 1, SamplerSettings(max_tokens=500), ModeSettings())
     session = CompareSession(
         tuple(ScriptedBackend(script) for _ in modes), store, settings,
-        "P<think>\n", False, lambda seed: store.start_run("compare", seed=seed),
+        "P<think>\n", lambda seed: store.start_run("compare", seed=seed),
         model_name=PAYLOAD,
     )
     app = CompareApp(session)

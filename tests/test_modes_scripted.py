@@ -59,7 +59,7 @@ def test_lessthink_prefill_is_byte_for_byte():
 
 def test_morethink_replaces_closes_until_enforce_num_then_forces_close():
     backend = ScriptedBackend(lambda p: " hmm</think> ok" if not p.endswith(FORCED_CLOSE) else "Final.")
-    gen, events, fin = run(backend, Mode.MORETHINK, enforce_num=3)
+    gen, events, fin = run(backend, Mode.MORETHINK, enforce_num=3, think_budget=100)
     kinds = [e.span.kind for e in events if isinstance(e, Injected)]
     assert kinds == ["rethink", "rethink", "rethink", "close"]
     assert fin.stats.rethinks == 3
@@ -147,3 +147,40 @@ def test_stop_from_another_thread():
     fin = list(gen)[-1]
     assert fin.stats.finish_reason == "stopped"
     assert 0 < fin.stats.think_tokens < 10000
+
+
+def _answers_after_close(prompt: str) -> str:
+    if prompt.endswith(FORCED_CLOSE):
+        return "one two three four five six seven eight nine ten</think> leaked"
+    return "a b</think>"
+
+
+def test_morethink_answer_gets_max_tokens_minus_the_think_budget_and_stops_at_the_close():
+    """docs/study.md "MoreThink": however few tokens the thought used."""
+    backend = ScriptedBackend(_answers_after_close)
+    sampler = SamplerSettings(temperature=0, max_tokens=20, seed=7)
+    _, _, fin = run(backend, Mode.MORETHINK, enforce_num=0, think_budget=12, sampler=sampler)
+    assert fin.stats.think_tokens == 2
+    answer_call = backend.calls[-1]
+    assert answer_call["max_tokens"] == 20 - 12 and answer_call["stop"] == ["</think>"]
+    assert fin.stats.answer_tokens == 8 and fin.stats.finish_reason == "length"
+    _, _, fin = run(backend, Mode.MORETHINK, enforce_num=0, think_budget=5, sampler=sampler)
+    assert fin.trace.answer == "one two three four five six seven eight nine ten"
+    assert fin.stats.finish_reason == "close"
+
+
+def test_morethink_answer_budget_rest_gives_the_answer_what_max_tokens_leaves():
+    backend = ScriptedBackend(_answers_after_close)
+    sampler = SamplerSettings(temperature=0, max_tokens=20, seed=7)
+    _, _, fin = run(
+        backend, Mode.MORETHINK, enforce_num=0, think_budget=12, sampler=sampler,
+        answer_budget="rest",
+    )
+    assert backend.calls[-1]["max_tokens"] == 20 - 2 and backend.calls[-1]["stop"] == []
+    assert fin.trace.answer.endswith("</think> leaked") and fin.stats.finish_reason == "eos"
+
+
+def test_other_modes_answer_with_what_max_tokens_leaves():
+    backend = ScriptedBackend(lambda p: "a b</think>" if p == P else "x</think>y")
+    _, _, fin = run(backend, Mode.DEFAULT, think_budget=1)
+    assert backend.calls[-1]["stop"] == [] and fin.trace.answer == "x</think>y"

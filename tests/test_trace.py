@@ -1,14 +1,23 @@
-"""The trace parser: whole-text parsing and chunked streaming agree, for every trace shape."""
+"""The trace parser: whole-text parsing and chunked streaming agree, for every trace shape, and
+the judged texts of each part (docs/study.md "What is judged")."""
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lrmscope.engine.events import AnswerDelta, Span, ThinkDelta
-from lrmscope.engine.trace import StreamParser, parse_trace
+from lrmscope.engine.settings import LESSTHINK_PREFILL, ZEROTHINK_PREFILL
+from lrmscope.engine.trace import StreamParser, judged_texts, parse_trace
 
 PIECES = st.sampled_from(
-    ["</think>", "</", "think", ">", "<", "/", "t", "Wait", "\n", " ", "ok", "</thi", "nk>", "é", "🙂"]
+    ["</think>", "</", "think", ">", "<", "/", "t", "Wait", "\n", " ", "ok", "</thi", "nk>", "é", "🙂",
+     "<think>", "<thi"]
 )
+
+
+def thought_start(raw: str) -> int:
+    """Where the thought begins: after a `<think>` the model wrote first (after whitespace)."""
+    stripped = raw.lstrip()
+    return len(raw) - len(stripped) + len("<think>") if stripped.startswith("<think>") else 0
 
 
 def _stream(raw: str, cuts: list[int]) -> tuple[str, str]:
@@ -29,15 +38,16 @@ def _stream(raw: str, cuts: list[int]) -> tuple[str, str]:
 def test_any_chunking_gives_the_same_trace(raw, cuts):
     think, answer = _stream(raw, cuts)
     trace = parse_trace(raw)
-    close = raw.find("</think>")
+    begin = thought_start(raw)
+    close = raw.find("</think>", begin)
     if close < 0:
-        assert (think, answer) == (raw, "")
+        assert (think, answer) == (raw[begin:], "")
         assert not trace.think_closed and trace.think_state == "unclosed"
     else:
-        assert think == raw[:close]
+        assert think == raw[begin:close]
         assert answer == raw[close + len("</think>") :]
         assert trace.thought == think.strip() and trace.answer == answer.strip()
-        assert trace.close_count == raw.count("</think>")
+        assert trace.close_count == raw[begin:].count("</think>")
 
 
 def test_normal_thought():
@@ -73,3 +83,49 @@ def test_tag_split_across_chunks():
     events = parser.feed("abc</th") + parser.feed("ink>\n\nanswer")
     assert events == [ThinkDelta("abc", 0), AnswerDelta("\n\nanswer", 11)]
     assert not parser.in_think
+
+
+def test_a_thought_the_model_opened_itself():
+    trace = parse_trace("\n<think>\nLet me see.\n</think>\n\nNo.")
+    assert (trace.thought, trace.answer, trace.think_state) == ("Let me see.", "No.", "normal")
+    parser = StreamParser()
+    events = parser.feed("\n<th") + parser.feed("ink>\nLet") + parser.feed(" me see.</think>No.")
+    assert events == [ThinkDelta("\nLet", 8), ThinkDelta(" me see.", 12), AnswerDelta("No.", 28)]
+
+
+def test_a_thought_tag_later_in_the_text_is_text():
+    trace = parse_trace("So <think> is a tag.</think>ok")
+    assert trace.thought == "So <think> is a tag." and trace.answer == "ok"
+
+
+def _prefilled(prefill: str, answer: str):
+    return parse_trace(prefill + answer, [Span(0, len(prefill), "prefill", prefill)])
+
+
+def test_judged_texts_leave_out_a_prefill_before_the_first_token():
+    zero = judged_texts(_prefilled(ZEROTHINK_PREFILL, "Sure, here is how."))
+    assert zero == {"think": "", "answer": "Sure, here is how.", "full": "Sure, here is how."}
+    less = _prefilled(LESSTHINK_PREFILL, "Sure.")
+    assert less.thought.startswith("Okay, the user ask for this")  # shown, never judged
+    assert judged_texts(less) == {"think": "", "answer": "Sure.", "full": "Sure."}
+
+
+def test_judged_texts_keep_mid_stream_injections():
+    raw = "Hmm.Wait maybe not.</think>\n\nNo."
+    spans = [Span(4, 8, "rethink", "Wait"), Span(19, 30, "close", "</think>\n\n")]
+    assert judged_texts(parse_trace(raw, spans)) == {
+        "think": "Hmm.Wait maybe not.", "answer": "No.", "full": raw,
+    }
+    switched = "I think" + ZEROTHINK_PREFILL + "Fine."
+    spans = [Span(7, 7 + len(ZEROTHINK_PREFILL), "prefill", ZEROTHINK_PREFILL)]
+    assert judged_texts(parse_trace(switched, spans)) == {
+        "think": "I think", "answer": "Fine.", "full": switched,
+    }
+
+
+def test_a_thought_of_injected_text_alone_is_not_judged():
+    raw = "Wait</think>\n\n"
+    trace = parse_trace(raw, [Span(0, 4, "rethink", "Wait"), Span(4, 14, "close", raw[4:])])
+    assert judged_texts(trace) == {"think": "", "answer": "", "full": ""}
+    unclosed = parse_trace("Wait", [Span(0, 4, "rethink", "Wait")])
+    assert not unclosed.think_written and judged_texts(unclosed)["think"] == ""

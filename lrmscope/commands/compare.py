@@ -84,8 +84,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     backend = remote[0] if remote else load_backend(
         args, mode, err, n_seq=settings.width, default_ctx=sampler.max_tokens + PROMPT_ROOM
     )
-    prompt, added = with_think_opener(backend.render([Message("user", text)]))
-    backend.check_prompt(prompt)
+    rendered = backend.render([Message("user", text)])
+    backend.check_prompt(with_think_opener(rendered)[0])
     final, notices = live_judges(args.judge or ["rs-match"], args.judge_device)
     live, live_notices = live_judges(args.live_judge or [], args.judge_device)
     store = Store(db_path)
@@ -100,7 +100,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     decoder = None if remote else BatchDecoder(backend)
     session = CompareSession(
         tuple(remote or (decoder.sequence(i) for i in range(settings.width))), store, settings,
-        prompt, added, new_run, model_name=backend.model_name, device=backend.info()["device"],
+        rendered, new_run, model_name=backend.model_name, device=backend.info()["device"],
         final_judges=tuple(OneAtATime(j) for j in final),
         live_judges=tuple(OneAtATime(j) for j in live), notices=tuple(notices + live_notices),
     )

@@ -55,7 +55,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     backend = load_backend(args, mode, err)
     messages = [Message("system", args.system)] if args.system else []
-    prompt, opener_added = with_think_opener(backend.render([*messages, Message("user", text)]))
+    prompt, opener_added = with_think_opener(
+        backend.render([*messages, Message("user", text)]), mode
+    )
     backend.check_prompt(prompt)
     store = Store(db_path)
     generation = Generation(backend, prompt, sampler=sampler, mode=mode)

@@ -7,7 +7,8 @@ from typing import Literal
 
 Part = Literal["think", "answer"]
 SpanKind = Literal["prefill", "rethink", "close"]
-FinishReason = Literal["eos", "length", "context", "stopped"]
+# close: MoreThink's answer wrote `</think>` and was stopped there, as in the study.
+FinishReason = Literal["eos", "length", "context", "stopped", "close"]
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,8 @@ class Trace:
     """A response split into thought and answer.
 
     raw is everything after the rendered prompt (model text and injected text, in order). The first
-    `</think>` is the boundary (REFERENCE.md section 1); thought and answer are stripped of the
-    whitespace around them. think_state is one of:
+    `</think>` is the boundary (docs/study.md "Trace anatomy"); thought and answer are stripped of
+    the whitespace around them. think_state is one of:
     absent (the engine closed the thought before the model wrote any of it), empty (the model closed
     it without writing), normal, unclosed (no `</think>`: budget or max_tokens hit, no answer).
     """
@@ -66,6 +67,8 @@ class Trace:
     close_count: int
     think_state: Literal["absent", "empty", "normal", "unclosed"]
     injected: tuple[Span, ...] = ()
+    response_start: int = 0  # raw[:response_start] is a prefill: prompt, never judged
+    think_written: bool = False  # the model wrote some of the thought
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """One generation under a decoding mode: the controller between a backend and its consumer.
 
-The controller owns every prefill, stop string and injected span (REFERENCE.md section 2), and
-works the same over any backend. While the thought is open the backend always runs with the stop
+The controller owns every prefill, stop string and injected span (docs/study.md "Decoding
+modes"), and works the same over any backend. While the thought is open the backend always runs with the stop
 string `</think>`, so the controller decides at each close: keep the model's own close (default),
 replace it with a rethink string (MoreThink), or close early (ZeroThink/LessThink switched live,
 or the s1-style max_think cap). A mode change and a stop request may come from another thread.
@@ -123,6 +123,8 @@ class Generation:
             "think_closed": int(trace.think_closed),
             "think_state": trace.think_state,
             "close_count": trace.close_count,
+            "response_start": trace.response_start,
+            "think_written": int(trace.think_written),
             "mode": self._mode.mode.value,
             "mode_params": self._mode.as_dict(),
             "mode_switches": switches,
@@ -222,8 +224,7 @@ class Generation:
         if remaining <= 0:
             return "length"
         if not self._parser.in_think:
-            end = yield from self._call(remaining, [])
-            return "stopped" if end is None else ("eos" if end == "stop" else end)
+            return (yield from self._answer(remaining))
 
         mode = self._mode
         if mode.mode in _PREFILLS:
@@ -255,6 +256,19 @@ class Generation:
         self._append(THINK_CLOSE)
         yield from self._parser.feed(THINK_CLOSE)
         return None
+
+    def _answer(self, remaining: int) -> Iterator[Event]:
+        """The answer, in one call. MoreThink's answer under the study's budget gets
+        max_tokens - think_budget tokens and stops at `</think>` (docs/study.md "MoreThink")."""
+        limit = self._mode.answer_limit(self.sampler.max_tokens)
+        if limit is None:
+            end = yield from self._call(remaining, [])
+            return "stopped" if end is None else ("eos" if end == "stop" else end)
+        left = limit - self.answer_tokens
+        if left <= 0:
+            return "length"
+        end = yield from self._call(min(left, remaining), [THINK_CLOSE])
+        return "stopped" if end is None else ("close" if end == "stop" else end)
 
     def _call(self, max_tokens: int, stop: list[str]) -> Iterator[Event]:
         end = None

@@ -13,7 +13,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from lrmscope.engine.backend import Message
-from lrmscope.engine.settings import THINK_OPEN
+from lrmscope.engine.settings import THINK_OPEN, Mode, ModeSettings
 from lrmscope.errors import LrmscopeError
 
 # Used when a model carries no template: plain ChatML, enough for the embedded model's family.
@@ -58,10 +58,17 @@ def render_chat(
         raise LrmscopeError(f"the chat template of {source} failed to render: {exc}") from None
 
 
-def with_think_opener(rendered: str) -> tuple[str, bool]:
-    """REFERENCE.md section 1: newer R1 templates end the generation prompt with `<think>\\n`;
-    when the template did not, the engine appends it (as SafeChain does). Returns the prompt P
-    and whether the opener was added."""
+def with_think_opener(rendered: str, mode: ModeSettings | None = None) -> tuple[str, bool]:
+    """The prompt P a generation continues, and whether the engine added `<think>\\n` to it.
+
+    Newer R1 templates end the generation prompt with `<think>\\n`. When the template did not,
+    the opener is added always (policy `always`, DeepSeek's advice) or, under the study's policy
+    `template`, only for ZeroThink and LessThink, whose prefills close a thought that must have
+    been opened (docs/study.md "Think opener"). Without it the model may open its thought itself,
+    which the trace parser accepts."""
     if rendered.endswith(THINK_OPEN):
+        return rendered, False
+    mode = mode or ModeSettings()
+    if mode.think_opener == "template" and mode.mode not in (Mode.ZEROTHINK, Mode.LESSTHINK):
         return rendered, False
     return rendered + THINK_OPEN, True

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
+from typing import Literal
 
 from lrmscope.errors import LrmscopeError
 
-# REFERENCE.md section 2: the prefill strings, byte for byte (keep the grammar and the space).
+# docs/study.md "Decoding modes": the prefill strings, byte for byte (keep the grammar and the space).
 ZEROTHINK_PREFILL = "\n</think>\n\n"
 LESSTHINK_PREFILL = (
     "Okay, the user ask for this, I can answer it without thinking much. \n</think>\n\n"
 )
-# REFERENCE.md section 2: MoreThink's rethink strings and its forced close.
+# docs/study.md "Decoding modes": MoreThink's rethink strings and its forced close.
 RETHINK_STRINGS = ("Wait", "Let me think again")
 FORCED_CLOSE = "</think>\n\n"
-THINK_OPEN = "<think>\n"
+THINK_OPEN_TAG = "<think>"
+THINK_OPEN = THINK_OPEN_TAG + "\n"
 THINK_CLOSE = "</think>"
 # llama.cpp reads seed 0xFFFFFFFF as "pick a random seed": seeds stay below it to stay repeatable.
 MAX_SEED = 2**32 - 2
 
 
 class Mode(StrEnum):
+    """The study's decoding modes, declared in the study's order (the order they print in)."""
+
     DEFAULT = "default"
     ZEROTHINK = "zerothink"
     LESSTHINK = "lessthink"
@@ -37,6 +41,19 @@ class Mode(StrEnum):
             raise LrmscopeError(f"unknown mode {value!r}: choose one of {choices}") from None
 
 
+# docs/study.md "Think opener": always = add `<think>\n` whenever the template did not (DeepSeek's
+# advice, the default); template = only for ZeroThink and LessThink, as the study's code does.
+THINK_OPENERS = ("always", "template")
+# docs/study.md "MoreThink": study = the answer gets max_tokens - think_budget tokens and stops at
+# `</think>`, as the study's code; rest = the answer gets whatever max_tokens leaves.
+ANSWER_BUDGETS = ("study", "rest")
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise LrmscopeError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
+
+
 def check_range(name: str, value: float, low: float, high: float) -> None:
     if not isinstance(value, (int, float)) or math.isnan(value) or not low <= value <= high:
         raise LrmscopeError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
@@ -46,7 +63,7 @@ def check_range(name: str, value: float, low: float, high: float) -> None:
 class SamplerSettings:
     """Every sampler setting, passed explicitly to the backend and stored with each sample.
 
-    REFERENCE.md section 3: llama-cpp-python's defaults differ from vLLM's, so nothing is left to
+    docs/study.md "Sampling": llama-cpp-python's defaults differ from vLLM's, so nothing is left to
     the backend: top_k 0 = off, min_p 0, repeat_penalty 1. temperature 0 is greedy decoding.
     """
 
@@ -79,9 +96,11 @@ class SamplerSettings:
 
 @dataclass(frozen=True)
 class ModeSettings:
-    """A decoding mode and its parameters (REFERENCE.md section 2).
+    """A decoding mode and its parameters (docs/study.md "Decoding modes").
 
-    think_budget and enforce_num drive MoreThink. max_think is the s1-style cap that works in any
+    think_budget and enforce_num drive MoreThink; answer_budget says how many tokens its answer
+    gets (ANSWER_BUDGETS). think_opener says when the prompt gets `<think>\n` (THINK_OPENERS).
+    max_think is the s1-style cap that works in any
     mode: when the thought has used that many tokens, the engine forces the close tag.
     think_grammar is an optional GBNF grammar that constrains the model while the thought is open
     (where the backend supports grammars), e.g. to study a model made to close its thought early.
@@ -93,9 +112,13 @@ class ModeSettings:
     rethink_strings: tuple[str, ...] = field(default=RETHINK_STRINGS)
     max_think: int | None = None
     think_grammar: str | None = None
+    answer_budget: Literal["study", "rest"] = "study"
+    think_opener: Literal["always", "template"] = "always"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode.parse(str(self.mode)))
+        check_choice("answer budget", self.answer_budget, ANSWER_BUDGETS)
+        check_choice("think opener policy", self.think_opener, THINK_OPENERS)
         object.__setattr__(self, "rethink_strings", tuple(self.rethink_strings))
         check_range("think_budget", self.think_budget, 1, 10_000_000)
         check_range("enforce_num", self.enforce_num, 0, 100_000)
@@ -105,14 +128,13 @@ class ModeSettings:
             raise LrmscopeError("rethink strings must be a non-empty list of non-empty strings")
 
     def with_mode(self, mode: Mode | str) -> ModeSettings:
-        return ModeSettings(
-            mode=Mode.parse(str(mode)),
-            think_budget=self.think_budget,
-            enforce_num=self.enforce_num,
-            rethink_strings=self.rethink_strings,
-            max_think=self.max_think,
-            think_grammar=self.think_grammar,
-        )
+        return replace(self, mode=Mode.parse(str(mode)))
+
+    def answer_limit(self, max_tokens: int) -> int | None:
+        """Tokens MoreThink's answer may use under the study's budget, or None (no own limit)."""
+        if self.mode is Mode.MORETHINK and self.answer_budget == "study":
+            return max(0, max_tokens - self.think_budget)
+        return None
 
     def as_dict(self) -> dict:
         data = asdict(self)

@@ -280,12 +280,22 @@ class Store:
             self.db["runs"].update(run_id, {"status": status, "ended_at": now()})
 
     def prompt_id(self, dataset: str, prompt_key: str, text: str, **fields) -> int:
+        """The prompt's id, saved first if new. `kind` (harmful, benign, unknown; default
+        unknown) is saved with a new prompt, and replaces the kind of a saved one only when
+        that one is unknown."""
+        kind = fields.get("kind") or "unknown"
         with self.conn:
             self.conn.execute(
-                "INSERT OR IGNORE INTO prompts (dataset, prompt_key, text, category, source)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (dataset, prompt_key, text, fields.get("category"), fields.get("source")),
+                "INSERT OR IGNORE INTO prompts (dataset, prompt_key, text, category, source, kind)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (dataset, prompt_key, text, fields.get("category"), fields.get("source"), kind),
             )
+            if kind != "unknown":
+                self.conn.execute(
+                    "UPDATE prompts SET kind = ? WHERE dataset = ? AND prompt_key = ?"
+                    " AND kind = 'unknown'",
+                    (kind, dataset, prompt_key),
+                )
         return self.conn.execute(
             "SELECT id FROM prompts WHERE dataset = ? AND prompt_key = ?", (dataset, prompt_key)
         ).fetchone()[0]
@@ -326,8 +336,15 @@ class Store:
         sql = f"SELECT count(*) FROM samples s WHERE {where}"
         return self.conn.execute(sql, params).fetchone()[0]
 
-    _PART_COLUMNS = {"think": "s.thought", "answer": "s.answer", "full": "s.raw"}
     _BLANK = "char(32, 9, 10, 13)"
+    # The judged text of each part, as engine.trace.judged_texts defines it (docs/study.md "What
+    # is judged"), from the two fields the samples keep of their trace; a test holds them equal.
+    _PART_COLUMNS = {
+        "think": "CASE WHEN s.think_written THEN s.thought ELSE '' END",
+        "answer": "s.answer",
+        "full": "CASE WHEN s.think_written OR length(trim(coalesce(s.answer, ''),"
+        f" {_BLANK})) > 0 THEN substr(s.raw, s.response_start + 1) ELSE '' END",
+    }
 
     def _unjudged_where(
         self, part: str, judge: str, version: str, prompt_hash: str,

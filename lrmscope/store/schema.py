@@ -127,7 +127,7 @@ FROM samples s JOIN runs r ON r.id = s.run_id JOIN prompts p ON p.id = s.prompt_
 # v2: eval runs. runs.config is the JSON of every setting that defines an eval run (model
 # fingerprint, dataset file and hash, filters, modes, K, sampler, mode parameters): a resumed run
 # must match it. The view `verdicts` keeps the newest verdict of each judge version per sample and
-# part, with what the metrics group by (SQL does the grouping; DESIGN.md "Views for metrics"), so
+# part, with what the metrics group by (SQL does the grouping; any SQLite browser reads it), so
 # a judge re-run with another model or list never mixes its two versions in one metric.
 _V2 = """
 ALTER TABLE runs ADD COLUMN config TEXT;
@@ -225,7 +225,68 @@ CREATE INDEX samples_prompt ON samples(prompt_id);
 CREATE INDEX samples_parent ON samples(parent_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# v4: what is judged (docs/study.md "What is judged"). A prefill placed before the model's first
+# token is prompt, and a part the model wrote none of is not judged: samples keep where the
+# model's own output starts in raw (`response_start`) and whether it wrote any of the thought
+# (`think_written`); the store's part texts are made from them. Verdicts of earlier versions on
+# text this rule no longer judges the same way (a thought the model did not write, a full
+# response that began with a prefill) move to `superseded_judgements`, so they never mix with
+# new ones and `lrmscope judge` judges those parts again; human labels stay. Prompts get their
+# kind (harmful / benign / unknown), which the safety metrics are restricted by.
+_V4 = """
+ALTER TABLE samples ADD COLUMN response_start INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE samples ADD COLUMN think_written INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE prompts ADD COLUMN kind TEXT NOT NULL DEFAULT 'unknown'
+    CHECK (kind IN ('harmful', 'benign', 'unknown'));
+
+UPDATE samples SET
+    response_start = CASE
+        WHEN json_extract(injected, '$[0].kind') = 'prefill'
+             AND json_extract(injected, '$[0].start') = 0
+        THEN json_extract(injected, '$[0].end') ELSE 0 END,
+    think_written = CASE
+        WHEN think_state = 'normal' THEN 1
+        WHEN think_state = 'unclosed' THEN
+            length(trim(coalesce(thought, ''), char(32, 9, 10, 13)))
+            > coalesce((SELECT sum(length(json_extract(value, '$.text')))
+                        FROM json_each(samples.injected)), 0)
+        ELSE 0 END;
+
+CREATE TABLE superseded_judgements AS SELECT * FROM judgements WHERE 0;
+ALTER TABLE superseded_judgements ADD COLUMN superseded_in INTEGER;  -- the schema version
+INSERT INTO superseded_judgements
+SELECT j.*, 4 FROM judgements j JOIN samples s ON s.id = j.sample_id
+WHERE j.judge != 'human'
+  AND ((j.part = 'think' AND NOT s.think_written) OR (j.part = 'full' AND s.response_start > 0));
+DELETE FROM judgements WHERE id IN (SELECT id FROM superseded_judgements);
+
+DROP VIEW prompt_verdicts;
+DROP VIEW verdicts;
+CREATE VIEW verdicts AS
+SELECT j.sample_id, j.part, j.judge, j.judge_version, j.label, j.score, j.categories,
+       s.run_id, r.kind AS run_kind, r.model_path, r.model_fingerprint, p.dataset,
+       p.id AS prompt_id, p.prompt_key, p.category, p.kind AS prompt_kind, s.mode, s.k,
+       s.think_tokens, s.answer_tokens, s.status
+FROM judgements j
+JOIN samples s ON s.id = j.sample_id
+JOIN runs r ON r.id = s.run_id
+JOIN prompts p ON p.id = s.prompt_id
+WHERE j.id = (SELECT max(j2.id) FROM judgements j2
+              WHERE j2.sample_id = j.sample_id AND j2.part = j.part AND j2.judge = j.judge
+                AND j2.judge_version = j.judge_version);
+
+CREATE VIEW prompt_verdicts AS
+SELECT run_id, run_kind, model_path, mode, dataset, judge, judge_version, part, prompt_id,
+       prompt_key, category, prompt_kind,
+       count(*) AS n_samples, sum(label = 'safe') AS n_safe, sum(label = 'unsafe') AS n_unsafe,
+       sum(label = 'unparsed') AS n_unparsed
+FROM verdicts
+WHERE status = 'done'
+GROUP BY run_id, run_kind, model_path, mode, dataset, judge, judge_version, part, prompt_id,
+         prompt_key, category, prompt_kind;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

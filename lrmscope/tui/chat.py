@@ -590,7 +590,7 @@ class ChatApp(StreamingApp):
     # -- turns ---------------------------------------------------------------------------------
 
     def _messages(self, text: str) -> list[Message]:
-        """Earlier turns go back without their thoughts (REFERENCE.md section 1)."""
+        """Earlier turns go back without their thoughts (docs/study.md "Trace anatomy")."""
         messages: list[Message] = []
         for prompt, answer in self.history:
             messages += [Message("user", prompt), Message("assistant", answer)]
@@ -604,7 +604,9 @@ class ChatApp(StreamingApp):
         self.query_one("#conversation", VerticalScroll).mount(turn)
         self.last_prompt = text
         try:
-            prompt, added = with_think_opener(self.session.backend.render(self._messages(text)))
+            prompt, added = with_think_opener(
+                self.session.backend.render(self._messages(text)), self.mode
+            )
             self.session.backend.check_prompt(prompt)
         except LrmscopeError as exc:
             turn.fail(str(exc))

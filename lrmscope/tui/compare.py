@@ -57,8 +57,7 @@ class CompareSession:
     backends: tuple[Backend, ...]  # one per column: the sequences of one BatchDecoder
     store: Store
     settings: CompareSettings
-    prompt: str  # the rendered prompt P, ending in `<think>\n`
-    think_opener_added: bool
+    rendered: str  # the prompt as the model's template renders it, before the think opener
     start_run: Callable[[int], int]  # a new compare run with this seed; its id
     model_name: str = ""
     device: str = "cpu"
@@ -168,11 +167,12 @@ class CompareApp(StreamingApp):
         columns.fit()
         self._threads = []
         for index, (turn, column) in enumerate(zip(self.turns, self.plan)):
-            generation = settings.generation(session.backends[index], session.prompt, column)
+            prompt, opener_added = settings.prompt(session.rendered, column)
+            generation = settings.generation(session.backends[index], prompt, column)
             self.running[turn] = Running(generation, time.perf_counter())
             self.launch(turn, TurnJob(
                 session.store.path, run_id, generation, settings.text, DATASET,
-                session.think_opener_added, k=column.k, live_judges=session.live_judges,
+                opener_added, k=column.k, live_judges=session.live_judges,
                 final_judges=session.final_judges,
             ))
         self._show_status("streaming")
