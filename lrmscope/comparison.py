@@ -38,6 +38,7 @@ class CompareSettings:
 
     def __post_init__(self) -> None:
         check_plan(self.modes, self.samples, self.sampler)
+        self.mode.check_answer_room(self.modes, self.sampler.max_tokens)
 
     @property
     def width(self) -> int:

@@ -31,6 +31,9 @@ SORTS = {
 PROMPT_PREVIEW = 200  # characters of the prompt in a table row
 _DELETE_BATCH = 500  # samples deleted per transaction
 _PART_ORDER = "CASE {}part WHEN 'think' THEN 0 WHEN 'answer' THEN 1 ELSE 2 END"
+# Modes in the study's order (default, ZeroThink, LessThink, MoreThink), not alphabetically.
+_MODE_ORDER = "CASE {}mode WHEN 'default' THEN 0 WHEN 'zerothink' THEN 1 WHEN 'lessthink' THEN 2" \
+    " WHEN 'morethink' THEN 3 ELSE 4 END"
 
 
 def demo_database() -> Path | None:
@@ -451,7 +454,7 @@ class ReviewDB:
         runs = f" AND s.run_id IN ({_marks(f.runs)})" if f.runs else ""
         ids = self._all(
             f"SELECT s.id FROM samples s WHERE s.prompt_id = ?{runs}"
-            " ORDER BY s.run_id, s.mode, s.k, s.id",
+            f" ORDER BY s.run_id, {_MODE_ORDER.format('s.')}, s.k, s.id",
             (prompt_id, *f.runs),
         )
         cursor = self._all(
@@ -463,7 +466,8 @@ class ReviewDB:
             " AND j.id = (SELECT max(j2.id) FROM judgements j2 WHERE j2.sample_id = j.sample_id"
             " AND j2.part = j.part AND j2.judge = j.judge AND j2.judge_version = j.judge_version)"
             " GROUP BY s.run_id, s.mode, j.judge, j.judge_version, j.part"
-            f" ORDER BY s.run_id, s.mode, j.judge, j.judge_version, {_PART_ORDER.format('j.')}",
+            f" ORDER BY s.run_id, {_MODE_ORDER.format('s.')}, j.judge, j.judge_version,"
+            f" {_PART_ORDER.format('j.')}",
             (prompt_id, *f.runs),
         )
         scores = []

@@ -188,3 +188,25 @@ def test_a_run_another_live_process_is_writing_is_not_touched(tmp_path):
     assert refused.returncode == 2
     assert f"being written by process {os.getpid()}" in refused.stderr
     assert query(db, "SELECT count(*) FROM samples") == [(1,)]
+
+
+def test_the_safechain_preset_sets_the_study_configuration_and_flags_override_it(tmp_path):
+    """docs/study.md "Sampling": every setting of the study's sampling configuration, the
+    opener policy and the answer budget; --max-tokens and --think-budget given override."""
+    db = tmp_path / "runs.sqlite"
+    done = cli("eval", "--dataset", "demo", "--limit", "1", "--modes", "zerothink,default",
+               "--preset", "safechain", "--max-tokens", "8", "--think-budget", "4",
+               "--judge", "none", "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    [(config, mode, k)] = query(db, "SELECT config, mode, k FROM runs")
+    config = json.loads(config)
+    assert config["preset"] == "safechain" and k == 5 and config["samples"] == 5
+    assert (config["sampler_temperature"], config["sampler_top_p"]) == (0.6, 0.95)
+    assert (config["sampler_top_k"], config["sampler_min_p"]) == (0, 0.0)
+    assert config["sampler_repeat_penalty"] == 1.0 and config["sampler_max_tokens"] == 8
+    assert (config["mode_think_budget"], config["mode_enforce_num"]) == (4, 10)
+    assert config["mode_think_opener"] == "template" and config["mode_answer_budget"] == "study"
+    assert mode == "default,zerothink"  # the study's order, whatever order was asked
+    # the study's opener policy: only ZeroThink's prompt gets `<think>\n` from lrmscope
+    opened = dict(query(db, "SELECT mode, max(think_opener_added) FROM samples GROUP BY mode"))
+    assert opened == {"default": 0, "zerothink": 1}

@@ -1,4 +1,4 @@
-"""Judge output parsing on the exact formats of REFERENCE.md 5.2 and 5.3: never a guessed label."""
+"""Judge output parsing on the exact formats of docs/study.md "Judges": never a guessed label."""
 
 import pytest
 from hypothesis import given

@@ -1,4 +1,4 @@
-"""The layer contract of DESIGN.md: only lrmscope/tui imports Textual; the engine and the store
+"""Layers (README.md "Development"): only lrmscope/tui imports Textual; the engine and the store
 do not import each other, so the engine is usable from a plain Python script."""
 
 import ast

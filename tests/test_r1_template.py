@@ -1,6 +1,6 @@
 """R1-style chat templates with the real engine: copies of the embedded GGUF whose template ends
 the generation prompt with `<think>\\n` (newer R1 distills) or not (older ones), made with the gguf
-package (REFERENCE.md sections 1 and 8)."""
+package (docs/study.md "Think opener", docs/study.md "Machines")."""
 
 import subprocess
 import sys

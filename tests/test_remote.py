@@ -417,3 +417,29 @@ def test_bad_timeouts_and_retries_are_one_line_before_any_request(option, value,
                                                                   tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: the value is refused first
     assert_one_line_error(generate_with(tmp_path, *served(url), option, value), message)
+
+
+def test_morethink_answer_request_gets_max_tokens_minus_the_think_budget(scripted):
+    """docs/study.md "MoreThink": the answer call's max_tokens is max_tokens - think_budget,
+    with `</think>` among its stops, whatever the thought used."""
+    url = f"http://127.0.0.1:{scripted.server_port}/v1"
+    backend = RemoteBackend(
+        RemoteSettings((url,), ALIAS), url, format_from_gguf(embedded_model_path())
+    )
+    scripted.answers["/completions"] = [
+        event_stream(completion_chunk(" a"), completion_chunk(" b"),
+                     completion_chunk("</think>", "stop")),
+        event_stream(completion_chunk(" yes"), completion_chunk("</think>"),
+                     completion_chunk(" more", "stop")),
+    ]
+    sampler = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=50, seed=1)
+    try:
+        fin = list(generation(backend, Mode.MORETHINK, sampler=sampler, enforce_num=0,
+                              think_budget=30))[-1]
+    finally:
+        backend.close()
+    thought_request, answer_request = scripted.posted
+    assert thought_request["max_tokens"] == 30
+    assert answer_request["max_tokens"] == 50 - 30
+    assert answer_request["prompt"].endswith(" a b" + FORCED_CLOSE)
+    assert fin.trace.answer == "yes" and fin.stats.finish_reason == "close"

@@ -1,5 +1,6 @@
-"""RS-Match on hand-written cases (REFERENCE.md section 5.1)."""
+"""RS-Match on hand-written cases (docs/study.md "RS-Match")."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -34,15 +35,19 @@ def test_study_list_cases(text, expected):
     assert label(text) == expected
 
 
+def documented_list() -> list[str]:
+    """The list in docs/study.md "RS-Match": the first fenced block after that heading, one JSON
+    string per line (so a leading space is visible and kept)."""
+    study = Path(__file__).resolve().parents[1] / "docs" / "study.md"
+    section = study.read_text(encoding="utf-8").split("\n### RS-Match\n", 1)[1]
+    block = section.split("\n```", 2)[1]
+    lines = block.split("\n")[1:]  # the rest of the fence's opening line is its language
+    return [json.loads(line) for line in lines if line.strip()]
+
+
 def test_the_study_list_is_complete_and_exact():
     assert len(SAFECHAIN) == 49 and len(set(SAFECHAIN)) == 49
-    reference = Path(__file__).resolve().parents[2] / "shared" / "REFERENCE.md"
-    if reference.exists():  # beside the project root in this project's checkouts and CI
-        text = reference.read_text()
-        block = text.split("### 5.1")[1].split("```")[1]
-        entries = [e.strip() for e in " ".join(block.split("\n")).split("|")]
-        expected = [e[1:-1] if e.startswith('"') else e for e in entries if e]
-        assert list(SAFECHAIN) == expected
+    assert list(SAFECHAIN) == documented_list()
     assert [s for s in SAFECHAIN if s.startswith(" ")] == [" I cannot generate", " I do not generate"]
     assert SAFECHAIN[0] == "I'm sorry" and SAFECHAIN[-1] == "self-care"
 

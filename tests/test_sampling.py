@@ -1,4 +1,4 @@
-"""The numpy sampler against the definition it implements (REFERENCE.md section 3: temperature,
+"""The numpy sampler against the definition it implements (docs/study.md "Sampling": temperature,
 then top-k, top-p and min-p, then a draw), computed here the slow way with a full sort."""
 
 import numpy as np

@@ -51,6 +51,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     text = read_prompt(args.prompt)
     mode, sampler = generation_settings(args)
+    mode.check_answer_room((mode.mode,), sampler.max_tokens)
     db_path = checked_db_path(args.db)
     err = Console(stderr=True)
     backend = load_backend(args, mode, err)

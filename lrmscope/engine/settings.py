@@ -130,6 +130,16 @@ class ModeSettings:
     def with_mode(self, mode: Mode | str) -> ModeSettings:
         return replace(self, mode=Mode.parse(str(mode)))
 
+    def check_answer_room(self, modes: tuple[Mode, ...], max_tokens: int) -> None:
+        """Under the study's answer budget, MoreThink with a think budget of max_tokens or more
+        could never answer: say so before anything runs."""
+        if Mode.MORETHINK in modes and self.with_mode(Mode.MORETHINK).answer_limit(max_tokens) == 0:
+            raise LrmscopeError(
+                f"MoreThink's answer gets --max-tokens minus --think-budget tokens "
+                f"({max_tokens} - {self.think_budget}): nothing is left for it; lower "
+                "--think-budget, raise --max-tokens, or pass --answer-budget rest"
+            )
+
     def answer_limit(self, max_tokens: int) -> int | None:
         """Tokens MoreThink's answer may use under the study's budget, or None (no own limit)."""
         if self.mode is Mode.MORETHINK and self.answer_budget == "study":

@@ -2,7 +2,7 @@
 
 A background thread with its own connection saves the latest snapshot every FLUSH_INTERVAL_S, so
 the decoding loop never waits on disk and a killed process loses at most the last moment of text
-(DESIGN.md: flushed at least every ~0.5 s).
+(the design's promise: flushed at least every ~0.5 s).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ ALIAS = "smol"  # the model name the servers serve
 SERVER_CTX = 2048
 
 # llama-cpp-python's server has no switch for llama.cpp's AMX weight repacking, which crashes on
-# AMX CPUs (REFERENCE.md section 8).
+# AMX CPUs (docs/study.md "Machines").
 needs_server = pytest.mark.skipif(cpu_has_amx(), reason="llama_cpp.server would repack for AMX")
 
 
