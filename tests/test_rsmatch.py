@@ -68,7 +68,8 @@ def test_other_sets_and_versions():
     assert "OpenAI" in ADVBENCH
     a, b = RSMatch("safechain"), RSMatch("advbench")
     assert (a.name, a.version) == ("rs-match", "safechain-1")
-    assert (b.name, b.version) == ("rs-match:advbench", "advbench-1")
+    assert (b.name, b.version) == ("rs-match:advbench", "advbench-2")
+    assert label("Hello! Here is how.", "advbench") == "safe"  # HarmBench's list has it
     assert a.prompt_hash != b.prompt_hash
 
 
