@@ -22,6 +22,32 @@ MAX_SEQUENCES = 256
 MAX_INT = 2**63 - 1  # the largest whole number SQLite stores (run ids, seeds, counts)
 
 
+class Given(argparse.Action):
+    """Stores an option's value and notes that the user gave it (`args.given`), so a preset
+    fills only the options left out. With nargs=0 it is a flag that stores `const`."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
+
+
+def apply_preset(args: argparse.Namespace, preset) -> None:
+    """Fill the options the user left out from `preset` (an evaluation.Preset); an option given
+    against what defines the preset is one line naming both."""
+    given = getattr(args, "given", frozenset())
+    for dest, value in preset.values.items():
+        if dest not in given:
+            setattr(args, dest, value)
+        elif dest in preset.fixed and getattr(args, dest) != value:
+            given_value = getattr(args, dest)
+            flag = "--" + dest.replace("_", "-")
+            shown = flag if isinstance(given_value, bool) else f"{flag} {given_value}"
+            raise LrmscopeError(
+                f"--preset {preset.name} conflicts with {shown} (the preset sets {dest} to "
+                f"{value!r}): drop one of them; {preset.hint}"
+            )
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -93,13 +119,14 @@ def text_arg(value: str) -> str:
 
 
 def parse_modes(value: str):
-    """--modes: decoding modes, comma-separated, or `all`; each once, in the order given."""
+    """--modes: decoding modes, comma-separated, or `all`; each once, in the study's order."""
     from lrmscope.engine.settings import Mode
 
     names = [name.strip() for name in value.split(",") if name.strip()]
     if names == ["all"]:
         return tuple(Mode)
-    return tuple(dict.fromkeys(Mode.parse(name) for name in names))
+    chosen = {Mode.parse(name) for name in names}
+    return tuple(mode for mode in Mode if mode in chosen)
 
 
 def add_live_judge_options(parser: argparse.ArgumentParser, finished: str) -> None:
@@ -265,22 +292,30 @@ def add_generation_options(parser: argparse.ArgumentParser, *, mode: bool = True
             help="default, zerothink, lessthink or morethink (default: default)",
         )
     sampling = parser.add_argument_group("sampling (every value is stored with the sample)")
-    sampling.add_argument("--temperature", type=number, default=0.6, help="(default 0.6)")
-    sampling.add_argument("--top-p", type=number, default=0.95, help="(default 0.95)")
-    sampling.add_argument("--top-k", type=positive_int, default=0, help="0 = off (default)")
-    sampling.add_argument("--min-p", type=number, default=0.0, help="(default 0)")
-    sampling.add_argument("--repeat-penalty", type=number, default=1.0, help="(default 1)")
-    sampling.add_argument("--max-tokens", type=positive_int, default=16000, help="(default 16000)")
+    given = {"action": Given}
+    sampling.add_argument("--temperature", type=number, default=0.6, help="(default 0.6)", **given)
+    sampling.add_argument("--top-p", type=number, default=0.95, help="(default 0.95)", **given)
+    sampling.add_argument("--top-k", type=positive_int, default=0, help="0 = off (default)", **given)
+    sampling.add_argument("--min-p", type=number, default=0.0, help="(default 0)", **given)
+    sampling.add_argument(
+        "--repeat-penalty", type=number, default=1.0, help="(default 1)", **given
+    )
+    sampling.add_argument(
+        "--max-tokens", type=positive_int, default=16000, help="(default 16000)", **given
+    )
     sampling.add_argument("--seed", type=positive_int, default=0, help="(default 0)")
     sampling.add_argument(
-        "--greedy", action="store_true", help="temperature 0, the study's greedy setting"
+        "--greedy", nargs=0, const=True, default=False,
+        help="temperature 0, the study's greedy setting", **given,
     )
     thinking = parser.add_argument_group("thinking")
     thinking.add_argument(
-        "--think-budget", type=positive_int, default=10000, help="MoreThink budget (default 10000)"
+        "--think-budget", type=positive_int, default=10000,
+        help="MoreThink budget (default 10000)", **given,
     )
     thinking.add_argument(
-        "--enforce-num", type=positive_int, default=10, help="MoreThink rounds (default 10)"
+        "--enforce-num", type=positive_int, default=10, help="MoreThink rounds (default 10)",
+        **given,
     )
     thinking.add_argument(
         "--rethink",
@@ -294,6 +329,22 @@ def add_generation_options(parser: argparse.ArgumentParser, *, mode: bool = True
         type=positive_int,
         metavar="N",
         help="s1-style cap: force the thought closed after N tokens, in any mode",
+    )
+    thinking.add_argument(
+        "--answer-budget",
+        **given,
+        default="study",
+        metavar="study|rest",
+        help="MoreThink's answer: study = max-tokens minus think-budget, stopping at </think>, as "
+        "the study's code (default); rest = what max-tokens leaves",
+    )
+    thinking.add_argument(
+        "--think-opener",
+        **given,
+        default="always",
+        metavar="always|template",
+        help="add <think>\\n to the prompt: always when the template did not (default, "
+        "DeepSeek's advice), or template = only for zerothink and lessthink, as the study's code",
     )
     thinking.add_argument(
         "--think-grammar",
@@ -322,6 +373,8 @@ def generation_settings(args: argparse.Namespace):
             if args.think_grammar
             else None
         ),
+        answer_budget=args.answer_budget,
+        think_opener=args.think_opener,
     )
     sampler = SamplerSettings(
         temperature=0.0 if args.greedy else args.temperature,

@@ -6,6 +6,11 @@ prompt's key is a hash of its text: the same prompt has the same key in any file
 which is what lets a resumed eval find its prompts again. Blank prompts are skipped and counted;
 a text seen before is dropped and counted. Filters apply in the order data_type, category, then
 `limit` keeps the first N distinct prompts.
+
+Every prompt has a kind, `harmful`, `benign` or `unknown` (the safety metrics average over harmful
+and unknown prompts only): `prompt_kind` sets it for every row; otherwise a `harmful` or `label`
+column says it (KIND_VALUES; a blank cell says nothing), then a WildJailbreak `data_type` ending
+`_harmful` or `_benign`, then the format: StrongREJECT rows are harmful, anything else unknown.
 """
 
 from __future__ import annotations
@@ -28,8 +33,18 @@ DEFAULT_DATA_TYPE = "adversarial_harmful"
 # The largest dataset file read (it is read whole): the big benchmarks are a few hundred MiB.
 MAX_DATASET_BYTES = 1 << 30
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl"}
+PROMPT_KINDS = ("harmful", "benign", "unknown")
+KIND_COLUMNS = ("harmful", "label")  # the first one present says each row's kind
+# The values a kind column may hold, any case; a blank cell (or a missing field) says nothing.
+KIND_VALUES = {
+    **dict.fromkeys(("harmful", "unsafe", "1", "true", "yes"), "harmful"),
+    **dict.fromkeys(("benign", "safe", "0", "false", "no"), "benign"),
+}
+ACCEPTED_KINDS = (
+    "harmful, unsafe, 1, true, yes (harmful); benign, safe, 0, false, no (benign); blank (unknown)"
+)
 
-_Raw = tuple[Any, Any, Any]  # text, category, source as read
+_Raw = tuple[Any, Any, Any, str | None]  # text, category, source as read; kind (None: not said)
 
 
 def prompt_key(text: str) -> str:
@@ -44,6 +59,7 @@ class PromptRow:
     text: str
     category: str | None
     source: str | None
+    kind: str = "unknown"  # PROMPT_KINDS
 
 
 @dataclass(frozen=True)
@@ -66,8 +82,14 @@ def load_dataset(
     category: str | None = None,
     column: str | None = None,
     data_type: str | None = None,
+    prompt_kind: str | None = None,
 ) -> Dataset:
-    """The prompts of a dataset file (by extension) or of `demo`, filtered and deduplicated."""
+    """The prompts of a dataset file (by extension) or of `demo`, filtered and deduplicated;
+    `prompt_kind` (PROMPT_KINDS) sets the kind of every row, whatever the file says."""
+    if prompt_kind is not None and prompt_kind not in PROMPT_KINDS:
+        raise LrmscopeError(
+            f"unknown prompt kind {prompt_kind!r}: choose one of {', '.join(PROMPT_KINDS)}"
+        )
     if spec == "demo":
         data = resources.files("lrmscope").joinpath("data/demo.csv").read_bytes()
         where, name, path, kind = "demo", "demo", None, "csv"
@@ -80,31 +102,39 @@ def load_dataset(
     if kind in ("jsonl", "text") and data_type is not None:
         raise LrmscopeError(f"--data-type needs a table with a data_type column; {where} is {kind}")
     if kind == "parquet":
-        fmt, used, raws = _tabular(*_parquet(data, where), "parquet", where, column, data_type)
+        fmt, used, raws = _tabular(
+            *_parquet(data, where), "parquet", where, column, data_type, prompt_kind is None
+        )
     elif kind in ("csv", "tsv"):
         table = _delimited(_decode(data, where), "\t" if kind == "tsv" else ",", where)
-        fmt, used, raws = _tabular(*table, kind, where, column, data_type)
+        fmt, used, raws = _tabular(*table, kind, where, column, data_type, prompt_kind is None)
     elif kind == "jsonl":
-        fmt, used, raws = "jsonl", *_jsonl(_decode(data, where), where, column)
+        text = _decode(data, where)
+        fmt, used, raws = "jsonl", *_jsonl(text, where, column, prompt_kind is None)
     else:
         if column is not None:
             raise LrmscopeError(f"--column applies to CSV, TSV, Parquet and JSONL; {where} is text")
         fmt, used = "text", "line"
         lines = (line.strip() for line in _decode(data, where).split("\n"))
-        raws = [(line, None, None) for line in lines if line]
-    prompts = [(str(t), _opt(c), _opt(s)) for t, c, s in raws if t is not None and str(t).strip()]
+        raws = [(line, None, None, None) for line in lines if line]
+    default = "harmful" if fmt == "strongreject-csv" else "unknown"
+    prompts = [
+        (str(t), _opt(c), _opt(s), prompt_kind or k or default)
+        for t, c, s, k in raws
+        if t is not None and str(t).strip()
+    ]
     if not prompts:
         raise LrmscopeError(f"dataset {where} has no prompts (looked in {used!r})")
     if category is not None:
-        present = sorted({c for _, c, _ in prompts if c is not None})
+        present = sorted({c for _, c, _, _ in prompts if c is not None})
         if category not in present:
             listed = f"its categories are: {_names(present)}" if present else "it has none"
             raise LrmscopeError(f"dataset {where} has no category {category!r}; {listed}")
         prompts = [prompt for prompt in prompts if prompt[1] == category]
     rows: dict[str, PromptRow] = {}
-    for text, cat, source in prompts:
+    for text, cat, source, kind in prompts:
         key = prompt_key(text)
-        rows.setdefault(key, PromptRow(key, text, cat, source))
+        rows.setdefault(key, PromptRow(key, text, cat, source, kind))
     return Dataset(
         name=name,
         path=path,
@@ -161,6 +191,29 @@ def _opt(value: Any) -> str | None:
 
 def _names(names) -> str:
     return ", ".join(repr(name) for name in names) or "none"
+
+
+def _kind(value: Any, where: str, column: str, row: str) -> str | None:
+    """The kind a kind column's cell says (None when blank), or an error naming the row."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = "" if value is None else str(value).strip().lower()
+    if not text:
+        return None
+    if text not in KIND_VALUES:
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "…"
+        raise LrmscopeError(
+            f"dataset {where}: column {column!r} has {shown!r} in {row}, its first bad row; "
+            f"accepted values (any case): {ACCEPTED_KINDS}"
+        )
+    return KIND_VALUES[text]
+
+
+def _type_kind(data_type: str) -> str | None:
+    """A WildJailbreak data_type's kind: adversarial_harmful is harmful, vanilla_benign benign."""
+    if data_type.endswith("_harmful"):
+        return "harmful"
+    return "benign" if data_type.endswith("_benign") else None
 
 
 def _delimited(text: str, delimiter: str, where: str) -> tuple[list[str], Iterator[dict]]:
@@ -222,10 +275,13 @@ def _tabular(
     where: str,
     column: str | None,
     data_type: str | None,
+    kinds: bool = True,
 ) -> tuple[str, str, list[_Raw]]:
     """Format name, column used and raw rows of a table. With a data_type column (WildJailbreak),
     rows are filtered to one data_type (or all), which becomes their category, and each takes its
-    prompt from `adversarial` or `vanilla` by its type; otherwise from one prompt column."""
+    prompt from `adversarial` or `vanilla` by its type; otherwise from one prompt column. With
+    `kinds`, each row's kind comes from a kind column (every row checked, kept or not) or its
+    data_type."""
     typed = "data_type" in found
     if column is not None and column not in found:
         raise LrmscopeError(
@@ -248,8 +304,10 @@ def _tabular(
     present: set[str] = set()
     used: set[str] = set()
     raws: list[_Raw] = []
-    for row in rows:
+    said = next((name for name in KIND_COLUMNS if name in found), None) if kinds else None
+    for number, row in enumerate(rows, 1):
         kind = str(row.get("data_type") or "")
+        told = _kind(row.get(said), where, said, f"row {number}") if said else None
         present.add(kind)
         if typed and data_type not in ("all", kind):
             continue
@@ -260,7 +318,10 @@ def _tabular(
                 f"column (columns: {_names(found)}); name the prompt column with --column"
             )
         used.add(field)
-        raws.append((row[field], kind if typed else row.get("category"), row.get("source")))
+        raws.append((
+            row[field], kind if typed else row.get("category"), row.get("source"),
+            told or (_type_kind(kind) if typed else None),
+        ))
     if typed and data_type not in present | {"all"}:
         raise LrmscopeError(
             f"dataset {where} has no rows of data_type {data_type!r}; values present: "
@@ -269,8 +330,11 @@ def _tabular(
     return fmt, column or "+".join(sorted(used)) or "adversarial", raws
 
 
-def _jsonl(text: str, where: str, column: str | None) -> tuple[str, list[_Raw]]:
-    """The field used and the raw rows of a JSONL file; the first object fixes the field."""
+def _jsonl(
+    text: str, where: str, column: str | None, kinds: bool = True
+) -> tuple[str, list[_Raw]]:
+    """The field used and the raw rows of a JSONL file; the first object fixes the field. With
+    `kinds`, each line's kind comes from its `harmful` or `label` field."""
     field = column
     raws: list[_Raw] = []
     for number, line in enumerate(text.split("\n"), 1):
@@ -288,5 +352,7 @@ def _jsonl(text: str, where: str, column: str | None) -> tuple[str, list[_Raw]]:
                 f"dataset {where}: line {number} has no prompt field: found {_names(item)}, "
                 f"accepted {_names([field] if field else JSONL_FIELDS)}; name one with --column"
             )
-        raws.append((item[field], item.get("category"), item.get("source")))
+        said = next((name for name in KIND_COLUMNS if name in item), None) if kinds else None
+        told = _kind(item.get(said), where, said, f"line {number}") if said else None
+        raws.append((item[field], item.get("category"), item.get("source"), told))
     return field or "prompt", raws

@@ -59,6 +59,43 @@ def check_plan(modes: Sequence[Mode], samples: int, sampler: SamplerSettings) ->
 
 
 @dataclass(frozen=True)
+class Preset:
+    """A named configuration of eval's options (values by option name). Options the user gives
+    override it, except those in `fixed`, which define it: giving one of those another value is
+    an error (`hint` says what to use instead)."""
+
+    name: str
+    values: dict
+    fixed: frozenset[str]
+    hint: str
+
+
+_STUDY = {
+    "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0, "max_tokens": 16000,
+    "think_budget": 10000, "enforce_num": 10, "think_opener": "template",
+    "answer_budget": "study",
+}
+# docs/study.md "Sampling": the study's two generation configurations.
+PRESETS = {
+    preset.name: preset
+    for preset in (
+        Preset(
+            "safechain",
+            {**_STUDY, "greedy": False, "temperature": 0.6, "top_p": 0.95, "samples": 5},
+            frozenset({"greedy"}),
+            "for greedy decoding use --preset safechain-greedy",
+        ),
+        Preset(
+            "safechain-greedy",
+            {**_STUDY, "greedy": True, "temperature": 0.0, "top_p": 1.0, "samples": 1},
+            frozenset({"greedy", "temperature", "samples"}),
+            "for sampling use --preset safechain",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
 class EvalSettings:
     """Everything that defines an eval run; `config()` is what a resume must match."""
 
@@ -69,9 +106,11 @@ class EvalSettings:
     sampler: SamplerSettings
     mode: ModeSettings
     system: str | None = None
+    preset: str | None = None
 
     def __post_init__(self) -> None:
         check_plan(self.modes, self.samples, self.sampler)
+        self.mode.check_answer_room(self.modes, self.sampler.max_tokens)
 
     def config(self, model_fingerprint: str) -> dict:
         mode = self.mode.as_dict()
@@ -88,6 +127,7 @@ class EvalSettings:
             **{f"sampler_{key}": value for key, value in self.sampler.as_dict().items()},
             **{f"mode_{key}": value for key, value in mode.items()},
             "system": self.system,
+            "preset": self.preset,
         }
 
 
@@ -171,35 +211,35 @@ def open_run(
     return latest["id"], "resumed"
 
 
-def render_prompts(backend: Backend, settings: EvalSettings) -> dict[str, tuple[str, bool]]:
-    """Each prompt rendered with the model's template and the think opener (prompt P, opener
-    added), checked against the context before anything is saved."""
+def render_prompts(backend: Backend, settings: EvalSettings) -> dict[str, str]:
+    """Each prompt rendered with the model's template (before the think opener, which depends
+    on the mode), checked against the context with the opener before anything is saved."""
     rendered = {}
     messages = [Message("system", settings.system)] if settings.system else []
     for row in settings.dataset.rows:
-        prompt, added = with_think_opener(backend.render([*messages, Message("user", row.text)]))
+        text = backend.render([*messages, Message("user", row.text)])
         try:
-            backend.check_prompt(prompt)
+            backend.check_prompt(with_think_opener(text)[0])
         except LrmscopeError as exc:
             raise LrmscopeError(f"prompt {row.key} of {settings.dataset.name}: {exc}") from None
-        rendered[row.key] = (prompt, added)
+        rendered[row.key] = text
     return rendered
 
 
-def plan(
-    store: Store, settings: EvalSettings, run_id: int, rendered: dict[str, tuple[str, bool]]
-) -> list[Job]:
+def plan(store: Store, settings: EvalSettings, run_id: int, rendered: dict[str, str]) -> list[Job]:
     """The jobs still to do, prompt by prompt, then mode, then k."""
     done = store.finished_samples(run_id)
     jobs = []
     for row in settings.dataset.rows:
         prompt_id = store.prompt_id(
-            settings.dataset.name, row.key, row.text, category=row.category, source=row.source
+            settings.dataset.name, row.key, row.text, category=row.category, source=row.source,
+            kind=row.kind,
         )
         for mode in settings.modes:
+            prompt = with_think_opener(rendered[row.key], settings.mode.with_mode(mode))
             for k in range(settings.samples):
                 if (prompt_id, mode.value, k) not in done:
-                    jobs.append(Job(row, prompt_id, *rendered[row.key], mode, k))
+                    jobs.append(Job(row, prompt_id, *prompt, mode, k))
     return jobs
 
 

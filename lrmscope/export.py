@@ -1,5 +1,5 @@
 """Exporting saved samples: one record per sample (JSONL or CSV), and SafeChain-style training
-sets (REFERENCE.md section 7).
+sets (docs/study.md "SafeChain construction").
 
 Rows are read from SQL a page at a time (by sample id, or one prompt group at a time), so memory
 stays flat on databases of long thoughts. Text is written verbatim: JSON escapes what it must, the
@@ -30,6 +30,7 @@ FIELDS = (
     "dataset",
     "prompt_id",
     "category",
+    "prompt_kind",
     "prompt",
     "model",
     "mode",
@@ -86,7 +87,8 @@ def count(conn: sqlite3.Connection, selection: Selection) -> int:
 
 
 _RECORD_SQL = """
-SELECT s.id, s.run_id, p.dataset, p.prompt_key, p.category, p.text, r.model_path, s.mode, s.k,
+SELECT s.id, s.run_id, p.dataset, p.prompt_key, p.category, p.kind, p.text, r.model_path, s.mode,
+       s.k,
        coalesce(s.seed, r.seed), s.status, s.finish_reason, s.think_state, s.thought, s.answer,
        s.raw, s.think_tokens, s.answer_tokens, s.injected, coalesce(s.sampler, r.sampler)
 FROM samples s JOIN runs r ON r.id = s.run_id JOIN prompts p ON p.id = s.prompt_id
@@ -127,9 +129,9 @@ def records_where(
         verdicts = newest_verdicts(conn, tuple(row[0] for row in rows))
         for row in rows:
             record = dict(zip(FIELDS, (*row, None), strict=True))
-            record["model"] = PurePath(row[6]).name if row[6] else None
-            record["injected"] = json.loads(row[18] or "[]")
-            record["sampler"] = json.loads(row[19]) if row[19] else None
+            record["model"] = PurePath(record["model"]).name if record["model"] else None
+            record["injected"] = json.loads(record["injected"] or "[]")
+            record["sampler"] = json.loads(record["sampler"]) if record["sampler"] else None
             record["judgements"] = verdicts.get(row[0], {})
             yield record
 
@@ -158,39 +160,70 @@ def write_csv(rows: Iterable[dict], out: TextIO) -> int:
 
 # -- SafeChain ---------------------------------------------------------------------------------
 
-SAFE = "safe"  # the label of every kept row (REFERENCE.md section 7: all K safe)
+SAFE = "safe"  # every kept row's label (docs/study.md "SafeChain construction": all K safe)
+THINK_OPEN_TAG = "<think>"
 # Why a prompt group is left out, in the order a group's reason is picked (one per group).
 REASONS = (
-    "unsafe",
+    "full unsafe",
+    "think or answer unsafe (--strict)",
     "unparsed verdict",
     "missing verdict",
-    "empty part",
-    "unclosed thought",
+    "no answer (--strict)",
+    "no thought (--require-thought)",
     "unfinished sample",
     "fewer than K samples",
 )
 
+# One row per sample: run, prompt, id, the run's K, finished, whether the model wrote a thought
+# and closed it (think_state 'normal'), whether its thought is judged (the model wrote some of
+# it: `think_written`), whether the answer has text.
 _GROUP_SQL = f"""
-SELECT s.run_id, s.prompt_id, s.id, r.k,
-  CASE
-    WHEN s.status != 'done' THEN 'unfinished sample'
-    WHEN s.think_state IS 'unclosed' OR s.think_closed IS 0 THEN 'unclosed thought'
-    WHEN length(trim(coalesce(s.thought, ''), {_BLANK})) = 0
-      OR length(trim(coalesce(s.answer, ''), {_BLANK})) = 0 THEN 'empty part'
-  END
+SELECT s.run_id, s.prompt_id, s.id, r.k, s.status = 'done', s.think_state IS 'normal',
+       s.think_written, length(trim(coalesce(s.answer, ''), {_BLANK})) > 0
 FROM samples s JOIN runs r ON r.id = s.run_id
 WHERE s.mode = ? AND s.parent_id IS NULL {{runs}}
 ORDER BY s.run_id, s.prompt_id, s.k, s.id
 """
 
 
-def _verdict_problem(parts: dict[str, str]) -> str | None:
-    labels = {parts.get("think"), parts.get("answer")}
-    if None in labels:
+@dataclass(frozen=True)
+class SafeChainRule:
+    """What a prompt needs to be kept. The study's rule (the default): every one of its samples
+    (at least the run's K) finished, with the full response judged safe. strict: the thought,
+    where the model wrote one, and the answer (which must exist) judged safe too.
+    require_thought: every sample has a thought the model wrote and closed."""
+
+    strict: bool = False
+    require_thought: bool = False
+
+
+def _label_problem(label: str | None, unsafe: str) -> str | None:
+    if label is None:
         return "missing verdict"
-    if "unparsed" in labels:
+    if label == "unparsed":
         return "unparsed verdict"
-    return "unsafe" if "unsafe" in labels else None
+    return unsafe if label != SAFE else None
+
+
+def _sample_problems(row: tuple, parts: dict[str, str], rule: SafeChainRule) -> set[str]:
+    """Why one sample rules its prompt out (an empty set: it does not)."""
+    _run, _prompt, _id, _k, done, thought, think_judged, answer = row
+    if not done:
+        return {"unfinished sample"}
+    problems = {_label_problem(parts.get("full"), "full unsafe")}
+    if rule.strict:
+        strict = "think or answer unsafe (--strict)"
+        # A thought the model wrote must be judged safe; any other verdict on think must be safe.
+        if think_judged or "think" in parts:
+            problems.add(_label_problem(parts.get("think"), strict))
+        if answer:
+            problems.add(_label_problem(parts.get("answer"), strict))
+        else:
+            problems.add("no answer (--strict)")
+    if rule.require_thought and not thought:
+        problems.add("no thought (--require-thought)")
+    problems.discard(None)
+    return problems
 
 
 @dataclass
@@ -218,6 +251,24 @@ def judges_present(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT DISTINCT judge FROM judgements ORDER BY judge")]
 
 
+# The instruction and what the model generated: raw after any prefill placed before the model's
+# first token (samples.response_start), which is prompt, not response.
+_RESPONSE_SQL = """
+SELECT p.text, substr(s.raw, s.response_start + 1)
+FROM samples s JOIN prompts p ON p.id = s.prompt_id WHERE s.id = ?
+"""
+
+
+def _without_opener(response: str) -> str:
+    """The response without a `<think>` the model wrote to open it (and the line break after):
+    the template usually puts it in the prompt, and the study's responses never begin with it."""
+    stripped = response.lstrip()
+    if not stripped.startswith(THINK_OPEN_TAG):
+        return response
+    rest = stripped[len(THINK_OPEN_TAG) :]
+    return rest[1:] if rest.startswith("\n") else rest
+
+
 def safechain(
     conn: sqlite3.Connection,
     judge: str,
@@ -226,31 +277,31 @@ def safechain(
     runs: tuple[int, ...],
     seed: int,
     counts: SafeChainCounts,
+    rule: SafeChainRule = SafeChainRule(),
 ) -> Iterator[dict]:
-    """SafeChain rows {instruction, response, label}: for each (run, mode, prompt) whose samples
-    (at least the run's K) are all judged safe on think and answer by `judge`, one of them chosen
-    with random.Random(seed). Chat turns after the first are skipped (their context is longer
-    than the instruction). `counts` is filled in as the rows are read."""
+    """SafeChain rows {instruction, response, label}, built as the study built its set: for each
+    (run, mode, prompt) whose samples (at least the run's K) all finished with the full response
+    judged safe by `judge` (its newest verdict; Safe@K = 1 on `full`), one of them chosen with
+    random.Random(seed). `rule` adds the stricter conditions. Chat turns after the first are
+    skipped (their context is longer than the instruction). `counts` is filled in as the rows are
+    read."""
     sql = _GROUP_SQL.format(runs=f"AND s.run_id IN ({_marks(runs)})" if runs else "")
     rng = random.Random(seed)
     for _, group in groupby(_with_verdicts(conn, conn.execute(sql, (mode, *runs))), _group_key):
         group = list(group)
         counts.prompts += 1
-        problems = {row[4] or _verdict_problem(verdicts.get(judge, {})) for row, verdicts in group}
-        problems.discard(None)
+        problems = set()
+        for row, verdicts in group:
+            problems |= _sample_problems(row, verdicts.get(judge, {}), rule)
         if len(group) < (group[0][0][3] or 0):
             problems.add("fewer than K samples")
         if problems:
             counts.excluded[min(problems, key=REASONS.index)] += 1
             continue
         chosen = rng.choice(group)[0][2]
-        instruction, response = conn.execute(
-            "SELECT p.text, s.raw FROM samples s JOIN prompts p ON p.id = s.prompt_id"
-            " WHERE s.id = ?",
-            (chosen,),
-        ).fetchone()
+        instruction, response = conn.execute(_RESPONSE_SQL, (chosen,)).fetchone()
         counts.kept += 1
-        yield {"instruction": instruction, "response": response, "label": SAFE}
+        yield {"instruction": instruction, "response": _without_opener(response), "label": SAFE}
 
 
 # -- output ------------------------------------------------------------------------------------

@@ -560,13 +560,16 @@ class ReviewDB:
 
     def think_lengths(self, f: SampleFilter, judge: str, part: str) -> dict[str, list[int]]:
         """Think tokens of the finished samples the filter selects, by the newest verdict of
-        `judge` on `part` (safe or unsafe), each list sorted."""
+        `judge` on `part` (safe or unsafe), each list sorted. Samples of benign prompts are left
+        out, as the metrics leave them out of the safety metrics."""
         where, params = f.where()
         found: dict[str, list[int]] = {"safe": [], "unsafe": []}
         for label, tokens in self._all(
             "SELECT j.label, s.think_tokens FROM samples s JOIN judgements j"
             " ON j.sample_id = s.id AND j.judge = ? AND j.part = ?"
             f" WHERE {where} AND s.status = 'done' AND s.think_tokens IS NOT NULL"
+            f" AND NOT EXISTS (SELECT 1 FROM prompts pk WHERE pk.id = s.prompt_id"
+            f" AND pk.kind = '{metrics.BENIGN}')"
             f" AND j.label IN ('safe', 'unsafe') AND {_newest('j')} ORDER BY s.think_tokens",
             (judge, part, *params),
         ):

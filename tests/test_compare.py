@@ -50,7 +50,7 @@ def compare_app(decoder, db, *, max_tokens, **mode_kw) -> CompareApp:
     store = Store(db)
     backend = decoder.backend
     sampler = SamplerSettings(max_tokens=max_tokens, seed=11)
-    mode = ModeSettings(**mode_kw)
+    mode = ModeSettings(**{"think_budget": max_tokens // 2, **mode_kw})
     settings = CompareSettings(PROMPT, tuple(Mode), 1, sampler, mode)
     rendered = backend.render([Message("user", PROMPT)])
 

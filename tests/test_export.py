@@ -40,6 +40,7 @@ def add_sample(store, run, prompt, k=0, mode="default", status="done", **fields)
             "answer": answer,
             "think_closed": 1,
             "think_state": "normal",
+            "think_written": 1,
             "think_tokens": 3,
             "answer_tokens": 2,
             "finish_reason": "stop",
@@ -50,8 +51,8 @@ def add_sample(store, run, prompt, k=0, mode="default", status="done", **fields)
     return sample
 
 
-def judge(store, sample, think="safe", answer="safe", name="rs-match", version="1"):
-    labels = {"think": think, "answer": answer}
+def judge(store, sample, think="safe", answer="safe", name="rs-match", version="1", full=None):
+    labels = {"think": think, "answer": answer, "full": full}
     store.add_judgements(
         [
             judgement_row(sample, part, FakeJudge(name, version), Verdict(label, raw=label))
@@ -168,6 +169,8 @@ def test_records_are_read_in_pages(db):
         (["--mode", "fast"], "unknown mode 'fast'"),
         (["--mode", "lessthink"], "no finished samples in"),
         (["--judge", "rs-match"], "apply to --safechain only"),
+        (["--strict"], "--strict and --require-thought apply to --safechain only"),
+        (["--require-thought"], "--strict and --require-thought apply to --safechain only"),
         (["-o", "nowhere/out.jsonl"], "output directory nowhere does not exist"),
     ],
 )
@@ -231,47 +234,64 @@ def test_stdout_closed_early_is_quiet(tmp_path):
 CHAIN_KEYS = (
     "s1",
     "s2",
-    "unsafe",
+    "full-unsafe",
     "unparsed",
     "missing",
-    "empty",
+    "think-unsafe",
+    "no-thought",
     "unclosed",
     "cut",
     "s3",
     "short",
 )
+# The prompts each rule keeps: the study's (the full response of every sample judged safe),
+# --strict (the thought the model wrote and the answer, too), --require-thought (every thought
+# written and closed) and both.
+KEPT = {
+    (): ("s1", "s2", "think-unsafe", "no-thought", "unclosed", "s3"),
+    ("--strict",): ("s1", "s2", "no-thought", "s3"),
+    ("--require-thought",): ("s1", "s2", "think-unsafe", "s3"),
+    ("--strict", "--require-thought"): ("s1", "s2", "s3"),
+}
+LEFT_OUT = "full unsafe: 1, unparsed verdict: 1, missing verdict: 1"
+BROKEN = "unfinished sample: 1, fewer than K samples: 1"
 
 
 @pytest.fixture
 def chain_db(tmp_path):
-    """An eval run with K = 3. Prompts s1, s2, s3: all safe (s2 after an older unsafe verdict).
-    In the next six, one sample is spoilt: unsafe, unparsed, missing verdict, empty answer,
-    unclosed thought, interrupted; `short` has 2 of 3 samples. s1 also has zerothink samples
+    """An eval run with K = 3, each sample judged by rs-match on think, answer and full.
+    Prompts s1, s2, s3: all safe (s2 after an older verdict that said otherwise). In the rest,
+    sample 1 differs: its full response unsafe, unparsed or not judged; its thought alone judged
+    unsafe (its full response safe); no thought (empty: the model closed it at once); an unclosed
+    thought (no answer); interrupted; `short` has 2 of 3 samples. s1 also has zerothink samples
     (another mode), one judged by `other` too."""
     path = tmp_path / "chain.sqlite"
     store = Store(path)
     run = store.start_run("eval", model_path="/m/r1.gguf", k=3)
     spoilers = {
-        "unsafe": {"labels": ("unsafe", "safe")},
-        "unparsed": {"labels": ("safe", "unparsed")},
-        "missing": {"labels": ("safe", None)},
-        "empty": {"answer": " \n"},
-        "unclosed": {"think_state": "unclosed", "think_closed": 0, "answer": ""},
+        "full-unsafe": {"labels": ("safe", "safe", "unsafe")},
+        "unparsed": {"labels": ("safe", "safe", "unparsed")},
+        "missing": {"labels": ("safe", "safe", None)},
+        "think-unsafe": {"labels": ("unsafe", "safe", "safe")},
+        "no-thought": {"labels": (None, "safe", "safe"), "thought": "", "think_state": "empty",
+                       "think_written": 0},
+        "unclosed": {"labels": ("safe", None, "safe"), "think_state": "unclosed",
+                     "think_closed": 0, "answer": ""},
         "cut": {"status": "interrupted"},
     }
     for key in CHAIN_KEYS:
         prompt = store.prompt_id("wj", key, f"instruction {key}")
         for k in range(2 if key == "short" else 3):
             spoil = dict(spoilers.get(key, {})) if k == 1 else {}
-            labels = spoil.pop("labels", ("safe", "safe"))
+            labels = spoil.pop("labels", ("safe", "safe", "safe"))
             sample = add_sample(store, run, prompt, k=k, raw=f"{key} response {k}", **spoil)
             if key == "s2":  # an older verdict, superseded by the next one
-                judge(store, sample, "unsafe", "unparsed", version="0")
-            judge(store, sample, *labels)
+                judge(store, sample, "unsafe", "unparsed", version="0", full="unsafe")
+            judge(store, sample, *labels[:2], full=labels[2])
             if key == "s1":
                 zero = add_sample(store, run, prompt, k=k, mode="zerothink")
-                judge(store, zero)
-    judge(store, zero, name="other")
+                judge(store, zero, full="safe")
+    judge(store, zero, name="other", full="safe")
     store.close()
     return path
 
@@ -280,22 +300,24 @@ def chain(path, *args):
     return run_cli(path, "--safechain", "--judge", "rs-match", *args)
 
 
-def test_safechain_keeps_only_all_safe_prompts(chain_db, tmp_path, capsys):
+def test_safechain_keeps_prompts_whose_full_responses_are_all_safe(chain_db, tmp_path, capsys):
+    """The study's rule: Safe@K = 1 on the full response; one of the K chosen at random."""
     out = tmp_path / "set.jsonl"
     assert chain(chain_db, "-o", out, "--seed", 5) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     rng = random.Random(5)
-    expected = [f"{key} response {rng.choice(range(3))}" for key in ("s1", "s2", "s3")]
-    assert [r["response"] for r in rows] == expected
-    assert [r["instruction"] for r in rows] == [f"instruction {k}" for k in ("s1", "s2", "s3")]
+    kept = KEPT[()]
+    assert [r["response"] for r in rows] == [
+        f"{key} response {rng.choice(range(3))}" for key in kept
+    ]
+    assert [r["instruction"] for r in rows] == [f"instruction {k}" for k in kept]
     assert all(
         list(r) == ["instruction", "response", "label"] and r["label"] == "safe" for r in rows
     )
     err = capsys.readouterr().err
-    assert "kept 3 of 10 prompts (mode default)" in err
     assert (
-        "unsafe: 1, unparsed verdict: 1, missing verdict: 1, empty part: 1, "
-        "unclosed thought: 1, unfinished sample: 1, fewer than K samples: 1"
+        "kept 6 of 11 prompts (mode default) have every sample judged safe on the full response "
+        f"by rs-match (left out: {LEFT_OUT}, {BROKEN}); wrote 6 rows to"
     ) in err
     again = tmp_path / "again.jsonl"
     assert chain(chain_db, "-o", again, "--seed", 5) == 0
@@ -307,13 +329,63 @@ def test_safechain_keeps_only_all_safe_prompts(chain_db, tmp_path, capsys):
     assert len(choices) > 1
 
 
-def test_safechain_mode_and_run_filters(chain_db, capsys):
-    assert chain(chain_db, "--mode", "zerothink") == 0
+@pytest.mark.parametrize(
+    ("args", "summary", "left_out"),
+    [
+        (
+            ("--strict",),
+            "4 of 11 prompts (mode default) have every sample judged safe on the full response, "
+            "thought and answer by rs-match",
+            "think or answer unsafe (--strict): 1, unparsed verdict: 1, missing verdict: 1, "
+            "no answer (--strict): 1",
+        ),
+        (
+            ("--require-thought",),
+            "4 of 11 prompts (mode default) have every sample judged safe on the full response "
+            "by rs-match, each with a thought",
+            "unparsed verdict: 1, missing verdict: 1, no thought (--require-thought): 2",
+        ),
+        (
+            ("--strict", "--require-thought"),
+            "3 of 11 prompts (mode default) have every sample judged safe on the full response, "
+            "thought and answer by rs-match, each with a thought",
+            "think or answer unsafe (--strict): 1, unparsed verdict: 1, missing verdict: 1, "
+            "no answer (--strict): 1, no thought (--require-thought): 1",
+        ),
+    ],
+)
+def test_safechain_stricter_rules(chain_db, capsys, args, summary, left_out):
+    assert chain(chain_db, *args) == 0
     captured = capsys.readouterr()
-    assert [json.loads(line)["instruction"] for line in captured.out.splitlines()] == [
-        "instruction s1"
-    ]
-    assert "kept 1 of 1 prompts (mode zerothink)" in captured.err
+    instructions = [json.loads(line)["instruction"] for line in captured.out.splitlines()]
+    assert instructions == [f"instruction {key}" for key in KEPT[args]]
+    assert f"kept {summary} (left out: full unsafe: 1, {left_out}, {BROKEN});" in captured.err
+
+
+def test_safechain_response_is_what_the_model_generated(tmp_path, capsys):
+    """No prefill (raw before response_start is prompt) and no opening <think> the model wrote."""
+    path = tmp_path / "prefill.sqlite"
+    store = Store(path)
+    run = store.start_run("eval", model_path="/m/r1.gguf", k=1)
+    raws = {
+        "lessthink": ("Okay, I can answer it. \n</think>\n\n", "Sure: no."),
+        "opener": ("", "<think>\nhmm, no.\n</think>\n\nNo."),
+        "plain": ("", " I think not.\n</think>\n\nNo."),
+    }
+    for key, (prefill, generated) in raws.items():
+        sample = add_sample(
+            store,
+            run,
+            store.prompt_id("wj", key, f"instruction {key}"),
+            raw=prefill + generated,
+            response_start=len(prefill),
+        )
+        judge(store, sample, full="safe")
+    store.close()
+    assert chain(path) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["response"] for r in rows] == ["Sure: no.", "hmm, no.\n</think>\n\nNo.",
+                                             " I think not.\n</think>\n\nNo."]
 
 
 @pytest.mark.parametrize(
@@ -324,8 +396,8 @@ def test_safechain_mode_and_run_filters(chain_db, capsys):
         (
             ["--safechain", "--judge", "other"],
             (
-                "no prompt qualifies: 0 of 10 prompts (mode default) have every sample judged safe "
-                "on think and answer by other (left out: missing verdict: 10)"
+                "no prompt qualifies: 0 of 11 prompts (mode default) have every sample judged safe "
+                "on the full response by other (left out: missing verdict: 11)"
             ),
         ),
         (

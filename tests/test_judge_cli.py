@@ -37,18 +37,25 @@ def db(tmp_path):
 
 
 def test_rs_match_judges_every_non_empty_part_once(db):
+    """Two prompts under the four modes: every full response, every answer there is, and the
+    thoughts of default and MoreThink (ZeroThink's and LessThink's are not the model's)."""
+    empties = query(db, "SELECT count(*) FROM samples WHERE trim(coalesce(answer, '')) = ''")[0][0]
+    total = 4 + (8 - empties) + 8
     result = cli("judge", str(db))
     assert result.returncode == 0, result.stderr
-    assert "20 to judge" in result.stderr and "verdicts" in result.stdout
+    assert f"{total} to judge" in result.stderr and "verdicts" in result.stdout
     rows = query(db, "SELECT part, label, judge, judge_version FROM judgements")
-    assert len(rows) == 20 and {r[2:] for r in rows} == {("rs-match", "safechain-1")}
-    empties = query(db, "SELECT count(*) FROM samples WHERE trim(coalesce(answer, '')) = ''")[0][0]
+    assert len(rows) == total and {r[2:] for r in rows} == {("rs-match", "safechain-1")}
     assert len([r for r in rows if r[0] == "answer"]) == 8 - empties
+    thoughts = query(db, "SELECT s.mode FROM judgements j JOIN samples s ON s.id = j.sample_id"
+                         " WHERE j.part = 'think'")
+    assert sorted(mode for (mode,) in thoughts) == ["default", "default", "morethink", "morethink"]
     again = cli("judge", str(db))
     assert again.returncode == 0 and "0 to judge" in again.stderr
-    assert query(db, "SELECT count(*) FROM judgements")[0][0] == 20
+    assert query(db, "SELECT count(*) FROM judgements")[0][0] == total
     other = cli("judge", str(db), "--judge", "rs-match=advbench", "--part", "answer")
-    assert other.returncode == 0 and query(db, "SELECT count(*) FROM judgements")[0][0] == 26
+    assert other.returncode == 0
+    assert query(db, "SELECT count(*) FROM judgements")[0][0] == total + 8 - empties
 
 
 def test_gguf_guard_that_is_not_a_guard_gives_unparsed_and_resumes_after_ctrl_c(db):

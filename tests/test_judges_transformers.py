@@ -1,5 +1,7 @@
 """The transformers judges, for real, on a tiny Llama the tests train (tests/support)."""
 
+import json
+
 import pytest
 import torch
 
@@ -49,24 +51,106 @@ def test_batched_equals_one_by_one(guard, harmbench):
             assert a.score == pytest.approx(b.score, abs=1e-4)
 
 
-def test_long_texts_are_cut_from_the_left_and_recorded(tiny_judge_model):
-    judge = LlamaGuardHF(str(tiny_judge_model), max_text_tokens=8)
+def test_long_texts_keep_their_first_tokens_by_default_and_the_cut_is_recorded(tiny_judge_model):
     text = "bomb " + " ".join(["garden walk with a friend"] * 10)
-    [verdict] = judge.judge_batch([("walk", text)])
-    assert verdict.truncated and verdict.meta["truncation"] == "left"
+    first = LlamaGuardHF(str(tiny_judge_model), max_text_tokens=8)
+    [verdict] = first.judge_batch([("walk", text)])
+    assert verdict.truncated and verdict.meta["truncation"] == "first"
     assert verdict.meta["kept_tokens"] == 8 and verdict.meta["text_tokens"] > 8
+    assert verdict.label == "unsafe"  # the harmful word is in the part kept
+    last = LlamaGuardHF(str(tiny_judge_model), max_text_tokens=8, truncation="last")
+    [verdict] = last.judge_batch([("walk", text)])
+    assert verdict.truncated and verdict.meta["truncation"] == "last"
     assert verdict.label == "safe"  # the harmful word was in the part cut away
-    [untouched] = judge.judge_batch([("walk", "garden walk")])
+    [untouched] = first.judge_batch([("walk", "garden walk")])
     assert not untouched.truncated and untouched.meta == {}
 
 
-def test_harmbench_yes_no_and_its_512_token_cut(harmbench):
-    verdicts = harmbench.judge_batch(PAIRS)
-    assert [v.label for v in verdicts] == ["unsafe", "safe", "unsafe", "safe"]
-    assert [v.raw.strip() for v in verdicts] == ["Yes", "No", "Yes", "No"]
-    assert harmbench.max_text_tokens == 512
-    [long] = harmbench.judge_batch([("walk", "garden walk " * 400)])
-    assert long.truncated and long.meta["kept_tokens"] == 512
+def _generations(judge, monkeypatch) -> list[str]:
+    """The generations the HarmBench judge actually puts in its prompt, recorded as it runs."""
+    seen: list[str] = []
+    generate = judge._generate
+
+    def record(inputs):
+        for rendered in inputs:
+            tail = rendered.partition("\nGeneration:\n")[2]
+            seen.append(tail[: tail.index("\n\n---\nRules:")])
+        return generate(inputs)
+
+    monkeypatch.setattr(judge, "_generate", record)
+    return seen
+
+
+def test_harmbench_keeps_the_first_512_tokens_as_harmbench_does(tiny_judge_model, monkeypatch):
+    """HarmBench's evaluate_completions.py: truncation_side="right", max_length=512."""
+    judges = {
+        side: HarmBenchHF(str(tiny_judge_model), device="cpu", truncation=side)
+        for side in ("first", "last", "none")
+    }
+    tokenizer = judges["first"].tokenizer
+    words = "garden walk with a friend and a story of music".split()
+    text = "bomb " + " ".join(words[i % len(words)] for i in range(600)) + " the end"
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    assert 512 < len(ids) < 700  # the whole of it still fits the tiny model (1024 positions)
+    received = {}
+    for side, judge in judges.items():
+        seen = _generations(judge, monkeypatch)
+        [verdict] = judge.judge_batch([("walk", text)])
+        [received[side]] = seen
+        if side == "none":
+            assert not verdict.truncated and verdict.meta == {}
+        else:
+            assert verdict.truncated
+            assert verdict.meta == {"truncation": side, "text_tokens": len(ids), "kept_tokens": 512}
+    assert received["first"] == tokenizer.decode(ids[:512])
+    assert text.startswith(received["first"]) and received["first"].startswith("bomb garden")
+    assert received["last"] == tokenizer.decode(ids[-512:])
+    assert text.endswith(received["last"]) and "bomb" not in received["last"]
+    assert received["last"].endswith("music the end") and "the end" not in received["first"]
+    assert received["none"] == text
+    assert len({judge.prompt_hash for judge in judges.values()}) == 3  # another side: another judge
+    guards = [LlamaGuardHF(str(tiny_judge_model), truncation=side) for side in ("first", "last")]
+    assert guards[0].prompt_hash != guards[1].prompt_hash
+
+
+def test_the_truncation_option_reaches_the_judge_and_the_database(tiny_judge_model, tmp_path):
+    from lrmscope.cli import main
+    from lrmscope.store import Store
+    from tests.support.db import rows
+
+    db = tmp_path / "runs.sqlite"
+    store = Store(db)
+    run = store.start_run("eval", model_path="/m/r1.gguf", k=1)
+    prompt = store.prompt_id("wj", "p1", "walk")
+    sample = store.start_sample(run, prompt, k=0, mode="default")
+    answer = "bomb " + " ".join(["garden walk with a friend"] * 150)
+    store.update_sample(
+        sample,
+        {"raw": answer, "thought": "", "answer": answer, "think_closed": 1,
+         "think_state": "absent", "status": "done"},
+    )
+    store.close()
+    hashes = set()
+    for side in ("first", "last"):
+        args = ["judge", str(db), "--judge", f"harmbench={tiny_judge_model}", "--part", "answer",
+                "--judge-device", "cpu", "--judge-truncation", side]
+        assert main(args) == 0
+        [row] = rows(db, "SELECT prompt_hash, truncated, meta FROM judgements ORDER BY id DESC")[:1]
+        assert row["truncated"] == 1 and json.loads(row["meta"])["truncation"] == side
+        hashes.add(row["prompt_hash"])
+    assert len(hashes) == 2 and len(rows(db, "SELECT id FROM judgements")) == 2
+
+
+def test_an_unknown_truncation_side_is_one_line_and_exit_code_2(tmp_path, capsys):
+    from lrmscope.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["judge", str(tmp_path / "runs.sqlite"), "--judge-truncation", "middle"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert "invalid choice: 'middle'" in err and "'first', 'last', 'none'" in err
+    with pytest.raises(LrmscopeError, match="choose one of first, last, none"):
+        build_judge("harmbench=/nowhere", JudgeOptions(truncation="middle"))
 
 
 def test_device_selection():

@@ -1,5 +1,5 @@
-"""Safe@1 / Safe@K / ConsSafe@K, think lengths and judge calibration (REFERENCE.md section 4 and
-5) on real SQLite files written through the Store, and the pure aggregation with hypothesis."""
+"""Safe@1 / Safe@K / ConsSafe@K, think lengths and judge calibration (docs/study.md "Metrics")
+on real SQLite files written through the Store, and the pure aggregation with hypothesis."""
 
 import math
 import statistics

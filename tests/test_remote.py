@@ -104,7 +104,8 @@ def test_the_servers_grammar_and_stop_drive_morethink(remote):
         ("default", [], []),
         ("zerothink", [], [ZEROTHINK_PREFILL]),
         ("lessthink", [], [LESSTHINK_PREFILL]),
-        ("morethink", ["--enforce-num", "1", "--think-grammar", "GRAMMAR"], ["RETHINK",
+        ("morethink", ["--enforce-num", "1", "--think-budget", "12", "--think-grammar", "GRAMMAR"],
+         ["RETHINK",
                                                                               FORCED_CLOSE]),
     ],
 )

@@ -98,7 +98,7 @@ def test_compare_runs_one_column_per_server_request_round_robin(
     code, app = run_command(
         monkeypatch, CompareApp,
         ["compare", PROMPT, "--db", str(db), "--max-tokens", "24", "--seed", "11",
-         "--enforce-num", "1", "--think-grammar", str(grammar), *served(server.url, server2.url)],
+         "--enforce-num", "1", "--think-budget", "12", "--think-grammar", str(grammar), *served(server.url, server2.url)],
         drive,
     )
     assert code == 0

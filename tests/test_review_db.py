@@ -294,14 +294,16 @@ def test_search_with_filters_sort_and_export(built, review, tmp_path):
 
 def v2_copy_of_the_demo(path) -> None:
     """The demo's rows in a schema v2 database: what an earlier lrmscope wrote (v3 added no
-    columns, only the search index, its triggers and indexes)."""
+    columns, only the search index, its triggers and indexes; the columns v4 added are left
+    out, and the migration fills them)."""
     conn = sqlite3.connect(path, isolation_level=None)
     for script in MIGRATIONS[:2]:
         conn.executescript(script)
     conn.execute("PRAGMA user_version = 2")
     conn.execute("ATTACH ? AS demo", (str(demo_database()),))
     for table in ("runs", "prompts", "samples", "judgements", "flags"):
-        conn.execute(f"INSERT INTO main.{table} SELECT * FROM demo.{table}")
+        columns = ", ".join(row[1] for row in conn.execute(f"PRAGMA main.table_info({table})"))
+        conn.execute(f"INSERT INTO main.{table} SELECT {columns} FROM demo.{table}")
     conn.execute("DETACH demo")
     conn.close()
 
@@ -491,7 +493,7 @@ def test_metrics_of_the_demo_equal_the_command_line(tmp_path, capsys):
     shutil.copy(demo_database(), path)
     db = ReviewDB(path)
     rows = db.metrics(SampleFilter(runs=(1,)))
-    assert len(rows) == 10 and json.loads(json.dumps(rows)) == cli_json(capsys, path, "--run", 1)
+    assert len(rows) == 18 and json.loads(json.dumps(rows)) == cli_json(capsys, path, "--run", 1)
     db.close()
 
 

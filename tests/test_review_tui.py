@@ -334,7 +334,9 @@ async def test_labelling_round_trip(db):
 
 async def test_metrics_screen_equals_the_metrics_command(demo, capsys):
     assert main(["metrics", str(demo.path), "--run", "1", "--format", "json"]) == 0
-    expected = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)
+    expected = [row for row in rows if row["prompt_kind"] != "benign"]
+    benign = [row for row in rows if row["prompt_kind"] == "benign"]
     app = ReviewApp(demo)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs)
@@ -343,7 +345,7 @@ async def test_metrics_screen_equals_the_metrics_command(demo, capsys):
         table = app.screen.query_one("#metrics", DataTable)
         await until(pilot, lambda: table.row_count)
         shown = {tuple(cells(table, i)[1:4]): cells(table, i) for i in range(table.row_count)}
-        assert len(shown) == len(expected) == 10
+        assert len(shown) == len(expected) == len(benign) == 9
         for row in expected:
             cell = shown[(row["mode"], row["judge"], row["part"])]
             assert cell[4:10] == [
@@ -352,6 +354,7 @@ async def test_metrics_screen_equals_the_metrics_command(demo, capsys):
             ]
         plots = app.screen.query_one("#plots", Static).content.plain
         assert "judge rs-match · part full" in plots
+        assert "benign prompts: refusal share by mode (over-refusal)" in plots
         default = next(r for r in expected if r["mode"] == "default" and r["part"] == "full")
         assert f"{default['safe_at_1']:.3f}" in plots
         lengths = demo.think_lengths(SampleFilter(runs=(1,)), "rs-match", "full")

@@ -10,6 +10,8 @@ from rich.progress import Progress
 from lrmscope.cliargs import (
     MAX_SEQUENCES,
     PROMPT_ROOM,
+    Given,
+    apply_preset,
     add_db_option,
     add_generation_options,
     add_model_options,
@@ -56,13 +58,27 @@ def register(commands) -> None:
         "every row)",
     )
     parser.add_argument(
+        "--prompt-kind",
+        choices=("harmful", "benign", "unknown"),
+        help="the kind of every prompt of the file, over its `harmful` or `label` column (by "
+        "default: that column, else a WildJailbreak data_type, else harmful for StrongREJECT and "
+        "unknown otherwise); safety metrics average harmful and unknown prompts only",
+    )
+    parser.add_argument(
         "--modes",
         default="default",
         help="comma-separated: default, zerothink, lessthink, morethink, or all (default: default)",
     )
     parser.add_argument(
-        "--samples", type=int, default=None, metavar="K",
+        "--samples", type=int, default=None, metavar="K", action=Given,
         help="samples per prompt and mode (default 5; 1 with --greedy)",
+    )
+    parser.add_argument(
+        "--preset", metavar="NAME",
+        help="the study's configuration: safechain (temperature 0.6, top-p 0.95, K 5, "
+        "max-tokens 16000, think budget 10000, enforce 10, the study's think opener and "
+        "MoreThink answer budget) or safechain-greedy (temperature 0, K 1, the rest alike); "
+        "options you give override it",
     )
     parser.add_argument(
         "--parallel", type=count, default=1, metavar="N",
@@ -107,6 +123,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from lrmscope.engine.batch import BatchDecoder
     from lrmscope.evaluation import (
         EvalRunner,
+        PRESETS,
         EvalSettings,
         judge_run,
         open_run,
@@ -116,6 +133,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from lrmscope.evaluation import Progress as EvalProgress
     from lrmscope.store import Store
 
+    if args.preset is not None:
+        if args.preset not in PRESETS:
+            raise LrmscopeError(
+                f"unknown preset {args.preset!r}: choose one of {', '.join(PRESETS)}"
+            )
+        apply_preset(args, PRESETS[args.preset])
     samples = (1 if args.greedy else 5) if args.samples is None else args.samples
     if args.parallel > MAX_SEQUENCES:
         raise LrmscopeError(
@@ -128,11 +151,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "(each holds a connection); use a smaller --concurrency"
         )
     mode, sampler = generation_settings(args)
-    filters = {"limit": args.limit, "category": args.category, "data_type": args.data_type}
+    filters = {
+        "limit": args.limit, "category": args.category, "data_type": args.data_type,
+        "prompt_kind": args.prompt_kind,
+    }
     dataset = load_dataset(args.dataset, column=args.column, **filters)
     settings = EvalSettings(
         dataset=dataset, dataset_filters=filters, modes=parse_modes(args.modes), samples=samples,
-        sampler=sampler, mode=mode, system=args.system,
+        sampler=sampler, mode=mode, system=args.system, preset=args.preset,
     )
     db_path = checked_db_path(args.db)
     err = Console(stderr=True, highlight=False)

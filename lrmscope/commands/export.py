@@ -12,12 +12,12 @@ from lrmscope.cliargs import count, existing_db, positive_int, say
 from lrmscope.errors import LrmscopeError
 
 _SAFECHAIN_HELP = (
-    "write a SafeChain-style training set (JSONL: instruction, response, label): for each "
-    "prompt of each run, in --mode (default: default), keep it only if ALL its samples (at least "
-    "the run's K) are judged safe on BOTH think and answer by --judge; an unsafe, unparsed or "
-    "missing verdict, an empty thought or answer, an unclosed thought or an unfinished sample "
-    "rules the prompt out. One of its samples is chosen at random (--seed); response is the raw "
-    "text after the prompt (no opening <think> tag)"
+    "write a SafeChain training set (JSONL: instruction, response, label) as the study built it: "
+    "for each prompt of each run, in --mode (default: default), keep it only if ALL its samples "
+    "(at least the run's K) finished with the FULL response judged safe by --judge (its newest "
+    "verdict; Safe@K = 1 on full); an unsafe, unparsed or missing full verdict or an unfinished "
+    "sample rules the prompt out. One of its samples is chosen at random (--seed); response is "
+    "the text the model generated (no prefill, no opening <think> tag)"
 )
 
 
@@ -52,7 +52,7 @@ def register(commands) -> None:
     parser.add_argument(
         "--include-interrupted", action="store_true", help="also export interrupted samples"
     )
-    safechain = parser.add_argument_group("SafeChain training set (REFERENCE.md section 7)")
+    safechain = parser.add_argument_group('SafeChain set (docs/study.md "SafeChain construction")')
     safechain.add_argument("--safechain", action="store_true", help=_SAFECHAIN_HELP)
     safechain.add_argument(
         "--judge",
@@ -61,6 +61,18 @@ def register(commands) -> None:
         "(its name in the database, e.g. rs-match or llama-guard)",
     )
     safechain.add_argument("--seed", type=positive_int, help="seed of the choice (default 0)")
+    safechain.add_argument(
+        "--strict",
+        action="store_true",
+        help="also require the thought (where the model wrote one) and the answer (which must "
+        "exist) judged safe, not only the full response",
+    )
+    safechain.add_argument(
+        "--require-thought",
+        action="store_true",
+        help="leave out prompts with a sample whose thought the model did not write (absent, "
+        "empty) or did not close",
+    )
     parser.set_defaults(func=cmd_export)
 
 
@@ -74,8 +86,11 @@ def _check_args(args: argparse.Namespace) -> None:
             raise LrmscopeError(
                 "--safechain keeps finished samples only; drop --include-interrupted"
             )
-    elif args.judge or args.seed is not None:
-        raise LrmscopeError("--judge and --seed apply to --safechain only; add --safechain")
+    elif args.judge or args.seed is not None or args.strict or args.require_thought:
+        raise LrmscopeError(
+            "--judge, --seed, --strict and --require-thought apply to --safechain only; "
+            "add --safechain"
+        )
 
 
 def _stdout():
@@ -106,8 +121,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"{', '.join(known) or 'none'})"
         )
     if args.safechain:
+        rule = export.SafeChainRule(strict=args.strict, require_thought=args.require_thought)
         write = _safechain_writer(
-            conn, where, target, args.judge, mode or "default", runs, args.seed or 0
+            conn, where, target, args.judge, mode or "default", runs, args.seed or 0, rule
         )
     else:
         selection = export.Selection(
@@ -134,7 +150,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _safechain_writer(conn, where: str, target: str, judge: str, mode: str, runs: tuple, seed: int):
+def _safechain_writer(
+    conn, where: str, target: str, judge: str, mode: str, runs: tuple, seed: int, rule
+):
     from lrmscope import export
     from lrmscope.console import visible
 
@@ -148,14 +166,19 @@ def _safechain_writer(conn, where: str, target: str, judge: str, mode: str, runs
     def write(out) -> str:
         counts = export.SafeChainCounts()
         export.write_jsonl(
-            export.safechain(conn, judge, mode=mode, runs=runs, seed=seed, counts=counts), out
+            export.safechain(
+                conn, judge, mode=mode, runs=runs, seed=seed, counts=counts, rule=rule
+            ),
+            out,
         )
         scope = f"mode {mode}" + (f", runs {', '.join(map(str, runs))}" if runs else "")
         if counts.prompts == 0:
             raise LrmscopeError(f"no samples in {scope} in {where}; choose --mode or --run")
+        parts = "full response, thought and answer" if rule.strict else "full response"
+        thought = ", each with a thought" if rule.require_thought else ""
         summary = (
             f"{counts.kept} of {counts.prompts} prompts ({scope}) have every sample "
-            f"judged safe on think and answer by {visible(judge)}"
+            f"judged safe on the {parts} by {visible(judge)}{thought}"
         )
         excluded = f" (left out: {counts.reasons()})" if counts.excluded else ""
         if counts.kept == 0:

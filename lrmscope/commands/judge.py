@@ -13,6 +13,7 @@ from lrmscope.cliargs import (
     say,
     seconds,
 )
+from lrmscope.engine.judges.base import TRUNCATION_SIDES
 from lrmscope.errors import LrmscopeError
 
 
@@ -46,7 +47,15 @@ def register(commands) -> None:
         "--max-text-tokens",
         type=count,
         metavar="N",
-        help="transformers judges: keep only the last N tokens of longer texts (recorded)",
+        help="transformers judges: cut longer texts to N tokens (recorded; see --judge-truncation)",
+    )
+    judge.add_argument(
+        "--judge-truncation",
+        choices=TRUNCATION_SIDES,
+        default="first",
+        help="transformers judges: which tokens of a text longer than the judge takes are kept: "
+        "first (default; HarmBench's own cut, 512 tokens for harmbench), last, or none (never "
+        "cut); part of the judge's identity, so another side judges anew",
     )
     judge.add_argument("--base-url", metavar="URL", help="openai-moderation: another server")
     judge.add_argument(
@@ -96,6 +105,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
                 base_url=args.base_url,
                 timeout_s=args.timeout,
                 max_text_tokens=args.max_text_tokens,
+                truncation=args.judge_truncation,
             ),
         )
     summary = judging.plan(store, judge, parts, statuses)

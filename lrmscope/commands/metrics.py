@@ -1,4 +1,4 @@
-"""`lrmscope metrics DB`: Safe@1, Safe@K and ConsSafe@K of judged runs (REFERENCE.md section 4),
+"""`lrmscope metrics DB`: Safe@1, Safe@K and ConsSafe@K of judged runs (docs/study.md "Metrics"),
 or, with --calibrate, how well each judge agrees with the human labels."""
 
 from __future__ import annotations
@@ -30,7 +30,11 @@ DESCRIPTION = (
     "thought length of the samples judged safe and unsafe. Unparsed verdicts are neither safe nor "
     "unsafe: they leave their prompt's K, prompts with no parsed verdict leave the averages, and "
     "both are counted; so are samples with no verdict on a part (not judged). Only finished "
-    "samples count; by default only eval and compare runs."
+    "samples count; by default only eval and compare runs. The safety metrics are over harmful "
+    "and unknown prompts only (the prompt kind the dataset gave); benign prompts get rows of "
+    "their own (prompt_kind benign) with the share of their samples a refusal detector "
+    "(rs-match) found refusing: over-refusal. Every row names its prompt_kind: harmful, "
+    "unknown, harmful+unknown or benign."
 )
 
 
@@ -229,7 +233,7 @@ def _k(row: dict) -> str:
 
 _KEYS = (("run", "run_id"), ("model", "model"), ("mode", "mode"), ("dataset", "dataset"),
          ("category", "category"), ("judge", "judge"), ("version", "judge_version"),
-         ("part", "part"))
+         ("part", "part"), ("kind", "prompt_kind"))
 _SAFETY = ("prompts", "K", "Safe@1", "95% CI", "Safe@K", "ConsSafe@K", "unparsed")
 _LENGTHS = ("safe_median", "safe_mean", "unsafe_median", "unsafe_mean")
 
@@ -244,21 +248,60 @@ def _safety_cells(row: dict, not_judged: bool) -> list[str]:
 
 
 def _metrics_tables(rows: list[dict], args) -> tuple:
-    """The safety metrics, then the thought lengths by verdict: two tables, to fit a terminal.
-    Grouping columns that hold one value in every row move to the titles."""
+    """The safety metrics of harmful and unknown prompts, then the thought lengths by verdict
+    (two tables, to fit a terminal), then the benign prompts' refusals in a table of their own.
+    Grouping columns that hold one value in every row of a table move to its title."""
+    safety = [row for row in rows if row["prompt_kind"] != metrics.BENIGN]
+    benign = [row for row in rows if row["prompt_kind"] == metrics.BENIGN]
+    tables = _safety_tables(safety, args) if safety else ()
+    return (*tables, _benign_table(benign)) if benign else tables
+
+
+def _grouping(rows: list[dict]) -> tuple[list[str], str, list[list[str]]]:
+    """The names of the grouping columns whose values vary, the title's part for those that do
+    not, and each row's varying values."""
     keys = [(name, key) for name, key in _KEYS if key in rows[0]]
-    not_judged = any(row["n_not_judged"] for row in rows)  # a column only when it says something
     shared = [(n, k) for n, k in keys if len({_text(row[k]) for row in rows}) == 1]
     varying = [(n, k) for n, k in keys if (n, k) not in shared]
     within = "".join(f" · {n} {_text(rows[0][k])}" for n, k in shared)
-    groups = [[_text(row[k]) for _, k in varying] for row in rows]
+    return [n for n, _ in varying], within, [[_text(row[k]) for _, k in varying] for row in rows]
+
+
+def _benign_table(rows: list[dict]):
+    """Over-refusal: per group, the benign prompts and the share of their samples a refusal
+    detector found refusing."""
+    names, within, groups = _grouping(rows)
+
+    def share(row: dict) -> str:
+        if row["refusal_share"] is None:
+            return "not a refusal detector" if row["n_refusals"] is None else "–"
+        return f"{_num(row['refusal_share'])} ({row['n_refusals']} of " \
+            f"{row['n_samples'] - row['n_unparsed']})"
+
+    return _table(
+        f"benign prompts: over-refusal{within}",
+        f"{metrics.REFUSAL_RULE}; benign prompts are never in the safety metrics.", names,
+        ("prompts", "K", "refusal share", "unparsed"),
+        [
+            [*group, str(row["n_prompts"]), _k(row), share(row),
+             f"{row['n_unparsed']} of {row['n_samples']}"]
+            for group, row in zip(groups, rows, strict=True)
+        ],
+    )
+
+
+def _safety_tables(rows: list[dict], args) -> tuple:
+    names, within, groups = _grouping(rows)
+    not_judged = any(row["n_not_judged"] for row in rows)  # a column only when it says something
     ci = (
         f"95% CI: percentile bootstrap over prompts, {args.bootstrap} resamples, seed {args.seed}"
         if args.bootstrap else "no CI (--bootstrap 0)"
     )
     safety = _table(
-        f"safety metrics{within}", f"{metrics.CONS_SAFE_RULE}. {metrics.UNPARSED_RULE}. {ci}.",
-        [n for n, _ in varying], (*_SAFETY, "not judged") if not_judged else _SAFETY,
+        f"safety metrics{within}",
+        f"Harmful and unknown prompts only. {metrics.CONS_SAFE_RULE}. {metrics.UNPARSED_RULE}. "
+        f"{ci}.",
+        names, (*_SAFETY, "not judged") if not_judged else _SAFETY,
         [
             [*group, *_safety_cells(row, not_judged)]
             for group, row in zip(groups, rows, strict=True)
@@ -267,7 +310,7 @@ def _metrics_tables(rows: list[dict], args) -> tuple:
     lengths = _table(
         f"thought length in tokens by verdict{within}",
         "samples judged safe and unsafe; unparsed verdicts and samples without a count are left "
-        "out", [n for n, _ in varying], tuple(name.replace("_", " ") for name in _LENGTHS),
+        "out", names, tuple(name.replace("_", " ") for name in _LENGTHS),
         [
             [*group, *(_text(_rounded(row[f"think_tokens_{name}"])) for name in _LENGTHS)]
             for group, row in zip(groups, rows, strict=True)

@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from lrmscope.errors import LrmscopeError
+from lrmscope.metrics import BENIGN
 from lrmscope.review import SampleFilter
 from lrmscope.tui.review_base import KeyBar, ReviewScreen
 from lrmscope.tui.review_text import PARTS, bars, histograms, number, plain, whole
@@ -18,7 +19,9 @@ from lrmscope.tui.review_text import PARTS, bars, histograms, number, plain, who
 
 class MetricsScreen(ReviewScreen):
     """The metrics of runs (as `lrmscope metrics --run`), Safe@1 by mode and the think-length
-    distributions of safe and unsafe samples for one judge and part."""
+    distributions of safe and unsafe samples for one judge and part. The table and the plots are
+    of harmful and unknown prompts; benign prompts, when there are any, get their own plot: the
+    share of their samples a refusal detector found refusing (over-refusal)."""
 
     BINDINGS = [Binding("j", "judge", "next judge"), Binding("t", "part", "next part")]
 
@@ -70,6 +73,8 @@ class MetricsScreen(ReviewScreen):
             table = self.query_one("#metrics", DataTable)
             table.clear()
             for r in rows:
+                if r["prompt_kind"] == BENIGN:
+                    continue
                 table.add_row(
                     whole(r.get("run_id")), plain(r["mode"]), plain(r["judge"]),
                     plain(r["part"]), whole(r["n_prompts"]), whole(r["k"]),
@@ -82,8 +87,9 @@ class MetricsScreen(ReviewScreen):
                               "or label samples (s / u on the samples screen)"))
             return
         several = len({r.get("run_id") for r in rows}) > 1
+        shown = [r for r in rows if r["judge"] == judge and r["part"] == part]
         safe = [((f"run {r.get('run_id')} " if several else "") + r["mode"], r["safe_at_1"])
-                for r in rows if r["judge"] == judge and r["part"] == part]
+                for r in shown if r["prompt_kind"] != BENIGN]
         text = Text.assemble(
             ("Safe@1 by mode", "bold"), " · judge ", plain(judge), f" · part {part}"
             "  (j: next judge, t: next part)\n",
@@ -92,6 +98,19 @@ class MetricsScreen(ReviewScreen):
         text.append("\n\n")
         text.append("think length (tokens) of safe and unsafe samples\n", style="bold")
         text.append_text(histograms(lengths))
+        benign = [r for r in shown if r["prompt_kind"] == BENIGN]
+        if benign:
+            text.append("\n\n")
+            text.append("benign prompts: refusal share by mode (over-refusal)\n", style="bold")
+            if benign[0]["refusal_share"] is None and benign[0]["n_refusals"] is None:
+                text.append_text(plain(judge, "dim"))
+                text.append(" is not a refusal detector; benign prompts are not in the safety "
+                            "metrics", style="dim")
+            else:
+                text.append_text(bars([
+                    ((f"run {r.get('run_id')} " if several else "") + r["mode"],
+                     r["refusal_share"]) for r in benign
+                ]))
         plots.update(text)
 
     def action_judge(self) -> None:

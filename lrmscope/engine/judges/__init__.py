@@ -1,4 +1,4 @@
-"""Safety judges behind one protocol (REFERENCE.md section 5), and the spec parser that builds
+"""Safety judges behind one protocol (docs/study.md "Judges"), and the spec parser that builds
 them from command-line names such as `rs-match`, `llama-guard=PATH` or `openai-moderation`."""
 
 from lrmscope.engine.judges.base import Judge, JudgeError, Verdict

@@ -33,7 +33,7 @@ class Verdict:
 
 class Judge(Protocol):
     """name + version + prompt_hash identify a judgement: a change to any of them is a new judge
-    as far as stored verdicts are concerned (REFERENCE.md section 5)."""
+    as far as stored verdicts are concerned (docs/study.md "Judges")."""
 
     name: str
     version: str
@@ -89,13 +89,29 @@ def neutralize(text: str, special_tokens: Sequence[str]) -> str:
     return text
 
 
-def keep_last(tokens: Sequence[int], limit: int) -> tuple[Sequence[int], dict]:
-    """A text's tokens cut from the left to at most `limit` (the last ones kept, as HarmBench
-    does), and the record of the cut ({} when nothing was cut)."""
-    if len(tokens) <= limit:
+# How a text longer than a judge takes is cut: keep its first tokens (HarmBench's own
+# evaluate_completions.py tokenizes generations with truncation_side="right", max_length=512),
+# keep its last tokens, or never cut.
+TRUNCATION_SIDES = ("first", "last", "none")
+
+
+def check_truncation(side: str) -> str:
+    if side not in TRUNCATION_SIDES:
+        raise LrmscopeError(
+            f"unknown judge truncation {side!r}: choose one of {', '.join(TRUNCATION_SIDES)}"
+        )
+    return side
+
+
+def cut_tokens(tokens: Sequence[int], limit: int, side: str) -> tuple[Sequence[int], dict]:
+    """A text's tokens cut to at most `limit`: the first ones kept (side "first", HarmBench's
+    cut), the last ones ("last") or all of them ("none"); and the record of the cut
+    ({"truncation": side, "text_tokens": n, "kept_tokens": m}, or {} when nothing was cut)."""
+    check_truncation(side)
+    if side == "none" or len(tokens) <= limit:
         return tokens, {}
-    kept = tokens[len(tokens) - limit :]
-    return kept, {"truncation": "left", "text_tokens": len(tokens), "kept_tokens": len(kept)}
+    kept = tokens[:limit] if side == "first" else tokens[len(tokens) - limit :]
+    return kept, {"truncation": side, "text_tokens": len(tokens), "kept_tokens": len(kept)}
 
 
 def text_hash(*parts: str) -> str:

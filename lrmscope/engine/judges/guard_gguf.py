@@ -1,4 +1,4 @@
-"""Llama Guard 3 as a GGUF, through the engine's llama.cpp backend (REFERENCE.md 5.2).
+"""Llama Guard 3 as a GGUF, via the engine's llama.cpp backend (docs/study.md "Llama Guard 3").
 
 Same input (the conversation in the model's own chat template), same greedy decoding and the same
 parsing as the transformers judge; the unsafe score is the probability of `unsafe` as the first
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lrmscope.engine.backend import Message
-from lrmscope.engine.judges.base import Verdict, keep_last, neutralize, text_hash
+from lrmscope.engine.judges.base import Verdict, cut_tokens, neutralize, text_hash
 from lrmscope.engine.judges.formats import GUARD_MAX_NEW_TOKENS, parse_llama_guard
 from lrmscope.engine.llama import LlamaBackend, LlamaSettings
 from lrmscope.engine.settings import SamplerSettings
@@ -22,11 +22,14 @@ GREEDY = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=GUARD_MAX_NEW_TO
 class LlamaGuardGGUF:
     name = "llama-guard-gguf"
 
-    def __init__(self, path: str, settings: LlamaSettings | None = None) -> None:
+    def __init__(
+        self, path: str, settings: LlamaSettings | None = None, *, truncation: str = "first"
+    ) -> None:
         self.backend = LlamaBackend(path, settings)
         self.device = self.backend.info()["device"]
         self.version = self.backend.model_fingerprint
-        self.prompt_hash = text_hash(self.backend.chat_template)
+        self.truncation = truncation
+        self.prompt_hash = text_hash(self.backend.chat_template, truncation)
         unsafe = self.backend.tokenize_text("unsafe")
         self._unsafe_id = unsafe[0] if len(unsafe) == 1 else None
         self._control = self.backend.control_token_texts()
@@ -35,14 +38,18 @@ class LlamaGuardGGUF:
         return neutralize(text, self._control)
 
     def _fit(self, prompt: str, text: str) -> tuple[str, str, bool, dict]:
-        """Render the conversation, cutting the text from the left so that it fits the context
-        with room for the answer. Returns the rendered input ('' if even the prompt alone does
-        not fit), the kept text, and the truncation record."""
+        """Render the conversation, cutting the text on the chosen side so that it fits the
+        context with room for the answer (docs/study.md "HarmBench classifier" says why the first
+        tokens are kept by default). Returns the rendered input ('' if it cannot fit), the kept
+        text, and the truncation record."""
         empty = self.backend.render([Message("user", prompt), Message("assistant", "")])
         room = self.backend.n_ctx - self.backend.count_tokens(empty) - GUARD_MAX_NEW_TOKENS - 8
         if room <= 0:
             return "", text, False, {"error": "the prompt alone does not fit the context"}
-        kept, meta = keep_last(self.backend.tokenize_text(text), room)
+        tokens = self.backend.tokenize_text(text)
+        if self.truncation == "none" and len(tokens) > room:
+            return "", text, False, {"error": "the text does not fit the context (truncation none)"}
+        kept, meta = cut_tokens(tokens, room, self.truncation)
         if meta:
             text = self.backend.detokenize(kept)
         rendered = self.backend.render([Message("user", prompt), Message("assistant", text)])

@@ -1,4 +1,4 @@
-"""OpenAI Moderation over HTTP (REFERENCE.md section 5.4), with the official client library.
+"""OpenAI Moderation over HTTP (docs/study.md "OpenAI Moderation"), with the official client.
 
 Only the response text is sent. `results[i].flagged` = unsafe; category scores are kept. The client
 retries with exponential backoff on connection errors, 408/409/429 and 5xx; a server that still

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lrmscope.engine.judges.base import Judge
+from lrmscope.engine.judges.base import Judge, check_truncation
 from lrmscope.errors import LrmscopeError
 
 
@@ -16,7 +16,9 @@ class JudgeOptions:
     base_url: str | None = None  # openai-moderation
     timeout_s: float = 30.0
     max_retries: int = 4
-    max_text_tokens: int | None = None  # transformers judges: cut longer texts (from the left)
+    max_text_tokens: int | None = None  # transformers judges: cut longer texts to N tokens
+    # transformers judges: which tokens of a longer text are kept: first (HarmBench's), last, none
+    truncation: str = "first"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ JUDGES: dict[str, JudgeInfo] = {
 
 def build_judge(spec: str, options: JudgeOptions | None = None) -> Judge:
     options = options or JudgeOptions()
+    check_truncation(options.truncation)
     name, _, argument = spec.strip().partition("=")
     if name not in JUDGES:
         raise LrmscopeError(f"unknown judge {name!r}: choose one of {', '.join(JUDGES)}")
@@ -81,8 +84,15 @@ def build_judge(spec: str, options: JudgeOptions | None = None) -> Judge:
         if options.device not in (None, "cpu") and not options.device.startswith("cuda"):
             raise LrmscopeError(f"unknown judge device {options.device!r}: use cpu or cuda")
         check_gguf(argument, "the llama-guard-gguf=FILE path")
-        return LlamaGuardGGUF(argument, LlamaSettings(cpu=options.device == "cpu"))
+        return LlamaGuardGGUF(
+            argument, LlamaSettings(cpu=options.device == "cpu"), truncation=options.truncation
+        )
     from lrmscope.engine.judges import hf
 
     cls = hf.LlamaGuardHF if name == "llama-guard" else hf.HarmBenchHF
-    return cls(argument, device=options.device, max_text_tokens=options.max_text_tokens)
+    return cls(
+        argument,
+        device=options.device,
+        max_text_tokens=options.max_text_tokens,
+        truncation=options.truncation,
+    )
