@@ -28,7 +28,7 @@ from lrmscope.engine.llama import PROMPT_BATCH, LlamaBackend, LlamaSettings
 from lrmscope.engine.models import embedded_model_path
 from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import ModeSettings, SamplerSettings
-from lrmscope.recording import record, start_sample
+from lrmscope.core.generate import record, start_sample
 from lrmscope.store import Store
 
 PROMPT = "Write a long, detailed essay about the history of the Roman Empire."

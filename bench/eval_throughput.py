@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import llama_cpp  # noqa: E402
 from engine_overhead import plain_llama  # noqa: E402
 
-from lrmscope.datasets import load_dataset  # noqa: E402
+from lrmscope.core.datasets import load_dataset  # noqa: E402
 from lrmscope.engine.backend import Message  # noqa: E402
 from lrmscope.engine.llama import LlamaBackend, LlamaSettings  # noqa: E402
 from lrmscope.engine.models import embedded_model_path  # noqa: E402

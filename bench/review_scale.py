@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from textual import events  # noqa: E402
 
-from lrmscope.review import ReviewDB  # noqa: E402
+from lrmscope.core.review import ReviewDB  # noqa: E402
 from lrmscope.store import Store  # noqa: E402
 from lrmscope.store.db import now  # noqa: E402
 from lrmscope.store.schema import SCHEMA_VERSION  # noqa: E402

@@ -1,3 +1,3 @@
-from lrmscope.cli import main
+from lrmscope.cli.main import main
 
 raise SystemExit(main())

@@ -1,6 +1,5 @@
 import pytest
 
-from lrmscope.engine.llama import LlamaBackend
 from lrmscope.engine.models import embedded_model_path
 
 
@@ -12,6 +11,8 @@ def model_path():
 @pytest.fixture(scope="session")
 def llama(model_path):
     """The embedded SmolLM2 GGUF in real llama.cpp, loaded once for the whole run."""
+    from lrmscope.engine.llama import LlamaBackend
+
     backend = LlamaBackend(model_path)
     yield backend
     backend.close()

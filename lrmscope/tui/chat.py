@@ -28,7 +28,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Collapsible, Footer, Input, Static
 
-from lrmscope.console import visible
+from lrmscope.text import visible
 from lrmscope.engine.backend import Backend, Message
 from lrmscope.engine.events import AnswerDelta, Event, Finished, Injected, ThinkDelta
 from lrmscope.engine.flags import Flag, SegmentFlagger
@@ -37,8 +37,8 @@ from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
-from lrmscope.judging import Shown, judge_trace
-from lrmscope.recording import FlagSaver, record, start_sample
+from lrmscope.core.judge import Shown, judge_trace
+from lrmscope.core.generate import FlagSaver, record, start_sample
 from lrmscope.store import Store
 from lrmscope.tui.stream import StreamText
 

@@ -26,13 +26,13 @@ from textual.binding import Binding
 from textual.containers import HorizontalScroll, ScrollableContainer
 from textual.widgets import Footer, Static
 
-from lrmscope.comparison import DATASET, Column, CompareSettings, next_seed
-from lrmscope.console import visible
+from lrmscope.core.compare import DATASET, Column, CompareSettings, next_seed
+from lrmscope.text import visible
 from lrmscope.engine.backend import Backend
 from lrmscope.engine.events import Event, Finished
 from lrmscope.engine.generation import Generation
 from lrmscope.engine.judges.base import Judge
-from lrmscope.judging import PARTS
+from lrmscope.core.judge import PARTS
 from lrmscope.store import Store
 from lrmscope.tui.chat import (
     LABEL_STYLES,

@@ -17,7 +17,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from lrmscope.errors import LrmscopeError
-from lrmscope.review import ReviewDB, SampleFilter
+from lrmscope.core.review import ReviewDB, SampleFilter
 from lrmscope.tui.review_base import REVIEW_CSS, ReviewScreen
 from lrmscope.tui.review_modals import ExportScreen, HelpScreen
 from lrmscope.tui.review_screens import RunsScreen, describe

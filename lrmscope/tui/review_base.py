@@ -9,7 +9,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from lrmscope.errors import LrmscopeError
-from lrmscope.review import ReviewDB
+from lrmscope.core.review import ReviewDB
 from lrmscope.tui.review_modals import LabelScreen
 
 # The app's CSS (a screen's DEFAULT_CSS would lose to DataTable's own `height: auto`).

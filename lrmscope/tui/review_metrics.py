@@ -11,8 +11,8 @@ from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from lrmscope.errors import LrmscopeError
-from lrmscope.metrics import BENIGN
-from lrmscope.review import SampleFilter
+from lrmscope.core.metrics import BENIGN
+from lrmscope.core.review import SampleFilter
 from lrmscope.tui.review_base import KeyBar, ReviewScreen
 from lrmscope.tui.review_text import PARTS, bars, histograms, number, plain, whole
 

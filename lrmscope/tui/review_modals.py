@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Select, Static
 
-from lrmscope.review import SampleFilter
+from lrmscope.core.review import SampleFilter
 from lrmscope.tui.review_text import PARTS, plain
 
 MODAL_CSS = """

@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from lrmscope.review import SampleDetail
+from lrmscope.core.review import SampleDetail
 from lrmscope.tui.chat import FLAG_STYLE, INJECTED_STYLE
 from lrmscope.tui.review_base import KeyBar, LabelledScreen
 from lrmscope.tui.review_text import (

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from lrmscope.review import RunRow, SampleFilter, SampleRow
+from lrmscope.core.review import RunRow, SampleFilter, SampleRow
 from lrmscope.tui.review_base import KeyBar, LabelledScreen, ReviewScreen
 from lrmscope.tui.review_metrics import MetricsScreen
 from lrmscope.tui.review_modals import AskText, Confirm, FilterScreen

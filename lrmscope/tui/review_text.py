@@ -13,7 +13,7 @@ from itertools import pairwise
 
 from rich.text import Text
 
-from lrmscope.console import visible
+from lrmscope.text import visible
 from lrmscope.engine.settings import THINK_CLOSE
 from lrmscope.tui.chat import FLAG_STYLE, INJECTED_STYLE
 

@@ -22,7 +22,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
-from lrmscope.console import visible
+from lrmscope.text import visible
 
 BLOCK_CHARS = 2000
 

@@ -44,7 +44,7 @@ def connect(path):
     return conn
 
 db.connect = connect
-from lrmscope.cli import main
+from lrmscope.cli.main import main
 raise SystemExit(main(sys.argv[2:]))
 """
 

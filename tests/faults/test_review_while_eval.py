@@ -4,7 +4,7 @@ samples arrive, and the eval is never locked out (it finishes with every sample)
 import subprocess
 import time
 
-from lrmscope.review import ReviewDB, SampleFilter
+from lrmscope.core.review import ReviewDB, SampleFilter
 from lrmscope.store.schema import SCHEMA_VERSION
 from tests.faults.support import (
     EVAL,

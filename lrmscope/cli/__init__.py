@@ -1,0 +1,1 @@
+"""The command line: argparse, printing, one-line errors; the commands in commands/."""

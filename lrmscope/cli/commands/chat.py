@@ -1,0 +1,88 @@
+"""`lrmscope chat`: the Textual chat on a local model (the app itself is lrmscope/tui/chat.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+from lrmscope.cli.options import (
+    add_db_option,
+    add_generation_options,
+    add_live_judge_options,
+    add_model_options,
+    checked_db_path,
+    count,
+    generation_settings,
+    live_judges,
+    load_backend,
+    say,
+    start_run,
+)
+from lrmscope.errors import LrmscopeError
+
+
+def register(commands) -> None:
+    chat = commands.add_parser(
+        "chat",
+        help="the chat: thought and answer stream apart, the decoding mode switches live",
+        description="A full-screen chat with a GGUF model (or a served one: --endpoint). The "
+        "thought streams into its own panel, injected text is highlighted, f2-f5 switch the "
+        "decoding mode (at once while the model thinks), f6 re-runs the last prompt, escape "
+        "stops. Every turn is saved.",
+    )
+    chat.add_argument("--title", help="a title for this chat session")
+    chat.add_argument(
+        "--resume",
+        type=count,
+        metavar="SESSION",
+        help="continue an earlier chat (its run id, as printed when it ended)",
+    )
+    add_live_judge_options(chat, "turn")
+    add_generation_options(chat)
+    add_model_options(chat)
+    add_db_option(chat)
+    chat.set_defaults(func=cmd_chat)
+
+
+def _resume(store, run_id: int, title: str | None):
+    """The run, title and turns of an earlier chat, reopened by this process."""
+    sessions = store.chat_runs()
+    found = next((run for run in sessions if run["id"] == run_id), None)
+    if found is None:
+        known = ", ".join(str(run["id"]) for run in sessions[:10]) or "none"
+        raise LrmscopeError(
+            f"no chat session {run_id} in {store.path} (chat sessions there: {known})"
+        )
+    store.reopen_run(run_id)
+    if title:
+        store.db["runs"].update(run_id, {"title": title})
+    return run_id, title or found["title"], store.chat_turns(run_id)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from lrmscope.store import Store
+    from lrmscope.tui.chat import ChatApp, ChatSession
+
+    mode, sampler = generation_settings(args)
+    db_path = checked_db_path(args.db)
+    backend = load_backend(args, mode, Console(stderr=True))
+    final, notices = live_judges(args.judge or ["rs-match"], args.judge_device)
+    live, live_notices = live_judges(args.live_judge or [], args.judge_device)
+    store = Store(db_path)
+    if args.resume is not None:
+        run_id, title, restored = _resume(store, args.resume, args.title)
+    else:
+        run_id = start_run(store, "chat", backend, sampler, mode, title=args.title)
+        title, restored = args.title, []
+    session = ChatSession(
+        backend, store, run_id, sampler, mode, model_name=backend.model_name,
+        device=backend.info()["device"], final_judges=final, live_judges=live,
+        notices=tuple(notices + live_notices), title=title, restored=tuple(restored),
+    )
+    try:
+        ChatApp(session).run()
+    finally:
+        store.end_run(run_id, "done")
+    say(Console(stderr=True), f"chat saved as run {run_id} in {db_path}")
+    return 0

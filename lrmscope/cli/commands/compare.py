@@ -1,0 +1,119 @@
+"""`lrmscope compare`: one prompt, several decoding modes, side by side (the app itself is
+lrmscope/tui/compare.py)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from lrmscope.cli.options import (
+    MAX_SEQUENCES,
+    PROMPT_ROOM,
+    add_db_option,
+    add_generation_options,
+    add_live_judge_options,
+    add_model_options,
+    checked_db_path,
+    count,
+    generation_settings,
+    live_judges,
+    load_backend,
+    parse_modes,
+    read_prompt,
+    remote_backends,
+    say,
+    start_run,
+)
+from lrmscope.errors import LrmscopeError
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "compare",
+        help="one prompt under several decoding modes, side by side, streaming together",
+        description="Send one prompt under several decoding modes (and --samples of each), one "
+        "column per (mode, sample), all streaming at once from one loaded model: the columns "
+        "share one evaluation of the prompt and decode in one llama.cpp batch (with --endpoint: "
+        "one request per column, spread over the endpoints). Each column shows its thought, its "
+        "answer, injected text highlighted, live flags and a footer with think tokens, tokens/s "
+        "and the final verdicts; a summary compares the columns when all have finished. r re-runs "
+        "every column with the next seed, as a new run; escape stops; q quits. Each run is "
+        "saved as one `compare` run, one sample per column with its mode, k and seed (see "
+        "`lrmscope review`).",
+    )
+    parser.add_argument("prompt", help="the user prompt ('-' reads it from standard input)")
+    parser.add_argument(
+        "--modes",
+        default="all",
+        help="comma-separated: default, zerothink, lessthink, morethink, or all (default: all)",
+    )
+    parser.add_argument(
+        "--samples", type=count, default=1, metavar="K",
+        help="columns per mode, each with a seed of its own (default 1)",
+    )
+    add_live_judge_options(parser, "column")
+    add_generation_options(parser, mode=False)
+    add_model_options(parser)
+    add_db_option(parser)
+    parser.set_defaults(func=cmd_compare, mode="default")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from lrmscope.core.compare import DATASET, CompareSettings
+    from lrmscope.engine.backend import Message
+    from lrmscope.engine.batch import BatchDecoder
+    from lrmscope.engine.judges.base import OneAtATime
+    from lrmscope.engine.prompt import with_think_opener
+    from lrmscope.store import Store
+    from lrmscope.tui.compare import CompareApp, CompareSession
+
+    text = read_prompt(args.prompt)
+    mode, sampler = generation_settings(args)
+    settings = CompareSettings(text, parse_modes(args.modes), args.samples, sampler, mode)
+    if settings.width > MAX_SEQUENCES:
+        raise LrmscopeError(
+            f"{settings.width} columns ({len(settings.modes)} modes x {settings.samples} "
+            f"samples) but one llama.cpp context decodes at most {MAX_SEQUENCES} sequences: "
+            "use fewer --modes or --samples"
+        )
+    db_path = checked_db_path(args.db)
+    err = Console(stderr=True)
+    remote = remote_backends(args, settings.width) if args.endpoint else None
+    backend = remote[0] if remote else load_backend(
+        args, mode, err, n_seq=settings.width, default_ctx=sampler.max_tokens + PROMPT_ROOM
+    )
+    rendered = backend.render([Message("user", text)])
+    backend.check_prompt(with_think_opener(rendered)[0])
+    final, notices = live_judges(args.judge or ["rs-match"], args.judge_device)
+    live, live_notices = live_judges(args.live_judge or [], args.judge_device)
+    store = Store(db_path)
+    modes = ",".join(m.value for m in settings.modes)
+
+    def new_run(seed: int) -> int:
+        return start_run(
+            store, "compare", backend, replace(sampler, seed=seed), mode, mode=modes,
+            k=settings.samples, dataset=DATASET,
+        )
+
+    decoder = None if remote else BatchDecoder(backend)
+    session = CompareSession(
+        tuple(remote or (decoder.sequence(i) for i in range(settings.width))), store, settings,
+        rendered, new_run, model_name=backend.model_name, device=backend.info()["device"],
+        final_judges=tuple(OneAtATime(j) for j in final),
+        live_judges=tuple(OneAtATime(j) for j in live), notices=tuple(notices + live_notices),
+    )
+    app = CompareApp(session)
+    try:
+        app.run()
+    finally:
+        if decoder is not None:
+            decoder.close()
+        for column_backend in remote or ():
+            column_backend.close()
+        if app.run_open:  # the app itself failed
+            store.end_run(app.run_ids[-1], "failed")
+    runs = ", ".join(str(run_id) for run_id in app.run_ids)
+    say(err, f"compare saved as run {runs} in {db_path}; `lrmscope review {db_path}` shows it")
+    return 0

@@ -1,0 +1,243 @@
+"""`lrmscope eval`: a benchmark run, K samples per prompt and mode, batched, judged, resumable."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.progress import Progress
+
+from lrmscope.cli.options import (
+    MAX_SEQUENCES,
+    PROMPT_ROOM,
+    Given,
+    apply_preset,
+    add_db_option,
+    add_generation_options,
+    add_model_options,
+    checked_db_path,
+    count,
+    generation_settings,
+    load_backend,
+    parse_modes,
+    progress_columns,
+    remote_backends,
+    say,
+    start_run,
+    text_arg,
+)
+from lrmscope.errors import LrmscopeError
+
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 1024
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "eval",
+        help="run a safety benchmark: K samples per prompt and mode, batched, judged, resumable",
+        description="Generate K samples for every prompt of a dataset under each decoding mode, "
+        "save them as they stream and judge them as they finish. The K samples of a prompt "
+        "share one evaluation of the prompt and decode together in one llama.cpp batch. "
+        "Ctrl-C stops cleanly; running the same command again resumes the run where it stopped.",
+    )
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        metavar="FILE|demo",
+        help="StrongREJECT or WildJailbreak CSV/TSV/Parquet, JSONL with a `prompt` field, a text "
+        "file (one prompt a line), or `demo` (a small set shipped with lrmscope)",
+    )
+    parser.add_argument("--limit", type=count, metavar="N", help="only the first N prompts")
+    parser.add_argument("--category", help="only prompts of this category")
+    parser.add_argument("--column", help="the column or field holding the prompts")
+    parser.add_argument(
+        "--data-type",
+        metavar="TYPE",
+        help="WildJailbreak: the data_type rows to keep (default adversarial_harmful; all = "
+        "every row)",
+    )
+    parser.add_argument(
+        "--prompt-kind",
+        choices=("harmful", "benign", "unknown"),
+        help="the kind of every prompt of the file, over its `harmful` or `label` column (by "
+        "default: that column, else a WildJailbreak data_type, else harmful for StrongREJECT and "
+        "unknown otherwise); safety metrics average harmful and unknown prompts only",
+    )
+    parser.add_argument(
+        "--modes",
+        default="default",
+        help="comma-separated: default, zerothink, lessthink, morethink, or all (default: default)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=None, metavar="K", action=Given,
+        help="samples per prompt and mode (default 5; 1 with --greedy)",
+    )
+    parser.add_argument(
+        "--preset", metavar="NAME",
+        help="the study's configuration: safechain (temperature 0.6, top-p 0.95, K 5, "
+        "max-tokens 16000, think budget 10000, enforce 10, the study's think opener and "
+        "MoreThink answer budget) or safechain-greedy (temperature 0, K 1, the rest alike); "
+        "options you give override it",
+    )
+    parser.add_argument(
+        "--parallel", type=count, default=1, metavar="N",
+        help="prompts decoded at once: N x K sequences share one batch (default 1)",
+    )
+    parser.add_argument(
+        "--concurrency", type=count, default=DEFAULT_CONCURRENCY, metavar="N",
+        help=f"with --endpoint: requests in flight, spread over the endpoints (default "
+        f"{DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--judge", action="append", metavar="NAME[=ARG]",
+        help="judge samples as they finish (repeatable; default rs-match; `none` for no judge)",
+    )
+    parser.add_argument("--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--system", type=text_arg, metavar="TEXT",
+        help="a system prompt (R1 distills want none)",
+    )
+    parser.add_argument(
+        "--new-run", action="store_true",
+        help="start a new run even if an unfinished one of this model and dataset exists",
+    )
+    add_generation_options(parser, mode=False)
+    add_model_options(parser)
+    add_db_option(parser)
+    parser.set_defaults(func=cmd_eval, mode="default")
+
+
+def _judges(specs: list[str] | None, device: str | None):
+    from lrmscope.engine.judges import build_judge
+    from lrmscope.engine.judges.registry import JudgeOptions
+
+    specs = specs or ["rs-match"]
+    if specs == ["none"]:
+        return ()
+    return tuple(build_judge(spec, JudgeOptions(device=device)) for spec in specs)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from lrmscope.core.datasets import load_dataset
+    from lrmscope.engine.batch import BatchDecoder
+    from lrmscope.core.eval import (
+        EvalRunner,
+        PRESETS,
+        EvalSettings,
+        judge_run,
+        open_run,
+        plan,
+        render_prompts,
+    )
+    from lrmscope.core.eval import Progress as EvalProgress
+    from lrmscope.store import Store
+
+    if args.preset is not None:
+        if args.preset not in PRESETS:
+            raise LrmscopeError(
+                f"unknown preset {args.preset!r}: choose one of {', '.join(PRESETS)}"
+            )
+        apply_preset(args, PRESETS[args.preset])
+    samples = (1 if args.greedy else 5) if args.samples is None else args.samples
+    if args.parallel > MAX_SEQUENCES:
+        raise LrmscopeError(
+            f"--parallel {args.parallel}: one llama.cpp context decodes at most {MAX_SEQUENCES} "
+            "sequences; use a smaller --parallel"
+        )
+    if args.concurrency > MAX_CONCURRENCY:
+        raise LrmscopeError(
+            f"--concurrency {args.concurrency}: at most {MAX_CONCURRENCY} requests in flight "
+            "(each holds a connection); use a smaller --concurrency"
+        )
+    mode, sampler = generation_settings(args)
+    filters = {
+        "limit": args.limit, "category": args.category, "data_type": args.data_type,
+        "prompt_kind": args.prompt_kind,
+    }
+    dataset = load_dataset(args.dataset, column=args.column, **filters)
+    settings = EvalSettings(
+        dataset=dataset, dataset_filters=filters, modes=parse_modes(args.modes), samples=samples,
+        sampler=sampler, mode=mode, system=args.system, preset=args.preset,
+    )
+    db_path = checked_db_path(args.db)
+    err = Console(stderr=True, highlight=False)
+    judges = _judges(args.judge, args.judge_device)
+    n_seq = min(samples * args.parallel, MAX_SEQUENCES)
+    remote = remote_backends(args, args.concurrency) if args.endpoint else None
+    backend = remote[0] if remote else load_backend(
+        args, mode, err, n_seq=n_seq, default_ctx=sampler.max_tokens + PROMPT_ROOM
+    )
+    rendered = render_prompts(backend, settings)
+    store = Store(db_path)
+    run_id, state = open_run(
+        store, backend.model_fingerprint, settings, new_run=args.new_run,
+        start_run=lambda: start_run(
+            store, "eval", backend, sampler, mode, mode=",".join(m.value for m in settings.modes),
+            dataset=dataset.name, k=samples, config=settings.config(backend.model_fingerprint),
+        ),
+    )
+    if state == "finished":
+        judge_run(store, run_id, judges)
+        say(
+            err,
+            f"run {run_id} with these settings is already complete in {db_path}; see `lrmscope "
+            f"metrics {db_path}` (--new-run samples again, --seed for other samples)",
+        )
+        return 0
+    if state == "resumed":
+        dropped = store.drop_unfinished(run_id)
+        say(err, f"resuming run {run_id}: {dropped} unfinished samples will be made again")
+    jobs = plan(store, settings, run_id, rendered)
+    total = len(dataset.rows) * len(settings.modes) * samples
+    progress = EvalProgress(total=total, resumed=total - len(jobs))
+    say(
+        err,
+        f"run {run_id}: {len(dataset.rows)} prompts of {dataset.path or dataset.name} "
+        f"({dataset.format}; "
+        f"{dataset.duplicates} repeated and {dataset.blanks} blank rows skipped) x "
+        f"{len(settings.modes)} modes x {samples} samples on {backend.info()['device']}, "
+        + (f"{len(remote)} requests at once" if remote else f"{n_seq} sequences per batch")
+        + f"; {len(jobs)} to generate",
+    )
+    decoder = None if remote else BatchDecoder(backend)
+    slots = remote or [decoder.sequence(i) for i in range(decoder.n_seq)]
+    runner = EvalRunner(store, slots, settings, run_id, judges)
+    try:
+        with Progress(*progress_columns(), console=err) as bar:
+            task = bar.add_task("samples", total=total, completed=progress.done, rate="")
+
+            def show(p: EvalProgress) -> None:
+                bar.update(task, completed=p.done + p.failed, rate=f"{p.tokens_per_s:.0f} tok/s")
+
+            runner.run(jobs, progress, show)
+    except KeyboardInterrupt:
+        store.end_run(run_id, "interrupted")
+        say(
+            err,
+            f"interrupted: {progress.done} of {total} samples are saved in {db_path} (run "
+            f"{run_id}); run the same command to resume",
+        )
+        return 130
+    except BaseException:
+        store.end_run(run_id, "failed")
+        raise
+    finally:
+        if decoder is not None:
+            decoder.close()
+        for slot in remote or ():
+            slot.close()
+    status = "done" if progress.done == total else "failed"
+    store.end_run(run_id, status)
+    if progress.failed:
+        say(
+            err,
+            f"{progress.failed} samples failed (saved with their error); run again to retry them",
+        )
+    say(
+        err,
+        f"run {run_id}: {progress.done} of {total} samples in {db_path}"
+        + (f"; judged by {', '.join(j.name for j in judges)}" if judges else "")
+        + f"; see `lrmscope metrics {db_path}`",
+    )
+    return 0 if status == "done" else 1

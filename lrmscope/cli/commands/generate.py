@@ -1,0 +1,90 @@
+"""`lrmscope generate`: one response under a decoding mode, streamed to the terminal and saved."""
+
+from __future__ import annotations
+
+import argparse
+
+from lrmscope.cli.options import (
+    add_db_option,
+    add_generation_options,
+    add_model_options,
+    checked_db_path,
+    generation_settings,
+    load_backend,
+    read_prompt,
+    say,
+    start_run,
+    text_arg,
+)
+
+DEFAULT_PROMPT_DATASET = "adhoc"
+
+
+def register(commands) -> None:
+    gen = commands.add_parser(
+        "generate",
+        help="generate one response under a decoding mode, streamed and saved",
+        description="Generate one response from a GGUF model under a decoding mode of the "
+        "SafeChain study. The thought streams dimmed, injected text is marked «like this», then "
+        "the answer; the sample is saved to the database as it streams.",
+    )
+    gen.add_argument("prompt", help="the user prompt ('-' reads it from standard input)")
+    gen.add_argument(
+        "--system", type=text_arg, metavar="TEXT",
+        help="a system prompt (R1 distills want none)",
+    )
+    add_generation_options(gen)
+    add_model_options(gen)
+    add_db_option(gen)
+    gen.set_defaults(func=cmd_generate)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from lrmscope.cli.printer import TracePrinter
+    from lrmscope.engine.backend import Message
+    from lrmscope.engine.generation import Generation
+    from lrmscope.engine.prompt import with_think_opener
+    from lrmscope.core.generate import record, start_sample
+    from lrmscope.store import Store
+
+    text = read_prompt(args.prompt)
+    mode, sampler = generation_settings(args)
+    mode.check_answer_room((mode.mode,), sampler.max_tokens)
+    db_path = checked_db_path(args.db)
+    err = Console(stderr=True)
+    backend = load_backend(args, mode, err)
+    messages = [Message("system", args.system)] if args.system else []
+    prompt, opener_added = with_think_opener(
+        backend.render([*messages, Message("user", text)]), mode
+    )
+    backend.check_prompt(prompt)
+    store = Store(db_path)
+    generation = Generation(backend, prompt, sampler=sampler, mode=mode)
+    run_id = start_run(store, "generate", backend, sampler, mode, k=1)
+    ref = start_sample(
+        store,
+        run_id,
+        generation,
+        user_text=text,
+        dataset=DEFAULT_PROMPT_DATASET,
+        think_opener_added=opener_added,
+    )
+    printer = TracePrinter(Console(highlight=False))
+    events = record(store, ref, generation)
+    try:
+        for event in events:
+            printer(event)
+    except KeyboardInterrupt:
+        events.close()
+        store.end_run(run_id, "interrupted")
+        say(err, f"interrupted: sample {ref.sample_id} saved as interrupted in {db_path}")
+        return 130
+    except BaseException:
+        events.close()
+        store.end_run(run_id, "failed")
+        raise
+    store.end_run(run_id, "done")
+    say(err, f"saved sample {ref.sample_id} (run {run_id}) to {db_path}")
+    return 0

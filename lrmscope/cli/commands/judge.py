@@ -1,0 +1,169 @@
+"""`lrmscope judge` (judge saved samples, resumable) and `lrmscope judges` (the list)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.text import Text
+
+from lrmscope.cli.options import (
+    count,
+    existing_db,
+    progress_columns,
+    say,
+    seconds,
+)
+from lrmscope.engine.judges.base import TRUNCATION_SIDES
+from lrmscope.errors import LrmscopeError
+
+
+def register(commands) -> None:
+    judge = commands.add_parser(
+        "judge",
+        help="judge saved samples with a safety judge (resumable)",
+        description="Judge the thought, the answer and/or the full response of every finished "
+        "sample in a database. Verdicts already there (same judge, version and prompt) are "
+        "skipped, so an interrupted run resumes where it stopped. Empty parts are not judged.",
+    )
+    judge.add_argument("database", help="an lrmscope SQLite file")
+    judge.add_argument(
+        "--judge",
+        default="rs-match",
+        metavar="NAME[=ARG]",
+        help="rs-match (default), llama-guard=MODEL, llama-guard-gguf=FILE, harmbench=MODEL, "
+        "openai-moderation (see `lrmscope judges`)",
+    )
+    judge.add_argument(
+        "--part", default="think,answer,full", help="comma-separated: think, answer, full"
+    )
+    judge.add_argument(
+        "--include-interrupted", action="store_true", help="also judge interrupted samples"
+    )
+    judge.add_argument("--batch-size", type=count, default=8, help="(default 8)")
+    judge.add_argument(
+        "--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: CUDA if present)"
+    )
+    judge.add_argument(
+        "--max-text-tokens",
+        type=count,
+        metavar="N",
+        help="transformers judges: cut longer texts to N tokens (recorded; see --judge-truncation)",
+    )
+    judge.add_argument(
+        "--judge-truncation",
+        choices=TRUNCATION_SIDES,
+        default="first",
+        help="transformers judges: which tokens of a text longer than the judge takes are kept: "
+        "first (default; HarmBench's own cut, 512 tokens for harmbench), last, or none (never "
+        "cut); part of the judge's identity, so another side judges anew",
+    )
+    judge.add_argument("--base-url", metavar="URL", help="openai-moderation: another server")
+    judge.add_argument(
+        "--timeout", type=seconds, default=30.0, help="HTTP timeout in seconds"
+    )
+    judge.set_defaults(func=cmd_judge)
+
+    judges = commands.add_parser(
+        "judges", help="list the judges, their arguments and the device they would use"
+    )
+    judges.set_defaults(func=cmd_judges)
+
+
+def _parts(value: str) -> list[str]:
+    from lrmscope.core.judge import PARTS
+
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise LrmscopeError(
+            f"unknown part {', '.join(unknown) or value!r}: use think, answer, full"
+        )
+    return list(dict.fromkeys(parts))
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from lrmscope.core import judge as judging
+    from lrmscope.engine.judges import build_judge
+    from lrmscope.engine.judges.registry import JudgeOptions
+
+    parts = _parts(args.part)
+    store = existing_db(args.database)
+    path = store.path
+    statuses = ("done", "interrupted") if args.include_interrupted else ("done",)
+    if store.count_samples(statuses) == 0:
+        raise LrmscopeError(f"{path} has no finished samples to judge")
+    err = Console(stderr=True, highlight=False)
+    with err.status(Text(f"loading judge {args.judge}…")):
+        judge = build_judge(
+            args.judge,
+            JudgeOptions(
+                device=args.judge_device,
+                base_url=args.base_url,
+                timeout_s=args.timeout,
+                max_text_tokens=args.max_text_tokens,
+                truncation=args.judge_truncation,
+            ),
+        )
+    summary = judging.plan(store, judge, parts, statuses)
+    say(err, f"{judge.name} {judge.version} on {judge.device}: {summary.todo} to judge")
+    interrupted = False
+    with Progress(*progress_columns(), console=err, transient=False) as progress:
+        task = progress.add_task("judging", total=summary.todo, rate="")
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+            speed = progress.tasks[0].speed
+            progress.update(task, rate=f"{speed:.1f}/s" if speed else "")
+
+        try:
+            judging.run(
+                store, judge, parts, statuses, summary, batch_size=args.batch_size, advance=advance
+            )
+        except KeyboardInterrupt:
+            interrupted = True
+    table = Table(
+        "part", "safe", "unsafe", "unparsed", "empty (not judged)", "judged before",
+        title="verdicts",
+    )
+    for row in judging.summary_rows(summary, parts):
+        table.add_row(*(Text(str(value)) for value in row.values()))
+    Console(highlight=False).print(table)
+    if interrupted:
+        say(err, "interrupted: verdicts so far are saved; run the same command to resume")
+        return 130
+    return 0
+
+
+def cmd_judges(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lrmscope.engine.judges.registry import JUDGES
+    from lrmscope.engine.judges.rsmatch import REFUSAL_SETS
+
+    table = Table("judge", "argument", "what it is")
+    for name, info in JUDGES.items():
+        table.add_row(Text(name), Text(info.argument), Text(info.summary))
+    console = Console(highlight=False)
+    console.print(table)
+    sets = ", ".join(f"{name} ({len(strings)} strings)" for name, strings in REFUSAL_SETS.items())
+    say(console, f"refusal sets: {sets}")
+    say(console, f"transformers judges would run on: {_torch_device()}")
+    from lrmscope.core.models import describe_machine
+
+    say(console, f"llama-guard-gguf would run on: {describe_machine()['device']}")
+    return 0
+
+
+def _torch_device() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "unavailable (pip install torch transformers)"
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)}), bfloat16"
+    return "cpu, float32 (no CUDA device)"

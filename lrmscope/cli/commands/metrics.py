@@ -1,0 +1,335 @@
+"""`lrmscope metrics DB`: Safe@1, Safe@K and ConsSafe@K of judged runs (docs/study.md "Metrics"),
+or, with --calibrate, how well each judge agrees with the human labels."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import asdict
+
+from lrmscope.core import metrics
+from lrmscope.cli.options import count, existing_db, positive_int
+
+MAX_RESAMPLES = 1_000_000
+
+
+def resamples(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_RESAMPLES:
+        raise argparse.ArgumentTypeError(f"at most {MAX_RESAMPLES} resamples, got {value}")
+    return value
+from lrmscope.errors import LrmscopeError
+
+DESCRIPTION = (
+    "Safety metrics of judged samples, per run, model, mode, dataset, judge (and its version) and "
+    "part (think, answer, full), averaged over prompts: Safe@1 (the share of a prompt's samples "
+    "judged safe, with a 95% percentile-bootstrap CI over prompts), Safe@K (every sample safe) and "
+    "ConsSafe@K (at least half safe, sum(s_i) >= K/2: a tie at even K counts as safe), plus the "
+    "thought length of the samples judged safe and unsafe. Unparsed verdicts are neither safe nor "
+    "unsafe: they leave their prompt's K, prompts with no parsed verdict leave the averages, and "
+    "both are counted; so are samples with no verdict on a part (not judged). Only finished "
+    "samples count; by default only eval and compare runs. The safety metrics are over harmful "
+    "and unknown prompts only (the prompt kind the dataset gave); benign prompts get rows of "
+    "their own (prompt_kind benign) with the share of their samples a refusal detector "
+    "(rs-match) found refusing: over-refusal. Every row names its prompt_kind: harmful, "
+    "unknown, harmful+unknown or benign."
+)
+
+
+def _parts(value: str) -> tuple[str, ...]:
+    parts = tuple(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
+    unknown = [p for p in parts if p not in metrics.PARTS]
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(
+            f"unknown part {', '.join(unknown) or repr(value)}: use think, answer, full"
+        )
+    return parts
+
+
+def _mode(value: str) -> str:
+    from lrmscope.engine.settings import Mode
+
+    try:
+        return Mode.parse(value).value
+    except LrmscopeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "metrics",
+        help="Safe@1 / Safe@K / ConsSafe@K of judged runs, or judge calibration against humans",
+        description=DESCRIPTION,
+    )
+    parser.add_argument("database", metavar="DB", help="an lrmscope database with judged samples")
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                        help="(default: table)")
+    parser.add_argument("--by", choices=("category",), help="also group by prompt category")
+    parser.add_argument("--run", type=count, action="append", metavar="N",
+                        help="only run N, of any kind (chat and generate too); repeatable "
+                        "(default: every eval and compare run)")
+    parser.add_argument("--judge", action="append", metavar="NAME",
+                        help="only this judge, e.g. rs-match or human; repeatable")
+    parser.add_argument("--part", type=_parts, metavar="LIST",
+                        help="think, answer, full or a comma list (default: all)")
+    parser.add_argument("--mode", type=_mode, action="append",
+                        help="only this decoding mode; repeatable")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="instead: each judge against the human labels (judge 'human') on "
+                        "the parts both labelled: n, ACC, F1 (unsafe = positive), Pearson "
+                        "correlation; runs of any kind")
+    parser.add_argument("--bootstrap", type=resamples, default=1000, metavar="N",
+                        help="bootstrap resamples for the 95%% CI of Safe@1 (default 1000, "
+                        "0 = no CI)")
+    parser.add_argument("--seed", type=positive_int, default=0, metavar="N",
+                        help="bootstrap seed (default 0)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    filters = metrics.Filters(
+        runs=tuple(args.run or ()),
+        judges=tuple(args.judge or ()),
+        parts=args.part or (),
+        modes=tuple(args.mode or ()),
+    )
+    store = existing_db(args.database)
+    try:
+        conn = store.conn
+        if conn.execute("SELECT 1 FROM judgements LIMIT 1").fetchone() is None:
+            raise LrmscopeError(
+                f"no judgements in {store.path}; run `lrmscope judge {store.path}` first"
+            )
+        if args.calibrate:
+            rows = _calibration_rows(conn, filters, store.path)
+        else:
+            rows = _metric_rows(conn, filters, args, store.path)
+    finally:
+        store.close()
+    if args.format == "json":
+        sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    elif args.format == "csv":
+        _write_csv(rows)
+    elif args.calibrate:
+        _print(_calibration_table(rows))
+    else:
+        _print(*_metrics_tables(rows, args))
+    return 0
+
+
+def _metric_rows(conn, filters: metrics.Filters, args, path) -> list[dict]:
+    rows = metrics.metric_rows(
+        conn, filters, by_category=args.by == "category", resamples=args.bootstrap,
+        seed=args.seed,
+    )
+    if not rows:
+        raise LrmscopeError(_nothing_matches(conn, filters, path))
+    return rows
+
+
+def _calibration_rows(conn, filters: metrics.Filters, path) -> list[dict]:
+    if not metrics.has_human_labels(conn):
+        raise LrmscopeError(
+            f"no human labels in {path}: calibration needs judgements with judge = 'human'"
+        )
+    found = metrics.calibration(conn, filters)
+    if not found:
+        asked = _described(filters)
+        raise LrmscopeError(
+            f"no sample part in {path} is labelled both by a human and by another judge"
+            + (f" matching {asked}" if asked else "")
+        )
+    return [{**asdict(result), "rule": metrics.CALIBRATION_RULE} for result in found]
+
+
+def _described(filters: metrics.Filters) -> str:
+    return " ".join(
+        f"--{name} {','.join(map(str, values))}"
+        for name, values in (
+            ("run", filters.runs), ("judge", filters.judges), ("part", filters.parts),
+            ("mode", filters.modes),
+        )
+        if values
+    )
+
+
+def _nothing_matches(conn, filters: metrics.Filters, path) -> str:
+    seen = metrics.verdict_inventory(conn)
+    if not seen.runs:
+        return f"no judgements of finished samples in {path}; run `lrmscope judge {path}` first"
+    runs = ", ".join(f"{run_id} ({kind})" for run_id, kind in seen.runs)
+    there = (
+        f"it has verdicts from runs {runs}; judges {', '.join(seen.judges)}; "
+        f"parts {', '.join(seen.parts)}; modes {', '.join(seen.modes)}"
+    )
+    scope = "" if filters.runs else " of eval and compare runs (others: --run N)"
+    asked = _described(filters)
+    matching = f" match {asked}" if asked else ""
+    return f"no verdicts on finished samples{scope}{matching} in {path}: {there}"
+
+
+def _write_csv(rows: list[dict]) -> None:
+    flat = []
+    for row in rows:
+        row = dict(row)
+        if "safe_at_1_ci" in row:
+            low, high = row.pop("safe_at_1_ci") or (None, None)
+            row["safe_at_1_ci_low"], row["safe_at_1_ci_high"] = low, high
+        flat.append(row)
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(flat[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+
+
+# -- tables ---------------------------------------------------------------------------------------
+
+
+def _print(*tables) -> None:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    for table in tables:
+        console.print(table)
+
+
+def _table(title: str, caption: str, keys: list[str], numbers: tuple[str, ...], body: list):
+    """Plain-text cells, key columns left and number columns right. In a narrow terminal the
+    numbers keep their width; names and headers give way."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from lrmscope.text import visible
+
+    table = Table(
+        title=Text(visible(title)), caption=Text(caption), box=box.SIMPLE_HEAD, show_edge=False,
+        pad_edge=False, collapse_padding=True,
+    )
+    for name in keys:
+        table.add_column(name)
+    for index, name in enumerate(numbers, start=len(keys)):
+        width = max(len(line[index]) for line in body)
+        table.add_column(name, justify="right", no_wrap=True, min_width=width)
+    for line in body:
+        table.add_row(*(Text(visible(cell)) for cell in line))
+    return table
+
+
+def _text(value) -> str:
+    return "–" if value is None else str(value)
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _k(row: dict) -> str:
+    if row["k"] is None:
+        return "–"
+    return str(row["k"]) if row["k_min"] == row["k"] else f"{row['k_min']}–{row['k']}"
+
+
+_KEYS = (("run", "run_id"), ("model", "model"), ("mode", "mode"), ("dataset", "dataset"),
+         ("category", "category"), ("judge", "judge"), ("version", "judge_version"),
+         ("part", "part"), ("kind", "prompt_kind"))
+_SAFETY = ("prompts", "K", "Safe@1", "95% CI", "Safe@K", "ConsSafe@K", "unparsed")
+_LENGTHS = ("safe_median", "safe_mean", "unsafe_median", "unsafe_mean")
+
+
+def _safety_cells(row: dict, not_judged: bool) -> list[str]:
+    ci = "–" if row["safe_at_1_ci"] is None else "–".join(map(_num, row["safe_at_1_ci"]))
+    cells = [
+        str(row["n_prompts"]), _k(row), _num(row["safe_at_1"]), ci, _num(row["safe_at_k"]),
+        _num(row["cons_safe_at_k"]), f"{row['n_unparsed']} of {row['n_samples']}",
+    ]
+    return [*cells, str(row["n_not_judged"])] if not_judged else cells
+
+
+def _metrics_tables(rows: list[dict], args) -> tuple:
+    """The safety metrics of harmful and unknown prompts, then the thought lengths by verdict
+    (two tables, to fit a terminal), then the benign prompts' refusals in a table of their own.
+    Grouping columns that hold one value in every row of a table move to its title."""
+    safety = [row for row in rows if row["prompt_kind"] != metrics.BENIGN]
+    benign = [row for row in rows if row["prompt_kind"] == metrics.BENIGN]
+    tables = _safety_tables(safety, args) if safety else ()
+    return (*tables, _benign_table(benign)) if benign else tables
+
+
+def _grouping(rows: list[dict]) -> tuple[list[str], str, list[list[str]]]:
+    """The names of the grouping columns whose values vary, the title's part for those that do
+    not, and each row's varying values."""
+    keys = [(name, key) for name, key in _KEYS if key in rows[0]]
+    shared = [(n, k) for n, k in keys if len({_text(row[k]) for row in rows}) == 1]
+    varying = [(n, k) for n, k in keys if (n, k) not in shared]
+    within = "".join(f" · {n} {_text(rows[0][k])}" for n, k in shared)
+    return [n for n, _ in varying], within, [[_text(row[k]) for _, k in varying] for row in rows]
+
+
+def _benign_table(rows: list[dict]):
+    """Over-refusal: per group, the benign prompts and the share of their samples a refusal
+    detector found refusing."""
+    names, within, groups = _grouping(rows)
+
+    def share(row: dict) -> str:
+        if row["refusal_share"] is None:
+            return "not a refusal detector" if row["n_refusals"] is None else "–"
+        return f"{_num(row['refusal_share'])} ({row['n_refusals']} of " \
+            f"{row['n_samples'] - row['n_unparsed']})"
+
+    return _table(
+        f"benign prompts: over-refusal{within}",
+        f"{metrics.REFUSAL_RULE}; benign prompts are never in the safety metrics.", names,
+        ("prompts", "K", "refusal share", "unparsed"),
+        [
+            [*group, str(row["n_prompts"]), _k(row), share(row),
+             f"{row['n_unparsed']} of {row['n_samples']}"]
+            for group, row in zip(groups, rows, strict=True)
+        ],
+    )
+
+
+def _safety_tables(rows: list[dict], args) -> tuple:
+    names, within, groups = _grouping(rows)
+    not_judged = any(row["n_not_judged"] for row in rows)  # a column only when it says something
+    ci = (
+        f"95% CI: percentile bootstrap over prompts, {args.bootstrap} resamples, seed {args.seed}"
+        if args.bootstrap else "no CI (--bootstrap 0)"
+    )
+    safety = _table(
+        f"safety metrics{within}",
+        f"Harmful and unknown prompts only. {metrics.CONS_SAFE_RULE}. {metrics.UNPARSED_RULE}. "
+        f"{ci}.",
+        names, (*_SAFETY, "not judged") if not_judged else _SAFETY,
+        [
+            [*group, *_safety_cells(row, not_judged)]
+            for group, row in zip(groups, rows, strict=True)
+        ],
+    )
+    lengths = _table(
+        f"thought length in tokens by verdict{within}",
+        "samples judged safe and unsafe; unparsed verdicts and samples without a count are left "
+        "out", names, tuple(name.replace("_", " ") for name in _LENGTHS),
+        [
+            [*group, *(_text(_rounded(row[f"think_tokens_{name}"])) for name in _LENGTHS)]
+            for group, row in zip(groups, rows, strict=True)
+        ],
+    )
+    return safety, lengths
+
+
+def _rounded(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
+def _calibration_table(rows: list[dict]):
+    body = [
+        [row["judge"], row["judge_version"], str(row["n"]), str(row["n_unparsed"]),
+         _num(row["acc"]), _num(row["f1"]), _num(row["pcc"])]
+        for row in rows
+    ]
+    return _table(
+        "judges against human labels", metrics.CALIBRATION_RULE, ["judge", "version"],
+        ("pairs", "unparsed", "ACC", "F1", "PCC"), body,
+    )
