@@ -22,30 +22,21 @@ from pathlib import Path
 
 import llama_cpp
 
+from lrmscope.core.generate import record, start_sample
 from lrmscope.engine.backend import Message
 from lrmscope.engine.generation import Generation
-from lrmscope.engine.llama import PROMPT_BATCH, LlamaBackend, LlamaSettings
+from lrmscope.engine.llama import PROMPT_BATCH, LlamaBackend, LlamaSettings, llama_class_repacking
 from lrmscope.engine.models import embedded_model_path
 from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import ModeSettings, SamplerSettings
-from lrmscope.core.generate import record, start_sample
 from lrmscope.store import Store
 
 PROMPT = "Write a long, detailed essay about the history of the Roman Empire."
 
 
 def plain_llama(path: Path, settings: LlamaSettings, n_ctx: int) -> llama_cpp.Llama:
-    """The high-level Llama class, with the same model parameters lrmscope uses (it has no
-    argument for use_extra_bufts, so its default-params function is wrapped)."""
-    original = llama_cpp.llama_model_default_params
-
-    def params():
-        p = original()
-        p.use_extra_bufts = settings.extra_bufts
-        return p
-
-    llama_cpp.llama_model_default_params = params
-    try:
+    """The high-level Llama class, with the same model parameters lrmscope uses."""
+    with llama_class_repacking(settings.extra_bufts):
         return llama_cpp.Llama(
             str(path),
             n_gpu_layers=settings.gpu_layers,
@@ -59,8 +50,6 @@ def plain_llama(path: Path, settings: LlamaSettings, n_ctx: int) -> llama_cpp.Ll
             flash_attn=True,
             verbose=False,
         )
-    finally:
-        llama_cpp.llama_model_default_params = original
 
 
 def run_plain(llm: llama_cpp.Llama, prompt: str, sampler: SamplerSettings) -> tuple[str, float]:
@@ -84,7 +73,9 @@ def run_plain(llm: llama_cpp.Llama, prompt: str, sampler: SamplerSettings) -> tu
 def run_lrmscope(backend, store, run_id, prompt, sampler) -> tuple[str, int, float]:
     start = time.perf_counter()
     gen = Generation(backend, prompt, sampler=sampler, mode=ModeSettings())
-    ref = start_sample(store, run_id, gen, user_text=PROMPT, dataset="bench", think_opener_added=True)
+    ref = start_sample(
+        store, run_id, gen, user_text=PROMPT, dataset="bench", think_opener_added=True
+    )
     for event in record(store, ref, gen):
         final = event
     elapsed = time.perf_counter() - start

@@ -39,7 +39,7 @@ from engine_overhead import plain_llama  # noqa: E402
 
 from lrmscope.core.datasets import load_dataset  # noqa: E402
 from lrmscope.engine.backend import Message  # noqa: E402
-from lrmscope.engine.llama import LlamaBackend, LlamaSettings  # noqa: E402
+from lrmscope.engine.llama import LlamaBackend, LlamaSettings, llama_class_repacking  # noqa: E402
 from lrmscope.engine.models import embedded_model_path  # noqa: E402
 from lrmscope.engine.prompt import with_think_opener  # noqa: E402
 
@@ -52,8 +52,14 @@ def naive(llm, prompts: list[str], samples: int, tokens: int, seed: int) -> tupl
     for prompt in prompts:
         for k in range(samples):
             out = llm.create_completion(
-                prompt, max_tokens=tokens, temperature=TEMPERATURE, top_p=TOP_P, top_k=0,
-                min_p=0.0, repeat_penalty=1.0, seed=seed + k,
+                prompt,
+                max_tokens=tokens,
+                temperature=TEMPERATURE,
+                top_p=TOP_P,
+                top_k=0,
+                min_p=0.0,
+                repeat_penalty=1.0,
+                seed=seed + k,
             )
             generated += out["usage"]["completion_tokens"]
     return generated, time.perf_counter() - start
@@ -89,10 +95,29 @@ def ceiling(path: Path, sequences: int, tokens: int, prompt: int = 48) -> float:
 
 def lrmscope_eval(args, parallel: int, db: Path, seed: int) -> tuple[int, float]:
     command = [
-        sys.executable, "-m", "lrmscope", "eval", "--dataset", "demo", "--limit",
-        str(args.prompts), "--samples", str(args.samples), "--max-tokens", str(args.tokens),
-        "--temperature", str(TEMPERATURE), "--top-p", str(TOP_P), "--parallel", str(parallel),
-        "--seed", str(seed), "--new-run", "--db", str(db),
+        sys.executable,
+        "-m",
+        "lrmscope",
+        "eval",
+        "--dataset",
+        "demo",
+        "--limit",
+        str(args.prompts),
+        "--samples",
+        str(args.samples),
+        "--max-tokens",
+        str(args.tokens),
+        "--temperature",
+        str(TEMPERATURE),
+        "--top-p",
+        str(TOP_P),
+        "--parallel",
+        str(parallel),
+        "--seed",
+        str(seed),
+        "--new-run",
+        "--db",
+        str(db),
     ]
     if args.model:
         command += ["--model", str(args.model)]
@@ -127,30 +152,42 @@ def main() -> None:
     prompts = [with_think_opener(backend.render([Message("user", r.text)]))[0] for r in rows]
     settings = backend.settings
     tuned = plain_llama(path, settings, backend.n_ctx)
-    plain = llama_cpp.Llama(
-        str(path), n_ctx=backend.n_ctx, n_threads=settings.threads,
-        n_threads_batch=settings.threads, verbose=False,
-    )
+    # The library's defaults but AMX repacking, which crashes (docs/study.md "Machines").
+    with llama_class_repacking(settings.extra_bufts):
+        plain = llama_cpp.Llama(
+            str(path),
+            n_ctx=backend.n_ctx,
+            n_threads=settings.threads,
+            n_threads_batch=settings.threads,
+            verbose=False,
+        )
     backend.close()
     for llm in (tuned, plain):
         naive(llm, prompts[:1], 1, 16, 0)  # warm-up
     rates: dict[str, list[float]] = {
-        "naive": [], "naive, tuned": [], "parallel 1": [], f"parallel {args.parallel}": []
+        "naive": [],
+        "naive, tuned": [],
+        "parallel 1": [],
+        f"parallel {args.parallel}": [],
     }
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "bench.sqlite"
+        parallel = args.parallel
+        runs = (  # each takes the round's seed
+            ("naive", lambda seed: naive(plain, prompts, args.samples, args.tokens, seed)),
+            ("naive, tuned", lambda seed: naive(tuned, prompts, args.samples, args.tokens, seed)),
+            ("parallel 1", lambda seed: lrmscope_eval(args, 1, db, seed)),
+            (f"parallel {parallel}", lambda seed: lrmscope_eval(args, parallel, db, seed)),
+        )
         for round_ in range(args.rounds):
-            seed = 1000 * round_
-            for name, run in (
-                ("naive", lambda: naive(plain, prompts, args.samples, args.tokens, seed)),
-                ("naive, tuned", lambda: naive(tuned, prompts, args.samples, args.tokens, seed)),
-                ("parallel 1", lambda: lrmscope_eval(args, 1, db, seed)),
-                (f"parallel {args.parallel}", lambda: lrmscope_eval(args, args.parallel, db, seed)),
-            ):
-                generated, seconds = run()
+            for name, run in runs:
+                generated, seconds = run(1000 * round_)
                 rates[name].append(generated / seconds)
-                print(f"round {round_ + 1} {name:>12}: {generated:5d} tokens in {seconds:6.2f} s"
-                      f" = {generated / seconds:6.1f} tok/s", flush=True)
+                print(
+                    f"round {round_ + 1} {name:>12}: {generated:5d} tokens in {seconds:6.2f} s"
+                    f" = {generated / seconds:6.1f} tok/s",
+                    flush=True,
+                )
     base = statistics.median(rates["naive"])
     strict = statistics.median(rates["naive, tuned"])
     shapes = (1, args.samples, args.samples * args.parallel)
@@ -161,11 +198,15 @@ def main() -> None:
     )
     for name, values in rates.items():
         rate = statistics.median(values)
-        print(f"{name:>12}: {rate:6.1f} tok/s  ratio {rate / base:.2f}x "
-              f"(against naive, tuned: {rate / strict:.2f}x)")
+        print(
+            f"{name:>12}: {rate:6.1f} tok/s  ratio {rate / base:.2f}x "
+            f"(against naive, tuned: {rate / strict:.2f}x)"
+        )
     for sequences, rate in bare.items():
-        print(f"bare llama_decode, {sequences:2d} sequences: {rate:6.1f} tok/s  "
-              f"ratio {rate / base:.2f}x (against naive, tuned: {rate / strict:.2f}x)")
+        print(
+            f"bare llama_decode, {sequences:2d} sequences: {rate:6.1f} tok/s  "
+            f"ratio {rate / base:.2f}x (against naive, tuned: {rate / strict:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -35,11 +35,31 @@ CONCURRENCY = (1, 4, 16)
 def one_eval(db: Path, urls: list[str], concurrency: int, args) -> float:
     """Samples per second of one new eval run."""
     command = [
-        sys.executable, "-m", "lrmscope", "eval", "--dataset", "demo", "--limit",
-        str(args.prompts), "--modes", "default,zerothink", "--samples", str(args.samples),
-        "--max-tokens", str(args.tokens), "--judge", "none", "--new-run", "--db", str(db),
-        "--concurrency", str(concurrency), "--served-model", ALIAS,
-        "--template-from", str(embedded_model_path()),
+        sys.executable,
+        "-m",
+        "lrmscope",
+        "eval",
+        "--dataset",
+        "demo",
+        "--limit",
+        str(args.prompts),
+        "--modes",
+        "default,zerothink",
+        "--samples",
+        str(args.samples),
+        "--max-tokens",
+        str(args.tokens),
+        "--judge",
+        "none",
+        "--new-run",
+        "--db",
+        str(db),
+        "--concurrency",
+        str(concurrency),
+        "--served-model",
+        ALIAS,
+        "--template-from",
+        str(embedded_model_path()),
     ]
     for url in urls:
         command += ["--endpoint", url]
@@ -82,13 +102,17 @@ def main() -> None:
             for server in servers:
                 server.stop()
     work = args.prompts * 2 * args.samples
-    print(f"{work} samples per run, {args.tokens} tokens max, 2 servers; load average "
-          f"{os.getloadavg()[0]:.2f}")
+    print(
+        f"{work} samples per run, {args.tokens} tokens max, 2 servers; load average "
+        f"{os.getloadavg()[0]:.2f}"
+    )
     base = statistics.median(results[1])
     for concurrency in CONCURRENCY:
         median = statistics.median(results[concurrency])
-        print(f"concurrency {concurrency:>2}: {median:6.2f} samples/s  ({median / base:.2f}x)  "
-              f"rounds: {', '.join(f'{r:.2f}' for r in results[concurrency])}")
+        print(
+            f"concurrency {concurrency:>2}: {median:6.2f} samples/s  ({median / base:.2f}x)  "
+            f"rounds: {', '.join(f'{r:.2f}' for r in results[concurrency])}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ real app headless (App.run_test) and measures, median of --rounds:
   filter: a new filter applied until its rows are shown, for several filters (goal < 0.5 s),
   and until the count of matching samples is shown too (a worker thread counts them);
   open: enter on a sample, until its detail is shown, for the first 5 samples (goal < 0.2 s);
+  metrics screen: m on the samples, until the metrics table shows its rows (its SQL is the
+  command's; goal < 0.5 s), and `lrmscope metrics DB`, the command in a process of its own;
   memory: the tracemalloc peak of a whole session (open, filters, a sample; a separate pass,
   since tracing slows everything), to show it does not grow with the sample count.
 Each time is also given as a ratio to the baseline, a plain `SELECT count(*) FROM samples` over
@@ -24,6 +26,7 @@ import asyncio
 import random
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,14 +37,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from textual import events  # noqa: E402
+from textual.widgets import DataTable  # noqa: E402
 
 from lrmscope.core.review import ReviewDB  # noqa: E402
 from lrmscope.store import Store  # noqa: E402
 from lrmscope.store.db import now  # noqa: E402
 from lrmscope.store.schema import SCHEMA_VERSION  # noqa: E402
-from lrmscope.tui.review import ReviewApp  # noqa: E402
-from lrmscope.tui.review_sample import DetailScreen  # noqa: E402
-from lrmscope.tui.review_screens import RunsScreen, SamplesScreen  # noqa: E402
+from lrmscope.tui.review.app import ReviewApp  # noqa: E402
+from lrmscope.tui.review.metrics import MetricsScreen  # noqa: E402
+from lrmscope.tui.review.sample import DetailScreen  # noqa: E402
+from lrmscope.tui.review.screens import RunsScreen, SamplesScreen  # noqa: E402
 
 MODES = ("default", "zerothink", "lessthink", "morethink")
 K = 5
@@ -77,8 +82,14 @@ def build(path: Path, samples: int) -> None:
     store = Store(path)
     conn = store.conn
     prompts = samples // (len(MODES) * K)
-    run = store.start_run("eval", model_path="/models/DeepSeek-R1-Distill-Llama-8B.Q4_K_M.gguf",
-                          mode=",".join(MODES), dataset="synthetic", k=K, title="scale bench")
+    run = store.start_run(
+        "eval",
+        model_path="/models/DeepSeek-R1-Distill-Llama-8B.Q4_K_M.gguf",
+        mode=",".join(MODES),
+        dataset="synthetic",
+        k=K,
+        title="scale bench",
+    )
     started = now()
 
     def cut(low: int, high: int) -> str:
@@ -94,10 +105,24 @@ def build(path: Path, samples: int) -> None:
                         thought += f" Maybe {RARE} is what they mean."
                     answer = cut(500, 2000)
                     raw = f"{thought}\n</think>\n\n{answer}"
-                    yield (run, p + 1, k, mode, '{"temperature": 0.6, "top_p": 0.95}',
-                           rng.randrange(1 << 32), raw, thought, answer,
-                           len(thought) // 4, len(answer) // 4, "eos",
-                           round(rng.uniform(1, 60), 2), "done", started, started)
+                    yield (
+                        run,
+                        p + 1,
+                        k,
+                        mode,
+                        '{"temperature": 0.6, "top_p": 0.95}',
+                        rng.randrange(1 << 32),
+                        raw,
+                        thought,
+                        answer,
+                        len(thought) // 4,
+                        len(answer) // 4,
+                        "eos",
+                        round(rng.uniform(1, 60), 2),
+                        "done",
+                        started,
+                        started,
+                    )
 
     def judgement_rows():
         for sample in range(1, prompts * len(MODES) * K + 1):
@@ -108,10 +133,26 @@ def build(path: Path, samples: int) -> None:
             yield (sample, "think", "rs-match", "safechain-1", think, None, None, "")
             yield (sample, "answer", "rs-match", "safechain-1", answer, None, None, "")
             yield (sample, "full", "rs-match", "safechain-1", full, None, None, "")
-            yield (sample, "full", "llama-guard", "3-8b", guard, rng.random(),
-                   '["S2"]' if guard == "unsafe" else "[]", f"{guard}\nS2")
-            yield (sample, "answer", "harmbench", "13b", answer if rng.random() < 0.8 else
-                   "safe", None, None, "Yes" if answer == "unsafe" else "No")
+            yield (
+                sample,
+                "full",
+                "llama-guard",
+                "3-8b",
+                guard,
+                rng.random(),
+                '["S2"]' if guard == "unsafe" else "[]",
+                f"{guard}\nS2",
+            )
+            yield (
+                sample,
+                "answer",
+                "harmbench",
+                "13b",
+                answer if rng.random() < 0.8 else "safe",
+                None,
+                None,
+                "Yes" if answer == "unsafe" else "No",
+            )
             if rng.random() < 0.01:
                 yield (sample, "full", "human", "", full, None, None, None)
 
@@ -133,7 +174,7 @@ def build(path: Path, samples: int) -> None:
             (row + (started,) for row in judgement_rows()),
         )
         conn.executemany(
-            "INSERT INTO flags (sample_id, part, start, \"end\", judge, label, created_at)"
+            'INSERT INTO flags (sample_id, part, start, "end", judge, label, created_at)'
             " VALUES (?, 'think', 0, 40, 'llama-guard', 'unsafe', ?)",
             ((sample, started) for sample in range(1, samples + 1, 10)),
         )
@@ -188,8 +229,9 @@ async def session(path: Path) -> dict[str, float]:
         await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs)
         start = time.perf_counter()
         app.post_message(events.Key("enter", "\r"))
-        await until(pilot, lambda: isinstance(app.screen, SamplesScreen)
-                    and app.screen.table.row_count)
+        await until(
+            pilot, lambda: isinstance(app.screen, SamplesScreen) and app.screen.table.row_count
+        )
         await painted(pilot)
         times["first paint"] = time.perf_counter() - start
         screen = app.screen
@@ -211,16 +253,44 @@ async def session(path: Path) -> dict[str, float]:
             await pilot.pause()
             start = time.perf_counter()
             app.post_message(events.Key("enter", "\r"))
-            await until(pilot, lambda: isinstance(app.screen, DetailScreen)
-                        and app.screen.query_one("#body").content)
+            await until(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, DetailScreen) and app.screen.query_one("#body").content
+                ),
+            )
             await painted(pilot)
             opened.append(time.perf_counter() - start)
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is screen)
         times["open a sample (median of 5)"] = statistics.median(opened)
         times["  the slowest of the 5"] = max(opened)
+        start = time.perf_counter()
+        app.post_message(events.Key("m", "m"))
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, MetricsScreen)
+                and app.screen.query_one("#metrics", DataTable).row_count
+            ),
+        )
+        await painted(pilot)
+        times["metrics screen"] = time.perf_counter() - start
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
     db.close()
     return times
+
+
+def metrics_command(path: Path) -> float:
+    """Seconds of `lrmscope metrics PATH` in a process of its own (startup and table included)."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "lrmscope", "metrics", str(path)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
 
 
 def memory(path: Path) -> float:
@@ -234,8 +304,11 @@ def memory(path: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", default="10000,100000",
-                        help="sample counts, comma-separated (default 10000,100000)")
+    parser.add_argument(
+        "--samples",
+        default="10000,100000",
+        help="sample counts, comma-separated (default 10000,100000)",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     goals = {"first paint": 1.0, "open a sample (median of 5)": 0.2}
@@ -246,14 +319,20 @@ def main() -> None:
         for _ in range(args.rounds):
             bases.append(baseline(path))
             rounds.append(asyncio.run(session(path)))
+            rounds[-1]["lrmscope metrics DB (a process)"] = metrics_command(path)
         base = statistics.median(bases)
-        print(f"\n{samples:,} samples · baseline SELECT count(*): {base * 1000:.1f} ms "
-              f"(median of {args.rounds})")
+        print(
+            f"\n{samples:,} samples · baseline SELECT count(*): {base * 1000:.1f} ms "
+            f"(median of {args.rounds})"
+        )
         for step in rounds[0]:
             value = statistics.median(r[step] for r in rounds)
             goal = None if step.startswith(" ") else goals.get(step, 0.5)  # an aside: no goal
-            verdict = "" if goal is None else \
-                f"  (goal < {goal * 1000:.0f} ms: {'ok' if value < goal else 'OVER'})"
+            verdict = (
+                ""
+                if goal is None
+                else f"  (goal < {goal * 1000:.0f} ms: {'ok' if value < goal else 'OVER'})"
+            )
             print(f"  {step:<48} {value * 1000:8.1f} ms  {value / base:8.1f}x baseline{verdict}")
         print(f"  {'memory: tracemalloc peak of a session':<48} {memory(path):8.1f} MB")
 

@@ -33,14 +33,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lrmscope.engine.scripted import ScriptedBackend  # noqa: E402
-from lrmscope.engine.settings import ModeSettings, SamplerSettings  # noqa: E402
-from lrmscope.store import Store  # noqa: E402
 from textual import events  # noqa: E402
 
 from lrmscope.engine.events import Event  # noqa: E402
-from lrmscope.tui.chat import ChatApp, ChatSession, TurnView  # noqa: E402
-
+from lrmscope.engine.scripted import ScriptedBackend  # noqa: E402
+from lrmscope.engine.settings import ModeSettings, SamplerSettings  # noqa: E402
+from lrmscope.store import Store  # noqa: E402
+from lrmscope.tui.chat.app import ChatApp, ChatSession  # noqa: E402
+from lrmscope.tui.widgets.turn import TurnView  # noqa: E402
 
 
 class TimedChat(ChatApp):
@@ -148,8 +148,11 @@ def main() -> None:
         rates.append(rate)
         flat_keys.extend(keys)
         growths.append(growth)
-        print(f"run {number}: {rate:,.0f} tokens/s, {len(keys)} key presses "
-              f"(max {max(keys, default=0) * 1000:.1f} ms), growth {growth:.2f}", flush=True)
+        print(
+            f"run {number}: {rate:,.0f} tokens/s, {len(keys)} key presses "
+            f"(max {max(keys, default=0) * 1000:.1f} ms), growth {growth:.2f}",
+            flush=True,
+        )
     paced_rate, paced_keys, _ = asyncio.run(run(args.tokens, args.paced_rate))
     print(
         f"(a) tokens/s rendered, median of {args.runs} streams of {args.tokens:,} tokens: "

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 
+# How engine-written text (prefills, rethinks, forced closes) is marked, in terminal and TUI.
+INJECTED_STYLE = "bold black on yellow"
+
 # C0 and C1 controls (but newline and tab), DEL, and the bidirectional marks, embeddings,
 # overrides and isolates that can make a line read differently from what it holds.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")

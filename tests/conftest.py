@@ -1,6 +1,14 @@
 import pytest
 
 from lrmscope.engine.models import embedded_model_path
+from tests.support.no_llama import hide_llama, only_unit_tests
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`pytest tests/unit` alone runs as if llama-cpp-python were not installed: the fast loop
+    needs no llama.cpp, and a unit test that does fails (tests/support/no_llama.py)."""
+    if only_unit_tests(config.invocation_params.dir, config.args):
+        hide_llama()
 
 
 @pytest.fixture(scope="session")

@@ -13,16 +13,28 @@ from lrmscope import __version__
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import db as store_db
 
-# The commands, in the order `lrmscope --help` lists them: modules of lrmscope/cli/commands/, each with
-# `register(commands)`, which adds its parser and sets its function.
+# The commands, in the order `lrmscope --help` lists them: modules of lrmscope/cli/commands/,
+# each with `register(commands)`, which adds its parser and sets its function.
 COMMANDS = (
-    "chat", "compare", "generate", "eval", "judge", "metrics", "export", "review", "models",
+    "chat",
+    "compare",
+    "generate",
+    "eval",
+    "judge",
+    "metrics",
+    "export",
+    "review",
+    "models",
     "doctor",
 )
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line on stderr, exit code 2."""
+    """Usage errors as one line on stderr, exit code 2. No abbreviated options: argparse would
+    take `--api` as `--api-key` without a word."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)

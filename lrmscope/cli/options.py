@@ -1,24 +1,19 @@
-"""Argument types, option groups and small helpers shared by the commands of the command line."""
+"""Argument types and the option groups the commands share, and the settings made from them:
+the sampling and thinking options are built from the fields of engine/settings.py, which declare
+their own flags."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
-from importlib import metadata
+import types
+import typing
+from dataclasses import fields
 from pathlib import Path
 
-from rich.text import Text
-
-from lrmscope import __version__
+from lrmscope.engine.settings import ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
 
-# Commands that decode several sequences together (eval, compare): the room for the prompt and
-# the injected strings in each sequence's context, on top of max_tokens, and the most sequences
-# one llama.cpp context holds.
-PROMPT_ROOM = 2048
-MAX_SEQUENCES = 256
 MAX_INT = 2**63 - 1  # the largest whole number SQLite stores (run ids, seeds, counts)
 
 
@@ -84,8 +79,9 @@ def seconds(text: str) -> float:
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", metavar="PATH", help="SQLite database (default: lrmscope.sqlite in the user data "
-        "directory)"
+        "--db",
+        metavar="PATH",
+        help="SQLite database (default: lrmscope.sqlite in the user data directory)",
     )
 
 
@@ -148,20 +144,6 @@ def add_live_judge_options(parser: argparse.ArgumentParser, finished: str) -> No
     parser.add_argument("--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N")
 
 
-def live_judges(specs: list[str], device: str | None) -> tuple[tuple, list[str]]:
-    """Judges for a live view; one that fails to load becomes a notice and the view goes on."""
-    from lrmscope.engine.judges import build_judge
-    from lrmscope.engine.judges.registry import JudgeOptions
-
-    judges, notices = [], []
-    for spec in specs:
-        try:
-            judges.append(build_judge(spec, JudgeOptions(device=device)))
-        except LrmscopeError as exc:
-            notices.append(f"judge {spec.partition('=')[0]} failed to load: {exc}")
-    return tuple(judges), notices
-
-
 # The largest grammar or chat template read: real ones are a few KiB; a bigger file is the wrong
 # one.
 MAX_TEXT_FILE = 16 << 20
@@ -204,11 +186,6 @@ def checked_db_path(value: str | None) -> Path:
     return Store.preflight(path)
 
 
-def say(console, message: str) -> None:
-    """A status line: never parsed as markup (it may hold paths), never wrapped."""
-    console.print(message, markup=False, highlight=False, soft_wrap=True)
-
-
 def existing_db(value: str):
     """An lrmscope database that must already exist (for commands that read saved runs)."""
     from lrmscope.store import Store
@@ -233,8 +210,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--threads", type=positive_int, metavar="N", help="CPU threads (default: cores, max 8)"
     )
     group.add_argument(
-        "--ctx", type=positive_int, metavar="N", help="context size in tokens (default: the "
-        "model's, at most 16384)"
+        "--ctx",
+        type=positive_int,
+        metavar="N",
+        help="context size in tokens (default: the model's, at most 16384)",
     )
     group.add_argument(
         "--extra-bufts",
@@ -255,28 +234,39 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     served.add_argument("--served-model", metavar="NAME", help="the model name the server serves")
     template = served.add_mutually_exclusive_group()
     template.add_argument(
-        "--tokenizer", metavar="DIR", help="the model's local tokenizer folder: chat template "
-        "and token counts"
+        "--tokenizer",
+        metavar="DIR",
+        help="the model's local tokenizer folder: chat template and token counts",
     )
     template.add_argument(
-        "--template-from", metavar="GGUF", help="take the chat template and tokenizer from a "
-        "GGUF of the model (its weights are not loaded)"
+        "--template-from",
+        metavar="GGUF",
+        help="take the chat template and tokenizer from a "
+        "GGUF of the model (its weights are not loaded)",
     )
     template.add_argument(
-        "--chat-template", metavar="FILE", help="a Jinja chat template (tokens are then counted "
-        "by the server)"
+        "--chat-template",
+        metavar="FILE",
+        help="a Jinja chat template (tokens are then counted by the server)",
     )
     served.add_argument(
-        "--api-key", metavar="KEY", help="sent as a Bearer token, never saved (default: "
-        "$LRMSCOPE_API_KEY or $OPENAI_API_KEY)"
+        "--api-key",
+        metavar="KEY",
+        help="sent as a Bearer token, never saved (default: $LRMSCOPE_API_KEY or $OPENAI_API_KEY)",
     )
     served.add_argument(
-        "--request-timeout", type=number, default=600.0, metavar="SECONDS",
+        "--request-timeout",
+        type=number,
+        default=600.0,
+        metavar="SECONDS",
         help="the longest wait for the server's answer or the next piece of a stream (default "
         "600; connecting waits at most 10)",
     )
     served.add_argument(
-        "--retries", type=positive_int, default=4, metavar="N",
+        "--retries",
+        type=positive_int,
+        default=4,
+        metavar="N",
         help="retries of a request that failed before any text arrived (connection errors, "
         "timeouts, 429, 5xx), with a backoff from 0.5 s doubling (default 4)",
     )
@@ -286,244 +276,86 @@ def add_generation_options(parser: argparse.ArgumentParser, *, mode: bool = True
     """Sampling and thinking options; `mode` adds --mode (a command with several modes sets
     the `mode` default itself)."""
     if mode:
-        parser.add_argument(
-            "--mode",
-            default="default",
-            help="default, zerothink, lessthink or morethink (default: default)",
-        )
+        add_settings_options(parser, ModeSettings, {"mode"})
     sampling = parser.add_argument_group("sampling (every value is stored with the sample)")
-    given = {"action": Given}
-    sampling.add_argument("--temperature", type=number, default=0.6, help="(default 0.6)", **given)
-    sampling.add_argument("--top-p", type=number, default=0.95, help="(default 0.95)", **given)
-    sampling.add_argument("--top-k", type=positive_int, default=0, help="0 = off (default)", **given)
-    sampling.add_argument("--min-p", type=number, default=0.0, help="(default 0)", **given)
+    add_settings_options(sampling, SamplerSettings)
     sampling.add_argument(
-        "--repeat-penalty", type=number, default=1.0, help="(default 1)", **given
+        "--greedy",
+        action=Given,
+        nargs=0,
+        const=True,
+        default=False,
+        help="temperature 0, the study's greedy setting",
     )
-    sampling.add_argument(
-        "--max-tokens", type=positive_int, default=16000, help="(default 16000)", **given
-    )
-    sampling.add_argument("--seed", type=positive_int, default=0, help="(default 0)")
-    sampling.add_argument(
-        "--greedy", nargs=0, const=True, default=False,
-        help="temperature 0, the study's greedy setting", **given,
-    )
-    thinking = parser.add_argument_group("thinking")
-    thinking.add_argument(
-        "--think-budget", type=positive_int, default=10000,
-        help="MoreThink budget (default 10000)", **given,
-    )
-    thinking.add_argument(
-        "--enforce-num", type=positive_int, default=10, help="MoreThink rounds (default 10)",
-        **given,
-    )
-    thinking.add_argument(
-        "--rethink",
-        action="append",
-        type=text_arg,
-        metavar="TEXT",
-        help="a MoreThink rethink string, repeatable (default: 'Wait' and 'Let me think again')",
-    )
-    thinking.add_argument(
-        "--max-think",
-        type=positive_int,
-        metavar="N",
-        help="s1-style cap: force the thought closed after N tokens, in any mode",
-    )
-    thinking.add_argument(
-        "--answer-budget",
-        **given,
-        default="study",
-        metavar="study|rest",
-        help="MoreThink's answer: study = max-tokens minus think-budget, stopping at </think>, as "
-        "the study's code (default); rest = what max-tokens leaves",
-    )
-    thinking.add_argument(
-        "--think-opener",
-        **given,
-        default="always",
-        metavar="always|template",
-        help="add <think>\\n to the prompt: always when the template did not (default, "
-        "DeepSeek's advice), or template = only for zerothink and lessthink, as the study's code",
-    )
-    thinking.add_argument(
-        "--think-grammar",
-        metavar="FILE",
-        help="a GBNF grammar constraining the model while its thought is open (with "
-        "--endpoint: llama-server and llama-cpp-python's server read it)",
-    )
+    thinking = {item.name for item in fields(ModeSettings)} - {"mode"}
+    add_settings_options(parser.add_argument_group("thinking"), ModeSettings, thinking)
 
 
-def generation_settings(args: argparse.Namespace):
-    from lrmscope.engine.settings import (
-        RETHINK_STRINGS,
-        Mode,
-        ModeSettings,
-        SamplerSettings,
-    )
+# What --greedy sets, over the sampling options.
+GREEDY = {"temperature": 0.0, "top_p": 1.0}
 
-    mode = ModeSettings(
-        Mode.parse(args.mode),
-        think_budget=args.think_budget,
-        enforce_num=args.enforce_num,
-        rethink_strings=tuple(args.rethink or RETHINK_STRINGS),
-        max_think=args.max_think,
-        think_grammar=(
-            read_text_file(args.think_grammar, "grammar", "--think-grammar")
-            if args.think_grammar
-            else None
-        ),
-        answer_budget=args.answer_budget,
-        think_opener=args.think_opener,
-    )
-    sampler = SamplerSettings(
-        temperature=0.0 if args.greedy else args.temperature,
-        top_p=1.0 if args.greedy else args.top_p,
-        top_k=args.top_k,
-        min_p=args.min_p,
-        repeat_penalty=args.repeat_penalty,
-        max_tokens=args.max_tokens,
-        seed=args.seed,
-    )
+
+def generation_settings(args: argparse.Namespace) -> tuple[ModeSettings, SamplerSettings]:
+    mode = settings_from_args(ModeSettings, args)
+    sampler = settings_from_args(SamplerSettings, args, **(GREEDY if args.greedy else {}))
     return mode, sampler
 
 
-def llama_settings(args: argparse.Namespace, **more):
-    """LlamaSettings from the model options, plus `more` (n_seq, default_ctx)."""
-    from lrmscope.engine.llama import LlamaSettings
-
-    return LlamaSettings(
-        gpu_layers=args.gpu_layers,
-        cpu=args.cpu,
-        threads=args.threads,
-        n_ctx=args.ctx,
-        extra_bufts=args.extra_bufts,
-        verbose=args.debug,
-        **more,
-    )
+# The argparse type of a settings field's option, by the field's type (other fields take the
+# text as given, and the settings check it).
+OPTION_TYPES: dict[object, typing.Callable[[str], object]] = {float: number, int: positive_int}
 
 
-def versions() -> dict:
-    found = {"python": platform.python_version(), "lrmscope": __version__}
-    for dist in ("llama-cpp-python", "sqlite-utils", "textual"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = None
-    return found
+def _value_type(hint: object) -> object:
+    """A field's type without `| None` and without its parameters: float, int, tuple, Literal."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return typing.get_origin(hint) or hint
 
 
-def remote_backends(args: argparse.Namespace, count: int) -> list:
-    """`count` backends over the --endpoint servers, round-robin, each endpoint checked once."""
-    from lrmscope.engine.models import check_gguf
-    from lrmscope.engine.remote import (
-        API_KEY_ENVS,
-        PromptFormat,
-        RemoteBackend,
-        RemoteSettings,
-        format_from_gguf,
-        format_from_tokenizer,
-    )
-
-    if args.model:
-        raise LrmscopeError(
-            "--model loads a local model and --endpoint uses a server: pass one (for the "
-            "server's template from a GGUF: --template-from MODEL.gguf)"
-        )
-    api_key = args.api_key or next(
-        (os.environ[name] for name in API_KEY_ENVS if os.environ.get(name)), None
-    )
-    settings = RemoteSettings(
-        tuple(args.endpoint), args.served_model or "", api_key=api_key,
-        read_timeout_s=args.request_timeout, retries=args.retries,
-    )
-    if args.tokenizer:
-        prompt_format = format_from_tokenizer(args.tokenizer)
-    elif args.template_from:
-        path = check_gguf(args.template_from, "the --template-from path")
-        prompt_format = format_from_gguf(path)
-    elif args.chat_template:
-        template = read_text_file(args.chat_template, "chat template", "--chat-template")
-        prompt_format = PromptFormat(template, f"file:{Path(args.chat_template).expanduser()}")
-    else:
-        raise LrmscopeError(
-            "--endpoint needs the model's chat template, rendered here: --tokenizer DIR, "
-            "--template-from MODEL.gguf or --chat-template FILE"
-        )
-    backends = [
-        RemoteBackend(settings, settings.endpoints[i % len(settings.endpoints)], prompt_format)
-        for i in range(max(count, len(settings.endpoints)))
-    ]
-    for backend in backends[: len(settings.endpoints)]:
-        backend.check()
-    for unused in backends[count:]:
-        unused.close()
-    return backends[:count]
+def add_settings_options(parser, settings: type, names: set[str] | None = None) -> None:
+    """An option for each field of the dataclass `settings` (or of its fields in `names`) that
+    declares one (engine/settings.py `option`), in field order, stored under the field's name: a
+    tuple field's option is repeatable, any other notes that the user gave it (`Given`)."""
+    hints = typing.get_type_hints(settings)
+    for item in fields(settings):
+        meta = item.metadata
+        if "flag" not in meta or (names is not None and item.name not in names):
+            continue
+        declared = {"dest": item.name, "help": meta["help"]}
+        if "metavar" in meta:
+            declared["metavar"] = meta["metavar"]
+        kind = _value_type(hints[item.name])
+        if kind is tuple:
+            parser.add_argument(meta["flag"], action="append", type=text_arg, **declared)
+        else:
+            parser.add_argument(
+                meta["flag"],
+                action=Given,
+                type=OPTION_TYPES.get(kind),
+                default=item.default,
+                **declared,
+            )
 
 
-def load_backend(args: argparse.Namespace, mode, console, **more):
-    """The model of --model (or the embedded one) in llama.cpp, with its grammar checked; with
-    --endpoint, the served model instead."""
-    from lrmscope.engine.llama import LlamaBackend
-    from lrmscope.engine.models import check_gguf, embedded_model_path
-
-    if args.endpoint:
-        return remote_backends(args, 1)[0]
-    served_only = [
-        option for option, value in (
-            ("--served-model", args.served_model), ("--tokenizer", args.tokenizer),
-            ("--template-from", args.template_from), ("--chat-template", args.chat_template),
-            ("--api-key", args.api_key),
-        ) if value
-    ]
-    if served_only:
-        raise LrmscopeError(
-            f"{served_only[0]} is for a served model: add --endpoint URL, or leave it out to run "
-            "the model locally"
-        )
-    settings = llama_settings(args, **more)
-    model_path = check_gguf(args.model) if args.model else embedded_model_path()
-    with console.status(Text(f"loading {model_path.name}…")):
-        backend = LlamaBackend(model_path, settings)
-    if mode.think_grammar is not None:
-        backend.check_grammar(mode.think_grammar)
-    return backend
+Settings = typing.TypeVar("Settings")
 
 
-def start_run(store, kind: str, backend, sampler, mode_settings, **fields) -> int:
-    """A run row with everything needed to repeat it: model, backend, every setting, versions;
-    `fields` adds columns or overrides these."""
-    row = {
-        "model_path": str(backend.path),
-        "model_fingerprint": backend.model_fingerprint,
-        "model_meta": backend.model_meta(),
-        "backend": backend.name,
-        "backend_info": backend.info(),
-        "sampler": sampler.as_dict(),
-        "mode": mode_settings.mode.value,
-        "mode_params": mode_settings.as_dict(),
-        "seed": sampler.seed,
-        "versions": versions(),
-    }
-    return store.start_run(kind, **{**row, **fields})
-
-
-def progress_columns():
-    """The progress bar of long commands: what, bar, done/total, rate, elapsed, ETA."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
+def settings_from_args(
+    settings: type[Settings], args: argparse.Namespace, **values: object
+) -> Settings:
+    """`settings` from the options `add_settings_options` made, read in field order, with
+    `values` over them. An option left out keeps the field's default; a `file` option's value is
+    the text of its file."""
+    chosen = {}
+    for item in fields(settings):
+        meta = item.metadata
+        if "flag" not in meta or item.name in values:
+            continue
+        value = getattr(args, item.name)
+        if "file" in meta:
+            value = read_text_file(value, meta["file"], meta["flag"]) if value else None
+        if value is None:
+            continue
+        chosen[item.name] = meta["parse"](value) if "parse" in meta else value
+    return settings(**chosen, **values)

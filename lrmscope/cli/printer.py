@@ -1,4 +1,5 @@
-"""Printing a streaming trace to a terminal with Rich (the `generate` command's output).
+"""What the commands print with Rich: a streaming trace (the `generate` command's output), status
+lines and the progress bar of long commands.
 
 Model text is untrusted: it is printed as plain `Text` (never parsed as markup) after control
 characters, which could drive the terminal (ANSI/OSC escapes, title and hyperlink sequences), are
@@ -11,10 +12,9 @@ from rich.console import Console
 from rich.text import Text
 
 from lrmscope.engine.events import AnswerDelta, Event, Finished, Injected, ThinkDelta
-from lrmscope.text import visible
+from lrmscope.text import INJECTED_STYLE, visible
 
 THOUGHT_STYLE = "dim"
-INJECTED_STYLE = "bold black on yellow"
 
 
 class TracePrinter:
@@ -59,3 +59,29 @@ class TracePrinter:
                 ),
                 soft_wrap=True,
             )
+
+
+def say(console: Console, message: str) -> None:
+    """A status line: never parsed as markup (it may hold paths), never wrapped."""
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def progress_columns() -> tuple:
+    """The progress bar of long commands: what, bar, done/total, rate, elapsed, ETA."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )

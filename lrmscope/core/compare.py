@@ -3,7 +3,8 @@
 Each (mode, k) is a column with a seed of its own, derived from the run's seed as eval derives
 its samples' seeds (`evaluation.sample_seed`), so a column is repeatable from the run's seed. The
 columns decode together through one `BatchDecoder`, one sequence each: they share one evaluation
-of the prompt. The screen is lrmscope/tui/compare.py; the command is lrmscope/cli/commands/compare.py.
+of the prompt. The screen is lrmscope/tui/compare/; the command is
+lrmscope/cli/commands/compare.py.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from lrmscope.core.datasets import prompt_key
+from lrmscope.core.eval import check_plan, sample_seed
 from lrmscope.engine.backend import Backend
 from lrmscope.engine.generation import Generation
 from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import MAX_SEED, Mode, ModeSettings, SamplerSettings
-from lrmscope.core.eval import check_plan, sample_seed
 
 # The dataset a compare run's prompts are saved under.
 DATASET = "compare"

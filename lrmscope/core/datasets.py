@@ -74,7 +74,6 @@ class Dataset:
     blanks: int  # rows skipped because their prompt was empty or only whitespace
 
 
-
 def load_dataset(
     spec: str,
     *,
@@ -318,10 +317,14 @@ def _tabular(
                 f"column (columns: {_names(found)}); name the prompt column with --column"
             )
         used.add(field)
-        raws.append((
-            row[field], kind if typed else row.get("category"), row.get("source"),
-            told or (_type_kind(kind) if typed else None),
-        ))
+        raws.append(
+            (
+                row[field],
+                kind if typed else row.get("category"),
+                row.get("source"),
+                told or (_type_kind(kind) if typed else None),
+            )
+        )
     if typed and data_type not in present | {"all"}:
         raise LrmscopeError(
             f"dataset {where} has no rows of data_type {data_type!r}; values present: "
@@ -330,9 +333,7 @@ def _tabular(
     return fmt, column or "+".join(sorted(used)) or "adversarial", raws
 
 
-def _jsonl(
-    text: str, where: str, column: str | None, kinds: bool = True
-) -> tuple[str, list[_Raw]]:
+def _jsonl(text: str, where: str, column: str | None, kinds: bool = True) -> tuple[str, list[_Raw]]:
     """The field used and the raw rows of a JSONL file; the first object fixes the field. With
     `kinds`, each line's kind comes from its `harmful` or `label` field."""
     field = column

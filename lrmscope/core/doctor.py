@@ -7,7 +7,6 @@ and transformers if installed, and the database's schema version (opened read-on
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +48,9 @@ def llama_build() -> Check:
         return Check("llama.cpp", "ok", f"{build}, CUDA build")
     if Path("/proc/driver/nvidia").exists():
         return Check(
-            "llama.cpp", "warn", f"{build}, CPU-only build on a machine with an NVIDIA GPU",
+            "llama.cpp",
+            "warn",
+            f"{build}, CPU-only build on a machine with an NVIDIA GPU",
             'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir '
             "llama-cpp-python",
         )
@@ -68,7 +69,9 @@ def amx() -> Check:
 
     if cpu_has_amx():
         return Check(
-            "AMX", "ok", "this CPU has AMX, whose weight repacking in llama.cpp crashes on the "
+            "AMX",
+            "ok",
+            "this CPU has AMX, whose weight repacking in llama.cpp crashes on the "
             "first decode; lrmscope turns repacking off automatically (--extra-bufts forces it on)",
         )
     return Check("AMX", "ok", "no AMX on this CPU; weight repacking stays on")
@@ -85,7 +88,9 @@ def threads() -> Check:
     )
     if load >= cores:
         return Check(
-            "threads", "warn", f"{detail}: the machine is busy, and threads competing for cores "
+            "threads",
+            "warn",
+            f"{detail}: the machine is busy, and threads competing for cores "
             "slow decoding down sharply",
             "pass --threads N with N at most the idle cores, e.g. --threads 1",
         )
@@ -101,21 +106,25 @@ def embedded_model() -> Check:
     entry = describe(path, "embedded")
     GgufVocab(path)  # llama.cpp reads its metadata and vocabulary (no weights, no decoding)
     return Check(
-        "embedded model", "ok", f"{entry.name}, {entry.size}, {entry.architecture}; llama.cpp "
-        f"reads it ({path})",
+        "embedded model",
+        "ok",
+        f"{entry.name}, {entry.size}, {entry.architecture}; llama.cpp reads it ({path})",
     )
 
 
 def torch_device() -> Check:
     if find_spec("torch") is None:
         return Check(
-            "torch", "warn", "not installed: the llama-guard and harmbench judges need it",
+            "torch",
+            "warn",
+            "not installed: the llama-guard and harmbench judges need it",
             "pip install 'lrmscope[judges]' (a plain torch install may pull a multi-GB CUDA build)",
         )
     import torch
 
     where = (
-        f"CUDA on {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
+        f"CUDA on {torch.cuda.get_device_name(0)}"
+        if torch.cuda.is_available()
         else "no CUDA device: judges run on the CPU"
     )
     return Check("torch", "ok", f"{torch.__version__}, {where}")
@@ -126,32 +135,35 @@ def transformers() -> Check:
         return Check("transformers", "ok", metadata.version("transformers"))
     except metadata.PackageNotFoundError:
         return Check(
-            "transformers", "warn", "not installed: the llama-guard and harmbench judges need it",
+            "transformers",
+            "warn",
+            "not installed: the llama-guard and harmbench judges need it",
             "pip install 'lrmscope[judges]'",
         )
 
 
 def database(path: Path) -> Check:
     from lrmscope.store import Store
+    from lrmscope.store.db import schema_version
     from lrmscope.store.schema import SCHEMA_VERSION
 
     name = f"database {path}"
     if not path.exists():
         existing = next(p for p in path.parents if p.exists())
         if not existing.is_dir() or not os.access(existing, os.W_OK):
-            return Check(name, "fail", f"cannot be created: {existing} is not a writable "
-                         "directory", "fix its permissions or choose another file with --db")
+            return Check(
+                name,
+                "fail",
+                f"cannot be created: {existing} is not a writable directory",
+                "fix its permissions or choose another file with --db",
+            )
         return Check(name, "ok", "not created yet; made on first use")
     try:
         Store.preflight(path)  # writable, SQLite, lrmscope's, not from a newer lrmscope
     except LrmscopeError as exc:
         problem, _, fix = str(exc).rpartition("; ")
         return Check(name, "fail", problem or fix, fix if problem else "")
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    finally:
-        conn.close()
+    version = schema_version(path)
     if version < SCHEMA_VERSION:
         return Check(name, "ok", f"schema v{version}, upgraded to v{SCHEMA_VERSION} on next use")
     return Check(name, "ok", f"schema v{version} (current), writable")
@@ -161,10 +173,16 @@ def run_checks(db_path: Path, *, debug: bool = False) -> list[Check]:
     """Every check, in order. A check that breaks is reported as a failure (raised with
     `debug`)."""
     checks: list[tuple[str, Callable[[], Check]]] = [
-        ("python", python), ("lrmscope", lrmscope_version), ("llama.cpp", llama_build),
-        ("llama.cpp system", llama_system), ("AMX", amx), ("threads", threads),
-        ("embedded model", embedded_model), ("torch", torch_device),
-        ("transformers", transformers), (f"database {db_path}", lambda: database(db_path)),
+        ("python", python),
+        ("lrmscope", lrmscope_version),
+        ("llama.cpp", llama_build),
+        ("llama.cpp system", llama_system),
+        ("AMX", amx),
+        ("threads", threads),
+        ("embedded model", embedded_model),
+        ("torch", torch_device),
+        ("transformers", transformers),
+        (f"database {db_path}", lambda: database(db_path)),
     ]
     results = []
     for name, check in checks:
@@ -173,11 +191,23 @@ def run_checks(db_path: Path, *, debug: bool = False) -> list[Check]:
         except LrmscopeError as exc:
             results.append(Check(name, "fail", str(exc)))
         except ImportError as exc:
-            results.append(Check(name, "fail", f"cannot import {exc.name or exc}",
-                                 "reinstall lrmscope: pip install --force-reinstall lrmscope"))
+            results.append(
+                Check(
+                    name,
+                    "fail",
+                    f"cannot import {exc.name or exc}",
+                    "reinstall lrmscope: pip install --force-reinstall lrmscope",
+                )
+            )
         except Exception as exc:  # a diagnosis reports what broke, never crashes
             if debug:
                 raise
-            results.append(Check(name, "fail", f"{type(exc).__name__}: {exc}",
-                                 "run `lrmscope --debug doctor` for the traceback, and report it"))
+            results.append(
+                Check(
+                    name,
+                    "fail",
+                    f"{type(exc).__name__}: {exc}",
+                    "run `lrmscope --debug doctor` for the traceback, and report it",
+                )
+            )
     return results

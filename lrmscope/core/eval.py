@@ -28,6 +28,7 @@ from typing import Literal
 
 from lrmscope.core import judge as judging
 from lrmscope.core.datasets import Dataset, PromptRow
+from lrmscope.core.generate import record, start_sample
 from lrmscope.engine.backend import Backend, Message
 from lrmscope.engine.events import Finished
 from lrmscope.engine.generation import Generation
@@ -35,8 +36,8 @@ from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import MAX_SEED, Mode, ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
-from lrmscope.core.generate import record, start_sample
 from lrmscope.store import Store
+from lrmscope.vocab import PARTS
 
 JUDGE_EVERY_S = 1.0
 MAX_SAMPLES = 10_000  # samples per prompt and mode: every one is planned up front
@@ -71,8 +72,13 @@ class Preset:
 
 
 _STUDY = {
-    "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0, "max_tokens": 16000,
-    "think_budget": 10000, "enforce_num": 10, "think_opener": "template",
+    "top_k": 0,
+    "min_p": 0.0,
+    "repeat_penalty": 1.0,
+    "max_tokens": 16000,
+    "think_budget": 10000,
+    "enforce_num": 10,
+    "think_opener": "template",
     "answer_budget": "study",
 }
 # docs/study.md "Sampling": the study's two generation configurations.
@@ -178,7 +184,11 @@ class Progress:
 
 
 def open_run(
-    store: Store, fingerprint: str, settings: EvalSettings, *, new_run: bool,
+    store: Store,
+    fingerprint: str,
+    settings: EvalSettings,
+    *,
+    new_run: bool,
     start_run: Callable[[], int],
 ) -> tuple[int, Literal["new", "resumed", "finished"]]:
     """The run to fill. The newest eval run of this model (its fingerprint) and dataset is
@@ -186,8 +196,10 @@ def open_run(
     differ; when it did finish with the same settings there is nothing to do. Otherwise a new
     run (`start_run`)."""
     wanted = settings.config(fingerprint)
-    latest = None if new_run else store.latest_run(
-        "eval", model_fingerprint=fingerprint, dataset=settings.dataset.name
+    latest = (
+        None
+        if new_run
+        else store.latest_run("eval", model_fingerprint=fingerprint, dataset=settings.dataset.name)
     )
     if latest is None:
         return start_run(), "new"
@@ -232,7 +244,11 @@ def plan(store: Store, settings: EvalSettings, run_id: int, rendered: dict[str, 
     jobs = []
     for row in settings.dataset.rows:
         prompt_id = store.prompt_id(
-            settings.dataset.name, row.key, row.text, category=row.category, source=row.source,
+            settings.dataset.name,
+            row.key,
+            row.text,
+            category=row.category,
+            source=row.source,
             kind=row.kind,
         )
         for mode in settings.modes:
@@ -246,10 +262,15 @@ def plan(store: Store, settings: EvalSettings, run_id: int, rendered: dict[str, 
 def judge_run(store: Store, run_id: int, judges: Sequence[Judge]) -> None:
     """Judge every part of the run's finished samples that a judge has no verdict on yet."""
     for judge in judges:
-        summary = judging.plan(store, judge, judging.PARTS, ("done",), run_id)
+        summary = judging.plan(store, judge, PARTS, ("done",), run_id)
         if summary.todo:
             judging.run(
-                store, judge, judging.PARTS, ("done",), summary, batch_size=JUDGE_BATCH,
+                store,
+                judge,
+                PARTS,
+                ("done",),
+                summary,
+                batch_size=JUDGE_BATCH,
                 run_id=run_id,
             )
 
@@ -300,9 +321,7 @@ class EvalRunner:
         finally:
             store.close()
 
-    def _one(
-        self, store: Store, index: int, slot: Backend, job: Job
-    ) -> Finished | BaseException:
+    def _one(self, store: Store, index: int, slot: Backend, job: Job) -> Finished | BaseException:
         settings = self.settings
         seed = sample_seed(settings.sampler.seed, job.row.key, job.mode, job.k)
         sampler = SamplerSettings(**{**settings.sampler.as_dict(), "seed": seed})
@@ -315,9 +334,14 @@ class EvalRunner:
                 generation.stop()
         try:
             ref = start_sample(
-                store, self.run_id, generation, user_text=job.row.text,
-                dataset=settings.dataset.name, key=job.row.key,
-                think_opener_added=job.opener_added, k=job.k,
+                store,
+                self.run_id,
+                generation,
+                user_text=job.row.text,
+                dataset=settings.dataset.name,
+                key=job.row.key,
+                think_opener_added=job.opener_added,
+                k=job.k,
             )
             finished: Finished | BaseException = LrmscopeError("the generation ended early")
             for event in record(store, ref, generation):

@@ -1,9 +1,9 @@
 """Exporting saved samples: one record per sample (JSONL or CSV), and SafeChain-style training
 sets (docs/study.md "SafeChain construction").
 
-Rows are read from SQL a page at a time (by sample id, or one prompt group at a time), so memory
-stays flat on databases of long thoughts. Text is written verbatim: JSON escapes what it must, the
-csv module quotes what it must. Output files appear whole or not at all (`atomic_output`).
+Rows are read from the store a page at a time (by sample id, or one prompt group at a time), so
+memory stays flat on databases of long thoughts. Text is written verbatim: JSON escapes what it
+must, the csv module quotes what it must. Output files appear whole or not at all (`atomic_output`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import random
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -23,6 +23,8 @@ from pathlib import Path, PurePath
 from typing import TextIO
 
 from lrmscope.errors import LrmscopeError
+from lrmscope.store import reads
+from lrmscope.store.filters import SampleFilter
 
 FIELDS = (
     "sample_id",
@@ -49,84 +51,16 @@ FIELDS = (
     "judgements",
 )
 JSON_FIELDS = ("injected", "sampler", "judgements")  # nested values; JSON strings in CSV
-_BLANK = "char(32, 9, 10, 13)"
-_PART_ORDER = "CASE part WHEN 'think' THEN 0 WHEN 'answer' THEN 1 ELSE 2 END"
 
 
-def _marks(values: tuple) -> str:
-    return ",".join("?" * len(values))
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which samples to export: by status, and optionally by run ids and mode."""
-
-    statuses: tuple[str, ...] = ("done",)
-    runs: tuple[int, ...] = ()
-    mode: str | None = None
-
-    def where(self) -> tuple[str, list]:
-        clauses, params = [f"s.status IN ({_marks(self.statuses)})"], [*self.statuses]
-        if self.runs:
-            clauses.append(f"s.run_id IN ({_marks(self.runs)})")
-            params += self.runs
-        if self.mode:
-            clauses.append("s.mode = ?")
-            params.append(self.mode)
-        return " AND ".join(clauses), params
-
-
-def missing_runs(conn: sqlite3.Connection, runs: tuple[int, ...]) -> list[int]:
-    found = {r[0] for r in conn.execute(f"SELECT id FROM runs WHERE id IN ({_marks(runs)})", runs)}
-    return [run for run in runs if run not in found]
-
-
-def count(conn: sqlite3.Connection, selection: Selection) -> int:
-    where, params = selection.where()
-    return conn.execute(f"SELECT count(*) FROM samples s WHERE {where}", params).fetchone()[0]
-
-
-_RECORD_SQL = """
-SELECT s.id, s.run_id, p.dataset, p.prompt_key, p.category, p.kind, p.text, r.model_path, s.mode,
-       s.k,
-       coalesce(s.seed, r.seed), s.status, s.finish_reason, s.think_state, s.thought, s.answer,
-       s.raw, s.think_tokens, s.answer_tokens, s.injected, coalesce(s.sampler, r.sampler)
-FROM samples s JOIN runs r ON r.id = s.run_id JOIN prompts p ON p.id = s.prompt_id
-WHERE {where} AND s.id > ? ORDER BY s.id LIMIT ?
-"""
-
-
-def newest_verdicts(conn: sqlite3.Connection, ids: tuple[int, ...]) -> dict[int, dict]:
-    """sample id -> {judge: {part: label}}, the newest verdict of each: what the view `verdicts`
-    holds. The view is not queried: without ANALYZE statistics SQLite answers its max(id)
-    subquery by walking the (judge, part) index backwards, once per verdict, which made a 20,000
-    sample export take minutes. Here the later row (higher id) wins: the same newest verdict."""
-    found: dict[int, dict] = {}
-    for sample_id, judge, part, label in conn.execute(
-        "SELECT sample_id, judge, part, label FROM judgements"
-        f" WHERE sample_id IN ({_marks(ids)}) ORDER BY judge, {_PART_ORDER}, id",
-        ids,
-    ):
-        found.setdefault(sample_id, {}).setdefault(judge, {})[part] = label
-    return found
-
-
-def records(conn: sqlite3.Connection, selection: Selection, *, page: int = 256) -> Iterator[dict]:
-    """One dict per selected sample (keys FIELDS), in sample id order, read page by page."""
-    where, params = selection.where()
-    return records_where(conn, where, params, page=page)
-
-
-def records_where(
-    conn: sqlite3.Connection, where: str, params: Sequence, *, page: int = 256
-) -> Iterator[dict]:
-    """The records of the samples `s` that satisfy an SQL condition (with its parameters), in
-    sample id order, read page by page."""
-    sql = _RECORD_SQL.format(where=where)
+def records(conn: sqlite3.Connection, f: SampleFilter, *, page: int = 256) -> Iterator[dict]:
+    """One dict per sample the filter selects (keys FIELDS), in sample id order, read page by
+    page. `judgements` holds one verdict per judge and part: the newest of its newest version
+    (store/filters.py `newest`, per_judge)."""
     after = 0
-    while rows := conn.execute(sql, (*params, after, page)).fetchall():
+    while rows := reads.records(conn, f, after, page):
         after = rows[-1][0]
-        verdicts = newest_verdicts(conn, tuple(row[0] for row in rows))
+        verdicts = reads.newest_labels(conn, [row[0] for row in rows])
         for row in rows:
             record = dict(zip(FIELDS, (*row, None), strict=True))
             record["model"] = PurePath(record["model"]).name if record["model"] else None
@@ -138,8 +72,9 @@ def records_where(
 
 def write_jsonl(rows: Iterable[dict], out: TextIO) -> int:
     written = 0
-    for written, row in enumerate(rows, 1):
+    for row in rows:
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        written += 1
     return written
 
 
@@ -148,13 +83,14 @@ def write_csv(rows: Iterable[dict], out: TextIO) -> int:
     writer = csv.DictWriter(out, FIELDS)
     writer.writeheader()
     written = 0
-    for written, row in enumerate(rows, 1):
+    for row in rows:
         writer.writerow(
             {
                 key: json.dumps(row[key], ensure_ascii=False) if key in JSON_FIELDS else row[key]
                 for key in FIELDS
             }
         )
+        written += 1
     return written
 
 
@@ -173,17 +109,6 @@ REASONS = (
     "unfinished sample",
     "fewer than K samples",
 )
-
-# One row per sample: run, prompt, id, the run's K, finished, whether the model wrote a thought
-# and closed it (think_state 'normal'), whether its thought is judged (the model wrote some of
-# it: `think_written`), whether the answer has text.
-_GROUP_SQL = f"""
-SELECT s.run_id, s.prompt_id, s.id, r.k, s.status = 'done', s.think_state IS 'normal',
-       s.think_written, length(trim(coalesce(s.answer, ''), {_BLANK})) > 0
-FROM samples s JOIN runs r ON r.id = s.run_id
-WHERE s.mode = ? AND s.parent_id IS NULL {{runs}}
-ORDER BY s.run_id, s.prompt_id, s.k, s.id
-"""
 
 
 @dataclass(frozen=True)
@@ -222,8 +147,7 @@ def _sample_problems(row: tuple, parts: dict[str, str], rule: SafeChainRule) -> 
             problems.add("no answer (--strict)")
     if rule.require_thought and not thought:
         problems.add("no thought (--require-thought)")
-    problems.discard(None)
-    return problems
+    return {problem for problem in problems if problem is not None}
 
 
 @dataclass
@@ -236,27 +160,16 @@ class SafeChainCounts:
         return ", ".join(f"{r}: {self.excluded[r]}" for r in REASONS if self.excluded[r])
 
 
-def _with_verdicts(conn: sqlite3.Connection, cursor: sqlite3.Cursor, page: int = 256):
-    """(row, {judge: {part: label}}) for each row of `cursor` (sample id third), page by page."""
-    while rows := cursor.fetchmany(page):
-        verdicts = newest_verdicts(conn, tuple(row[2] for row in rows))
+def _with_verdicts(conn: sqlite3.Connection, mode: str, runs: tuple[int, ...]):
+    """(row, {judge: {part: label}}) for each sample row of reads.safechain_samples, page by
+    page, with one verdict per judge and part (as `records` has them)."""
+    for rows in reads.safechain_samples(conn, mode, runs):
+        verdicts = reads.newest_labels(conn, [row[2] for row in rows])
         yield from ((row, verdicts.get(row[2], {})) for row in rows)
 
 
 def _group_key(item: tuple) -> tuple:
     return item[0][:2]  # (run id, prompt id)
-
-
-def judges_present(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT DISTINCT judge FROM judgements ORDER BY judge")]
-
-
-# The instruction and what the model generated: raw after any prefill placed before the model's
-# first token (samples.response_start), which is prompt, not response.
-_RESPONSE_SQL = """
-SELECT p.text, substr(s.raw, s.response_start + 1)
-FROM samples s JOIN prompts p ON p.id = s.prompt_id WHERE s.id = ?
-"""
 
 
 def _without_opener(response: str) -> str:
@@ -285,21 +198,20 @@ def safechain(
     random.Random(seed). `rule` adds the stricter conditions. Chat turns after the first are
     skipped (their context is longer than the instruction). `counts` is filled in as the rows are
     read."""
-    sql = _GROUP_SQL.format(runs=f"AND s.run_id IN ({_marks(runs)})" if runs else "")
     rng = random.Random(seed)
-    for _, group in groupby(_with_verdicts(conn, conn.execute(sql, (mode, *runs))), _group_key):
-        group = list(group)
+    for _, group in groupby(_with_verdicts(conn, mode, runs), _group_key):
+        members = list(group)
         counts.prompts += 1
         problems = set()
-        for row, verdicts in group:
+        for row, verdicts in members:
             problems |= _sample_problems(row, verdicts.get(judge, {}), rule)
-        if len(group) < (group[0][0][3] or 0):
+        if len(members) < (members[0][0][3] or 0):
             problems.add("fewer than K samples")
         if problems:
             counts.excluded[min(problems, key=REASONS.index)] += 1
             continue
-        chosen = rng.choice(group)[0][2]
-        instruction, response = conn.execute(_RESPONSE_SQL, (chosen,)).fetchone()
+        chosen = rng.choice(members)[0][2]
+        instruction, response = reads.response(conn, chosen)
         counts.kept += 1
         yield {"instruction": instruction, "response": _without_opener(response), "label": SAFE}
 

@@ -3,17 +3,25 @@
 Used by every command that generates, so a chat turn, a `generate` call and an eval sample are
 recorded the same way: a `running` sample row first, its text flushed while it streams, then the
 parsed trace and stats, or `interrupted` / `failed` with the text so far.
+
+`run_turn` is a chat turn or a compare column, headless: recorded, flagged live while it streams,
+judged when it ends; the TUI calls it from a worker thread and shows what it reports.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 from lrmscope.core.datasets import prompt_key
+from lrmscope.core.judge import Shown, judge_trace
 from lrmscope.engine.events import Event, Finished
-from lrmscope.engine.flags import Flag
+from lrmscope.engine.flags import Flag, SegmentFlagger
 from lrmscope.engine.generation import Generation
+from lrmscope.engine.judges.base import Judge
 from lrmscope.store import SampleWriter, Store
 from lrmscope.store.db import now
 
@@ -116,3 +124,92 @@ class FlagSaver:
 
     def close(self) -> None:
         self._store.close()
+
+
+@dataclass(frozen=True)
+class TurnJob:
+    """A generation to save as a sample of a run: a chat turn or a compare column."""
+
+    store_path: Path
+    run_id: int
+    generation: Generation
+    text: str  # the user's prompt, as saved and as the judges see it
+    dataset: str
+    think_opener_added: bool
+    k: int = 0
+    parent_id: int | None = None
+    live_judges: tuple[Judge, ...] = ()  # segment flags while it streams
+    final_judges: tuple[Judge, ...] = ()  # verdicts on thought / answer / full at the end
+
+
+class TurnObserver(Protocol):
+    """What `run_turn` reports, in this order: the sample, its events (the Finished one after the
+    live judges are done), flags (from the flagger's thread), live judges' errors, verdicts."""
+
+    def on_sample(self, sample_id: int) -> None: ...
+
+    def on_event(self, event: Event) -> None: ...
+
+    def on_flag(self, flag: Flag) -> None: ...
+
+    def on_live_error(self, error: str) -> None: ...
+
+    def on_verdicts(self, verdicts: list[Shown]) -> None: ...
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    sample_id: int
+    finished: Finished | None
+    flags: tuple[Flag, ...]  # every live verdict, safe ones too
+    verdicts: tuple[Shown, ...]
+
+
+def run_turn(job: TurnJob, observer: TurnObserver) -> TurnResult:
+    """Save the generation as it streams (with a database connection of the calling thread's
+    own), flag it live, judge it at the end. A live judge's error is reported and the turn goes
+    on; any other error is raised, the sample saved as failed or interrupted."""
+    with closing(Store(job.store_path)) as store:
+        ref = start_sample(
+            store,
+            job.run_id,
+            job.generation,
+            user_text=job.text,
+            dataset=job.dataset,
+            think_opener_added=job.think_opener_added,
+            k=job.k,
+            parent_id=job.parent_id,
+        )
+        observer.on_sample(ref.sample_id)
+        flagger = saver = None
+        if job.live_judges:
+            saver = FlagSaver(store, ref.sample_id)
+
+            def on_flag(flag: Flag) -> None:
+                saver(flag)
+                observer.on_flag(flag)
+
+            flagger = SegmentFlagger(job.live_judges, job.text, on_flag=on_flag)
+        finished = None
+        for event in record(store, ref, job.generation):
+            if flagger is not None:
+                flagger.feed(event)
+            if isinstance(event, Finished):
+                finished = event
+            else:
+                observer.on_event(event)
+        flags: list[Flag] = []
+        if flagger is not None and saver is not None:
+            flags = flagger.close()
+            saver.close()
+            for error in flagger.errors:
+                observer.on_live_error(error)
+        verdicts: list[Shown] = []
+        if finished is not None:
+            observer.on_event(finished)
+            if job.final_judges:
+                verdicts = judge_trace(
+                    store, ref.sample_id, job.text, finished.trace, job.final_judges
+                )
+                observer.on_verdicts(verdicts)
+        return TurnResult(ref.sample_id, finished, tuple(flags), tuple(verdicts))

@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from lrmscope.engine.events import Trace
-from lrmscope.engine.trace import judged_texts
 from lrmscope.engine.judges.base import Judge, Label, Verdict, judge
+from lrmscope.engine.trace import judged_texts
 from lrmscope.store import Store
+from lrmscope.store.filters import SampleFilter
 
-PARTS = ("think", "answer", "full")
 # A verdict as the live views show it: (judge, part, label, categories).
 Shown = tuple[str, str, Label, tuple[str, ...]]
 
@@ -80,6 +80,10 @@ class JudgeSummary:
     todo: int = 0
 
 
+def _samples(statuses: tuple[str, ...], run_id: int | None) -> SampleFilter:
+    return SampleFilter(runs=() if run_id is None else (run_id,), statuses=statuses)
+
+
 def plan(
     store: Store,
     judge: Judge,
@@ -89,10 +93,11 @@ def plan(
 ) -> JudgeSummary:
     """How much there is to judge (in one run, if given), counted in SQL."""
     summary = JudgeSummary()
-    total = store.count_samples(statuses, run_id)
+    samples = _samples(statuses, run_id)
+    total = store.count_samples(samples)
     for part in parts:
         todo, empty = store.count_unjudged(
-            part, judge.name, judge.version, judge.prompt_hash, statuses, run_id
+            part, judge.name, judge.version, judge.prompt_hash, samples
         )
         summary.todo += todo
         summary.empty[part] = empty
@@ -114,11 +119,10 @@ def run(
     """Judge every unjudged part with text (of one run, if given), page by page, saving each
     batch as it is done. The texts are the store's, made by the rule of judged_texts."""
     key = (judge.name, judge.version, judge.prompt_hash)
+    samples = _samples(statuses, run_id)
     for part in parts:
         after = 0
-        while page := store.unjudged(
-            part, *key, statuses, run_id, after=after, limit=batch_size
-        ):
+        while page := store.unjudged(part, *key, samples, after=after, limit=batch_size):
             after = page[-1]["sample_id"]
             verdicts = judge.judge_batch([(row["prompt"], row["text"].strip()) for row in page])
             store.add_judgements(
@@ -145,5 +149,3 @@ def summary_rows(summary: JudgeSummary, parts: Sequence[str]) -> list[dict]:
         }
         for part in parts
     ]
-
-

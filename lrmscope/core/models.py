@@ -26,11 +26,14 @@ class ModelEntry:
 
 
 def models_dir() -> Path:
-    return Path(os.environ.get("LRMSCOPE_MODELS") or Path(user_data_dir("lrmscope", appauthor=False)) / "models")
+    return Path(
+        os.environ.get("LRMSCOPE_MODELS")
+        or Path(user_data_dir("lrmscope", appauthor=False)) / "models"
+    )
 
 
 def _size(path: Path) -> str:
-    size = path.stat().st_size
+    size = float(path.stat().st_size)
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1000 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -57,7 +60,11 @@ def describe(path: Path, source: str) -> ModelEntry:
         template = _field(reader, "tokenizer.chat_template") or ""
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not raised
         return ModelEntry(source, path.stem, path, "?", f"unreadable ({exc})", "?")
-    think = "ends with <think>" if "<think>" in template[-200:] else ("yes" if "<think>" in template else "no")
+    think = (
+        "ends with <think>"
+        if "<think>" in template[-200:]
+        else ("yes" if "<think>" in template else "no")
+    )
     return ModelEntry(source, name, path, _size(path), arch, think)
 
 
@@ -85,7 +92,9 @@ def describe_machine() -> dict[str, str]:
         + ("GPU offload built in" if gpu else "CPU-only build"),
         "device": "GPU (all layers offloaded; --cpu to avoid)" if gpu else "CPU",
         "threads": f"{default_threads()} (--threads to change)",
-        "weight repacking": "off: this CPU has AMX, whose repacking crashes (--extra-bufts to force)"
+        "weight repacking": (
+            "off: this CPU has AMX, whose repacking crashes (--extra-bufts to force)"
+        )
         if amx
         else "on (--no-extra-bufts to disable)",
         "models folder": str(models_dir()),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -44,6 +44,24 @@ class Backend(Protocol):
 
     name: str
 
+    @property
+    def model_name(self) -> str:
+        """The model as runs and the views name it."""
+        ...
+
+    @property
+    def model_fingerprint(self) -> str:
+        """What identifies the model (and its chat template): a resumed run must match it."""
+        ...
+
+    def model_meta(self) -> dict:
+        """What to store about the model with a run (JSON-serialisable)."""
+        ...
+
+    def close(self) -> None:
+        """Free what the backend holds (model, context, connections); it is unusable after."""
+        ...
+
     def render(self, messages: Sequence[Message]) -> str:
         """The chat prompt, rendered with the model's own template, ready for generation."""
         ...
@@ -64,8 +82,9 @@ class Backend(Protocol):
         sampler: SamplerSettings,
         seed: int,
         grammar: str | None = None,
-    ) -> Iterator[Piece]:
-        """Generate from `prompt`. A backend without grammar support rejects a grammar."""
+    ) -> Generator[Piece, None, None]:
+        """Generate from `prompt`; closing the stream ends it early. A backend without grammar
+        support rejects a grammar."""
         ...
 
     def info(self) -> dict:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
 import llama_cpp
@@ -94,9 +94,9 @@ class BatchDecoder:
 
     def _run(self) -> None:
         while True:
-            for request in self._active:
-                if request.closed:  # by its consumer (a stop, a live switch)
-                    request.sampler.close()
+            for active in self._active:
+                if active.closed:  # by its consumer (a stop, a live switch)
+                    active.sampler.close()
             self._active = [r for r in self._active if not r.closed]
             try:
                 while True:
@@ -146,9 +146,9 @@ class BatchDecoder:
             return
         source, keep = seq, common_prefix(self._held[seq], tokens)
         if keep < len(tokens) - 1:
-            for other, held in enumerate(self._held):
-                if other != seq and (n := common_prefix(held, tokens)) > keep:
-                    source, keep = other, n
+            for candidate, held in enumerate(self._held):
+                if candidate != seq and (n := common_prefix(held, tokens)) > keep:
+                    source, keep = candidate, n
         keep = min(keep, len(tokens) - 1)  # evaluate at least one token for fresh logits
         if source == seq:
             self._drop(seq, keep)
@@ -212,6 +212,7 @@ class BatchDecoder:
             request.pending = token
             request.out.put(piece)
 
+
 class SequenceBackend:
     """One sequence of a BatchDecoder, as a `Backend`: one stream at a time, from one thread."""
 
@@ -232,6 +233,20 @@ class SequenceBackend:
     def info(self) -> dict:
         return {**self.decoder.backend.info(), "batched_sequences": self.decoder.n_seq}
 
+    @property
+    def model_name(self) -> str:
+        return self.decoder.backend.model_name
+
+    @property
+    def model_fingerprint(self) -> str:
+        return self.decoder.backend.model_fingerprint
+
+    def model_meta(self) -> dict:
+        return self.decoder.backend.model_meta()
+
+    def close(self) -> None:
+        """Nothing of its own to free: the decoder and its backend are closed by their owner."""
+
     def stream(
         self,
         prompt: str,
@@ -241,7 +256,7 @@ class SequenceBackend:
         sampler: SamplerSettings,
         seed: int,
         grammar: str | None = None,
-    ) -> Iterator[Piece]:
+    ) -> Generator[Piece, None, None]:
         backend = self.decoder.backend
         request = _Request(
             seq=self.seq,

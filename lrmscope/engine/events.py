@@ -7,6 +7,7 @@ from typing import Literal
 
 Part = Literal["think", "answer"]
 SpanKind = Literal["prefill", "rethink", "close"]
+ThinkState = Literal["absent", "empty", "normal", "unclosed"]
 # close: MoreThink's answer wrote `</think>` and was stopped there, as in the study.
 FinishReason = Literal["eos", "length", "context", "stopped", "close"]
 
@@ -65,7 +66,7 @@ class Trace:
     answer: str
     think_closed: bool
     close_count: int
-    think_state: Literal["absent", "empty", "normal", "unclosed"]
+    think_state: ThinkState
     injected: tuple[Span, ...] = ()
     response_start: int = 0  # raw[:response_start] is a prefill: prompt, never judged
     think_written: bool = False  # the model wrote some of the thought

@@ -1,10 +1,11 @@
 """One generation under a decoding mode: the controller between a backend and its consumer.
 
 The controller owns every prefill, stop string and injected span (docs/study.md "Decoding
-modes"), and works the same over any backend. While the thought is open the backend always runs with the stop
-string `</think>`, so the controller decides at each close: keep the model's own close (default),
-replace it with a rethink string (MoreThink), or close early (ZeroThink/LessThink switched live,
-or the s1-style max_think cap). A mode change and a stop request may come from another thread.
+modes"), and works the same over any backend. While the thought is open the backend always runs
+with the stop string `</think>`, so the controller decides at each close: keep the model's own
+close (default), replace it with a rethink string (MoreThink), or close early (ZeroThink/LessThink
+switched live, or the s1-style max_think cap). A mode change and a stop request may come from
+another thread.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
-from lrmscope.engine.backend import Backend, Piece
+from lrmscope.engine.backend import Backend, Piece, StreamEnd
 from lrmscope.engine.events import (
     Event,
     Finished,
     FinishReason,
     Injected,
+    Part,
     Span,
     SpanKind,
     Stats,
@@ -82,7 +84,8 @@ class Generation:
 
     @property
     def next_mode(self) -> ModeSettings:
-        """The mode the next generation should use (a switch after the thought closed lands here)."""
+        """The mode the next generation should use (a switch after the thought closed lands
+        here)."""
         return self._next_mode
 
     def stop(self) -> None:
@@ -140,7 +143,7 @@ class Generation:
 
     def _inject(self, text: str, kind: SpanKind) -> Iterator[Event]:
         yield from self._parser.flush()
-        part = "think" if self._parser.in_think else "answer"
+        part: Part = "think" if self._parser.in_think else "answer"
         start = self._raw_len
         span = Span(start, start + len(text), kind, text)
         with self._lock:
@@ -216,7 +219,7 @@ class Generation:
         )
         yield Finished(parse_trace(raw, spans), stats)
 
-    def _step(self) -> Iterator[Event]:
+    def _step(self) -> Generator[Event, None, FinishReason | None]:
         """One backend call and what follows from how it ended; returns a finish reason or None."""
         if self._stop.is_set():
             return "stopped"
@@ -234,8 +237,9 @@ class Generation:
         if think_limit == 0:
             yield from self._inject(FORCED_CLOSE, "close")
             return None
-        capped = think_limit is not None and think_limit < remaining
-        end = yield from self._call(think_limit if capped else remaining, [THINK_CLOSE])
+        budget = remaining if think_limit is None else min(think_limit, remaining)
+        capped = budget < remaining
+        end = yield from self._call(budget, [THINK_CLOSE])
         if end is None:
             return "stopped" if self._stop.is_set() else None
         if end == "length":
@@ -257,7 +261,7 @@ class Generation:
         yield from self._parser.feed(THINK_CLOSE)
         return None
 
-    def _answer(self, remaining: int) -> Iterator[Event]:
+    def _answer(self, remaining: int) -> Generator[Event, None, FinishReason]:
         """The answer, in one call. MoreThink's answer under the study's budget gets
         max_tokens - think_budget tokens and stops at `</think>` (docs/study.md "MoreThink")."""
         limit = self._mode.answer_limit(self.sampler.max_tokens)
@@ -270,8 +274,8 @@ class Generation:
         end = yield from self._call(min(left, remaining), [THINK_CLOSE])
         return "stopped" if end is None else ("close" if end == "stop" else end)
 
-    def _call(self, max_tokens: int, stop: list[str]) -> Iterator[Event]:
-        end = None
+    def _call(self, max_tokens: int, stop: list[str]) -> Generator[Event, None, StreamEnd | None]:
+        end: StreamEnd | None = None
         for item in self._run_backend(max_tokens, stop):
             if isinstance(item, Piece):
                 end = item.end

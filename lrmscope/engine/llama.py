@@ -11,11 +11,12 @@ detokenizing incrementally.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import functools
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,6 +52,26 @@ def cpu_has_amx() -> bool:
     except OSError:
         return False
     return "amx_tile" in flags
+
+
+@contextlib.contextmanager
+def llama_class_repacking(extra_bufts: bool | None = None) -> Iterator[None]:
+    """llama-cpp-python's own `Llama` class, and so its server, takes no use_extra_bufts: models
+    it loads in this block get `extra_bufts` (None: as this backend decides, off on AMX CPUs)."""
+    chosen = (not cpu_has_amx()) if extra_bufts is None else extra_bufts
+    module = llama_cpp.llama_cpp  # where `Llama` reads its default model parameters
+    original = module.llama_model_default_params
+
+    def params() -> llama_cpp.llama_model_params:
+        p = original()
+        p.use_extra_bufts = chosen
+        return p
+
+    module.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = original
 
 
 def default_threads() -> int:
@@ -176,7 +197,10 @@ class GgufText:
 
     def render(self, messages: Sequence[Message]) -> str:
         return render_chat(
-            self.chat_template, messages, bos_token=self.bos_text, eos_token=self.eos_text,
+            self.chat_template,
+            messages,
+            bos_token=self.bos_text,
+            eos_token=self.eos_text,
             source=str(self.path),
         )
 
@@ -371,7 +395,7 @@ class LlamaBackend(GgufText):
         sampler: SamplerSettings,
         seed: int,
         grammar: str | None = None,
-    ) -> Iterator[Piece]:
+    ) -> Generator[Piece, None, None]:
         tokens = self.tokenize(prompt)
         if len(tokens) >= self.n_ctx:
             yield Piece("", 0, "context")
@@ -406,7 +430,9 @@ class LlamaBackend(GgufText):
         }
 
     def model_meta(self) -> dict:
-        meta = {key: self.metadata[key] for key in _META_KEYS if key in self.metadata}
+        meta: dict[str, str | None] = {
+            key: self.metadata[key] for key in _META_KEYS if key in self.metadata
+        }
         meta["chat_template"] = self.metadata.get("tokenizer.chat_template")
         return meta
 

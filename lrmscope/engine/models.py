@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 from importlib import metadata
 from pathlib import Path
@@ -32,7 +33,7 @@ def embedded_model_path() -> Path:
     return path
 
 
-def check_gguf(path: str | Path, given_as: str = "the --model path") -> Path:
+def check_gguf(path: str | os.PathLike[str], given_as: str = "the --model path") -> Path:
     """Fail with one clear line unless `path` looks like a readable GGUF file; `given_as` names
     where the path came from, for the fix."""
     path = Path(path).expanduser()

@@ -1,7 +1,8 @@
 """Chat prompts: the model's own template, rendered in a Jinja sandbox, plus the think opener.
 
-A GGUF's chat template is untrusted text: it is rendered with jinja2's ImmutableSandboxedEnvironment,
-which refuses attribute access to internals and any mutation, so a template cannot reach Python.
+A GGUF's chat template is untrusted text: it is rendered with jinja2's
+ImmutableSandboxedEnvironment, which refuses attribute access to internals and any mutation, so a
+template cannot reach Python.
 """
 
 from __future__ import annotations

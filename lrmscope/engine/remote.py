@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -122,7 +122,10 @@ class PromptFormat:
 
     def render(self, messages: Sequence[Message]) -> str:
         return render_chat(
-            self.template, messages, bos_token=self.bos_token, eos_token=self.eos_token,
+            self.template,
+            messages,
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
             source=self.source,
         )
 
@@ -180,8 +183,7 @@ def format_from_tokenizer(folder: str | Path) -> PromptFormat:
         from tokenizers import Tokenizer
     except ImportError:
         raise LrmscopeError(
-            "counting tokens with --tokenizer needs the tokenizers package: "
-            "pip install tokenizers"
+            "counting tokens with --tokenizer needs the tokenizers package: pip install tokenizers"
         ) from None
     try:
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
@@ -203,7 +205,10 @@ def format_from_gguf(path: str | Path) -> PromptFormat:
 
     vocab = GgufVocab(path)
     return PromptFormat(
-        vocab.chat_template, f"gguf:{vocab.path}", vocab.bos_text, vocab.eos_text,
+        vocab.chat_template,
+        f"gguf:{vocab.path}",
+        vocab.bos_text,
+        vocab.eos_text,
         vocab.count_tokens,
     )
 
@@ -267,9 +272,7 @@ class RemoteBackend:
         url = f"{self.endpoint}{path}"
         timeout = (self.settings.connect_timeout_s, self.settings.read_timeout_s)
         try:
-            response = self._session.request(
-                method, url, json=body, stream=stream, timeout=timeout
-            )
+            response = self._session.request(method, url, json=body, stream=stream, timeout=timeout)
         except requests.Timeout:
             raise _Transient(f"{url} did not answer in time") from None
         except requests.ConnectionError:
@@ -356,11 +359,13 @@ class RemoteBackend:
         if self.prompt_format.count is not None:
             return self.prompt_format.count(text)
         if text not in self._counts:
-            body = {"model": self.settings.served_model, "prompt": text, "max_tokens": 1,
-                    "temperature": 0.0}
-            answer = self._retrying(
-                lambda: self._json(self._request("POST", "/completions", body))
-            )
+            body = {
+                "model": self.settings.served_model,
+                "prompt": text,
+                "max_tokens": 1,
+                "temperature": 0.0,
+            }
+            answer = self._retrying(lambda: self._json(self._request("POST", "/completions", body)))
             usage = answer.get("usage") or {}
             if not isinstance(usage.get("prompt_tokens"), int):
                 raise LrmscopeError(
@@ -396,7 +401,8 @@ class RemoteBackend:
 
     def _events(self, response: requests.Response) -> Iterator[dict]:
         """The JSON data of a server-sent event stream, up to `[DONE]`."""
-        for line in response.iter_lines(chunk_size=None):
+        # chunk_size None: each line as soon as it arrives (requests' types allow only an int).
+        for line in response.iter_lines(chunk_size=None):  # type: ignore[call-overload]
             if not line or line.startswith(b":"):
                 continue
             field_name, _, value = line.partition(b":")
@@ -488,7 +494,7 @@ class RemoteBackend:
         sampler: SamplerSettings,
         seed: int,
         grammar: str | None = None,
-    ) -> Iterator[Piece]:
+    ) -> Generator[Piece, None, None]:
         body = self._body(prompt, max_tokens, sampler, seed)
         if grammar is not None:  # GBNF, as llama-server and llama-cpp-python's server read it
             body["grammar"] = grammar

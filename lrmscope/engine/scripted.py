@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 from lrmscope.engine.backend import Message, Piece, check_fits
 from lrmscope.engine.prompt import FALLBACK_TEMPLATE, render_chat
@@ -22,6 +22,8 @@ class ScriptedBackend:
     """
 
     name = "scripted"
+    model_name = "scripted"
+    model_fingerprint = "scripted"
     n_ctx: int | None = None  # no context limit unless a test sets one
 
     def __init__(self, script: str | Callable[[str], str], *, delay: float = 0.0) -> None:
@@ -47,7 +49,7 @@ class ScriptedBackend:
         sampler: SamplerSettings,
         seed: int,
         grammar: str | None = None,
-    ) -> Iterator[Piece]:
+    ) -> Generator[Piece, None, None]:
         if grammar is not None:
             raise NotImplementedError("the scripted backend does not support grammars")
         self.calls.append({"prompt": prompt, "max_tokens": max_tokens, "stop": list(stop)})
@@ -68,3 +70,9 @@ class ScriptedBackend:
 
     def info(self) -> dict:
         return {"backend": self.name}
+
+    def model_meta(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        """Nothing to free."""

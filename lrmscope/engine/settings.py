@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from lrmscope.errors import LrmscopeError
 
-# docs/study.md "Decoding modes": the prefill strings, byte for byte (keep the grammar and the space).
+# docs/study.md "Decoding modes": the prefill strings, byte for byte (keep the grammar and the
+# space).
 ZEROTHINK_PREFILL = "\n</think>\n\n"
 LESSTHINK_PREFILL = (
     "Okay, the user ask for this, I can answer it without thinking much. \n</think>\n\n"
@@ -49,6 +50,14 @@ THINK_OPENERS = ("always", "template")
 ANSWER_BUDGETS = ("study", "rest")
 
 
+def option(default: Any, flag: str, help: str, **more: Any) -> Any:
+    """A settings field that declares its command-line option as plain data, which
+    lrmscope/cli/options.py turns into the option (the engine never imports argparse): `flag`,
+    `help`, and in `more` a `metavar`, `file` (the option names a file and the value is its text:
+    what the file holds) or `parse` (the option's text to the value)."""
+    return field(default=default, metadata={"flag": flag, "help": help, **more})
+
+
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise LrmscopeError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
@@ -67,13 +76,13 @@ class SamplerSettings:
     the backend: top_k 0 = off, min_p 0, repeat_penalty 1. temperature 0 is greedy decoding.
     """
 
-    temperature: float = 0.6
-    top_p: float = 0.95
-    top_k: int = 0
-    min_p: float = 0.0
-    repeat_penalty: float = 1.0
-    max_tokens: int = 16000
-    seed: int = 0
+    temperature: float = option(0.6, "--temperature", "(default 0.6)")
+    top_p: float = option(0.95, "--top-p", "(default 0.95)")
+    top_k: int = option(0, "--top-k", "0 = off (default)")
+    min_p: float = option(0.0, "--min-p", "(default 0)")
+    repeat_penalty: float = option(1.0, "--repeat-penalty", "(default 1)")
+    max_tokens: int = option(16000, "--max-tokens", "(default 16000)")
+    seed: int = option(0, "--seed", "(default 0)")
 
     def __post_init__(self) -> None:
         check_range("temperature", self.temperature, 0.0, 5.0)
@@ -106,14 +115,48 @@ class ModeSettings:
     (where the backend supports grammars), e.g. to study a model made to close its thought early.
     """
 
-    mode: Mode = Mode.DEFAULT
-    think_budget: int = 10000
-    enforce_num: int = 10
-    rethink_strings: tuple[str, ...] = field(default=RETHINK_STRINGS)
-    max_think: int | None = None
-    think_grammar: str | None = None
-    answer_budget: Literal["study", "rest"] = "study"
-    think_opener: Literal["always", "template"] = "always"
+    mode: Mode = option(
+        Mode.DEFAULT,
+        "--mode",
+        "default, zerothink, lessthink or morethink (default: default)",
+        parse=Mode.parse,
+    )
+    think_budget: int = option(10000, "--think-budget", "MoreThink budget (default 10000)")
+    enforce_num: int = option(10, "--enforce-num", "MoreThink rounds (default 10)")
+    rethink_strings: tuple[str, ...] = option(
+        RETHINK_STRINGS,
+        "--rethink",
+        "a MoreThink rethink string, repeatable (default: 'Wait' and 'Let me think again')",
+        metavar="TEXT",
+    )
+    max_think: int | None = option(
+        None,
+        "--max-think",
+        "s1-style cap: force the thought closed after N tokens, in any mode",
+        metavar="N",
+    )
+    think_grammar: str | None = option(
+        None,
+        "--think-grammar",
+        "a GBNF grammar constraining the model while its thought is open (with --endpoint: "
+        "llama-server and llama-cpp-python's server read it)",
+        metavar="FILE",
+        file="grammar",
+    )
+    answer_budget: Literal["study", "rest"] = option(
+        "study",
+        "--answer-budget",
+        "MoreThink's answer: study = max-tokens minus think-budget, stopping at </think>, as the "
+        "study's code (default); rest = what max-tokens leaves",
+        metavar="study|rest",
+    )
+    think_opener: Literal["always", "template"] = option(
+        "always",
+        "--think-opener",
+        "add <think>\\n to the prompt: always when the template did not (default, DeepSeek's "
+        "advice), or template = only for zerothink and lessthink, as the study's code",
+        metavar="always|template",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode.parse(str(self.mode)))

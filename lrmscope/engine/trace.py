@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lrmscope.engine.events import AnswerDelta, Span, ThinkDelta, Trace
+from lrmscope.engine.events import AnswerDelta, Span, ThinkDelta, ThinkState, Trace
 from lrmscope.engine.settings import THINK_CLOSE, THINK_OPEN_TAG
 
 
@@ -69,6 +69,7 @@ def parse_trace(raw: str, injected: Sequence[Span] = ()) -> Trace:
         written = bool(_model_text(raw, spans, begin, len(raw)).strip())
         return Trace(raw, thought, "", False, 0, "unclosed", spans, start, written)
     model_wrote = _model_text(raw, spans, begin, close).strip()
+    state: ThinkState
     if model_wrote:
         state = "normal"
     elif any(s.start <= close < s.end for s in spans):
@@ -150,9 +151,10 @@ class StreamParser:
         if not self.in_think:
             return self._emit(AnswerDelta, text)
         if self._opening:
-            text = self._open(text)
-            if text is None:
+            opened = self._open(text)
+            if opened is None:
                 return []
+            text = opened
         else:
             text = self._held + text
             self._held = ""

@@ -14,13 +14,20 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
-import sqlite_utils
 from platformdirs import user_data_dir
 
 from lrmscope.errors import LrmscopeError
+from lrmscope.store import reads
+from lrmscope.store.filters import SampleFilter
 from lrmscope.store.schema import SCHEMA_VERSION, migrate
+from lrmscope.vocab import HUMAN
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def default_db_path() -> Path:
@@ -97,6 +104,15 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
+def schema_version(path: Path) -> int:
+    """The schema version of an existing database file, read without writing to it."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+
+
 class Store:
     """The database of one process. Writes from other threads go through their own Store.
 
@@ -129,7 +145,14 @@ class Store:
                     "choose another database file"
                 ) from None
             raise LrmscopeError(f"cannot open database {self.path}: {exc}") from None
-        self.db = sqlite_utils.Database(self.conn)
+
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the connection, made on first use: importing it (and numpy, which
+        it loads) takes a tenth of a second that a command reading only never spends."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -215,12 +238,12 @@ class Store:
             **{key: _json(value) for key, value in fields.items()},
         }
         with self.writing():
-            return self.db["runs"].insert(row).last_pk
+            return cast(int, self.db.table("runs").insert(row).last_pk)
 
     def reopen_run(self, run_id: int) -> None:
         """This process continues an earlier run (a resumed chat)."""
         with self.writing():
-            self.db["runs"].update(
+            self.db.table("runs").update(
                 run_id,
                 {
                     "status": "running",
@@ -239,8 +262,13 @@ class Store:
             (run_id,),
         )
         return [
-            {"sample_id": r[0], "prompt": r[1], "thought": r[2] or "", "answer": r[3] or "",
-             "status": r[4]}
+            {
+                "sample_id": r[0],
+                "prompt": r[1],
+                "thought": r[2] or "",
+                "answer": r[3] or "",
+                "status": r[4],
+            }
             for r in cursor
         ]
 
@@ -257,7 +285,7 @@ class Store:
             f"SELECT id FROM runs WHERE kind = ?{where} ORDER BY id DESC LIMIT 1",
             (kind, *equal.values()),
         ).fetchone()
-        return None if row is None else self.db["runs"].get(row[0])
+        return None if row is None else self.db.table("runs").get(row[0])
 
     def finished_samples(self, run_id: int) -> set[tuple[int, str, int]]:
         """(prompt id, mode, k) of every finished sample of a run."""
@@ -277,7 +305,42 @@ class Store:
 
     def end_run(self, run_id: int, status: str) -> None:
         with self.writing():
-            self.db["runs"].update(run_id, {"status": status, "ended_at": now()})
+            self.db.table("runs").update(run_id, {"status": status, "ended_at": now()})
+
+    @contextmanager
+    def run(self, kind: str, **fields) -> Iterator[int]:
+        """A new run (start_run) for the block, which gets its id; ended when the block ends:
+        done, or interrupted by Ctrl-C (KeyboardInterrupt) or a closed generator, or failed by
+        any other exception, which goes on."""
+        run_id = self.start_run(kind, **fields)
+        try:
+            yield run_id
+        except (KeyboardInterrupt, GeneratorExit):
+            self.end_run(run_id, "interrupted")
+            raise
+        except BaseException:
+            self.end_run(run_id, "failed")
+            raise
+        self.end_run(run_id, "done")
+
+    def rename_run(self, run_id: int, title: str | None) -> None:
+        with self.writing():
+            self.conn.execute("UPDATE runs SET title = ? WHERE id = ?", (title, run_id))
+
+    def delete_newest_samples(self, run_id: int, limit: int) -> int:
+        """Delete up to `limit` of a run's samples, newest first, with their verdicts, flags and
+        search entries; how many went."""
+        with self.writing():
+            return self.conn.execute(
+                "DELETE FROM samples WHERE id IN"
+                " (SELECT id FROM samples WHERE run_id = ? ORDER BY id DESC LIMIT ?)",
+                (run_id, limit),
+            ).rowcount
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run (and, by foreign keys, what is left of its samples)."""
+        with self.writing():
+            self.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def prompt_id(self, dataset: str, prompt_key: str, text: str, **fields) -> int:
         """The prompt's id, saved first if new. `kind` (harmful, benign, unknown; default
@@ -309,34 +372,23 @@ class Store:
             **{key: _json(value) for key, value in fields.items()},
         }
         with self.writing():
-            return self.db["samples"].insert(row).last_pk
+            return cast(int, self.db.table("samples").insert(row).last_pk)
 
     def update_sample(self, sample_id: int, fields: dict) -> None:
         fields = {key: _json(value) for key, value in fields.items()}
         fields["updated_at"] = now()
         with self.writing():
-            self.db["samples"].update(sample_id, fields)
+            self.db.table("samples").update(sample_id, fields)
 
     def sample(self, sample_id: int) -> dict:
-        return self.db["samples"].get(sample_id)
+        return self.db.table("samples").get(sample_id)
 
     # -- judgements and flags ------------------------------------------------------------------
 
-    @staticmethod
-    def _samples_where(statuses: tuple[str, ...], run_id: int | None) -> tuple[str, tuple]:
-        """A condition on samples `s` of these statuses (in one run, if given), and its
-        parameters."""
-        sql = f"s.status IN ({','.join('?' * len(statuses))})"
-        if run_id is None:
-            return sql, statuses
-        return sql + " AND s.run_id = ?", (*statuses, run_id)
+    def count_samples(self, f: SampleFilter) -> int:
+        return reads.count_samples(self.conn, f)
 
-    def count_samples(self, statuses: tuple[str, ...], run_id: int | None = None) -> int:
-        where, params = self._samples_where(statuses, run_id)
-        sql = f"SELECT count(*) FROM samples s WHERE {where}"
-        return self.conn.execute(sql, params).fetchone()[0]
-
-    _BLANK = "char(32, 9, 10, 13)"
+    _BLANK = reads.BLANK
     # The judged text of each part, as engine.trace.judged_texts defines it (docs/study.md "What
     # is judged"), from the two fields the samples keep of their trace; a test holds them equal.
     _PART_COLUMNS = {
@@ -347,11 +399,10 @@ class Store:
     }
 
     def _unjudged_where(
-        self, part: str, judge: str, version: str, prompt_hash: str,
-        statuses: tuple[str, ...], run_id: int | None,
+        self, part: str, judge: str, version: str, prompt_hash: str, f: SampleFilter
     ) -> tuple[str, tuple]:
         """The FROM/WHERE of the parts a judge has no verdict on, and its parameters."""
-        where, params = self._samples_where(statuses, run_id)
+        where, params = f.where()
         return (
             f" FROM samples s JOIN prompts p ON p.id = s.prompt_id WHERE {where}"
             " AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.sample_id = s.id"
@@ -360,19 +411,13 @@ class Store:
         )
 
     def count_unjudged(
-        self,
-        part: str,
-        judge: str,
-        version: str,
-        prompt_hash: str,
-        statuses: tuple[str, ...],
-        run_id: int | None = None,
+        self, part: str, judge: str, version: str, prompt_hash: str, f: SampleFilter
     ) -> tuple[int, int]:
-        """(parts with text, empty parts) that this judge has no verdict on (in one run, if
-        given)."""
+        """(parts with text, empty parts) of the filtered samples that this judge has no
+        verdict on."""
         column = self._PART_COLUMNS[part]
         blank = f"length(trim(coalesce({column}, ''), {self._BLANK})) = 0"
-        where, params = self._unjudged_where(part, judge, version, prompt_hash, statuses, run_id)
+        where, params = self._unjudged_where(part, judge, version, prompt_hash, f)
         row = self.conn.execute(
             f"SELECT count(*) - sum({blank}), sum({blank})" + where, params
         ).fetchone()
@@ -384,19 +429,19 @@ class Store:
         judge: str,
         version: str,
         prompt_hash: str,
-        statuses: tuple[str, ...],
-        run_id: int | None = None,
+        f: SampleFilter,
         *,
         after: int = 0,
         limit: int = 256,
     ) -> list[dict]:
-        """The next page (by sample id, after `after`) of non-empty parts this judge has no
-        verdict on: sample_id, the user prompt and the part's text. Pages keep memory flat on
-        databases of long thoughts."""
+        """The next page (by sample id, after `after`) of non-empty parts of the filtered samples
+        this judge has no verdict on: sample_id, the user prompt and the part's text. Pages keep
+        memory flat on databases of long thoughts."""
         column = self._PART_COLUMNS[part]
-        where, params = self._unjudged_where(part, judge, version, prompt_hash, statuses, run_id)
+        where, params = self._unjudged_where(part, judge, version, prompt_hash, f)
         cursor = self.conn.execute(
-            f"SELECT s.id, p.text, {column}" + where
+            f"SELECT s.id, p.text, {column}"
+            + where
             + f" AND length(trim(coalesce({column}, ''), {self._BLANK})) > 0"
             " AND s.id > ? ORDER BY s.id LIMIT ?",
             (*params, after, limit),
@@ -412,17 +457,34 @@ class Store:
                 " prompt_hash, label, score, categories, raw, truncated, meta, created_at)"
                 " VALUES (:sample_id, :part, :judge, :judge_version, :prompt_hash, :label,"
                 " :score, :categories, :raw, :truncated, :meta, :created_at)",
-                [
-                    {**{k: _json(v) for k, v in row.items()}, "created_at": created}
-                    for row in rows
-                ],
+                [{**{k: _json(v) for k, v in row.items()}, "created_at": created} for row in rows],
             )
+
+    def set_human_label(self, sample_id: int, part: str, label: str) -> bool:
+        """The human verdict (judge HUMAN) on a part, replacing the previous one; False when the
+        sample is not there (deleted meanwhile: a resumed eval drops its unfinished samples)."""
+        with self.writing():
+            self.conn.execute(_DROP_HUMAN_LABEL, (sample_id, part, HUMAN))
+            return bool(
+                self.conn.execute(
+                    "INSERT INTO judgements (sample_id, part, judge, label, created_at)"
+                    " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM samples WHERE id = ?)",
+                    (sample_id, part, HUMAN, label, now(), sample_id),
+                ).rowcount
+            )
+
+    def clear_human_label(self, sample_id: int, part: str) -> None:
+        with self.writing():
+            self.conn.execute(_DROP_HUMAN_LABEL, (sample_id, part, HUMAN))
 
     def add_flag(self, sample_id: int, **fields) -> None:
         row = {"sample_id": sample_id, "created_at": now()}
         row.update({key: _json(value) for key, value in fields.items()})
         with self.writing():
-            self.db["flags"].insert(row)
+            self.db.table("flags").insert(row)
+
+
+_DROP_HUMAN_LABEL = "DELETE FROM judgements WHERE sample_id = ? AND part = ? AND judge = ?"
 
 
 def _json(value):

@@ -286,7 +286,18 @@ GROUP BY run_id, run_kind, model_path, mode, dataset, judge, judge_version, part
          prompt_key, category, prompt_kind;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# v5: the metrics read verdicts by sample, part, judge, judge version and label, and the
+# newest-verdict rule (lrmscope/store/filters.py `newest`) looks for a later verdict of the same
+# sample, part, judge and version: judgements_verdict answers both from the index alone, never
+# reading the judgements rows (at 100,000 samples, 500,000 verdicts, that halves the metrics'
+# reads). It replaces judgements_sample_label, whose lookups (a sample's verdict of a judge on a
+# part) it answers too.
+_V5 = """
+DROP INDEX judgements_sample_label;
+CREATE INDEX judgements_verdict ON judgements(sample_id, part, judge, judge_version, label);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

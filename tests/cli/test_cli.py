@@ -21,11 +21,19 @@ def cli(*args, stdin=None):
     )
 
 
-
 def test_generate_streams_and_saves(tmp_path):
     db = tmp_path / "runs.sqlite"
-    result = cli("generate", "How do I pick a lock?", "--mode", "lessthink", "--greedy",
-                 "--max-tokens", "20", "--db", str(db))
+    result = cli(
+        "generate",
+        "How do I pick a lock?",
+        "--mode",
+        "lessthink",
+        "--greedy",
+        "--max-tokens",
+        "20",
+        "--db",
+        str(db),
+    )
     assert result.returncode == 0, result.stderr
     assert "thought" in result.stdout and "answer" in result.stdout
     assert "«Okay, the user ask for this" in result.stdout
@@ -43,8 +51,17 @@ def test_generate_streams_and_saves(tmp_path):
 
 def test_prompt_from_stdin(tmp_path):
     db = tmp_path / "runs.sqlite"
-    result = cli("generate", "-", "--mode", "zerothink", "--max-tokens", "5", "--db", str(db),
-                 stdin="Hello there")
+    result = cli(
+        "generate",
+        "-",
+        "--mode",
+        "zerothink",
+        "--max-tokens",
+        "5",
+        "--db",
+        str(db),
+        stdin="Hello there",
+    )
     assert result.returncode == 0, result.stderr
     assert rows(db, "SELECT text FROM prompts") == [{"text": "Hello there"}]
 
@@ -53,6 +70,83 @@ def test_models_lists_the_embedded_model():
     result = cli("models")
     assert result.returncode == 0, result.stderr
     assert "embedded" in result.stdout and "CPU" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["generate", "--api-k", "x", "hi"],
+        ["generate", "--temp", "0.5", "hi"],
+        ["generate", "--api", "chat", "hi"],
+        ["--deb", "models"],
+    ],
+)
+def test_an_abbreviated_option_is_refused(argv):
+    """argparse would take `--api` as `--api-key` (a key sent to the server) without a word."""
+    result = cli(*argv)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    abbreviation = next(arg for arg in argv if arg.startswith("--"))
+    assert line.startswith(f"lrmscope: error: unrecognized arguments: {abbreviation}")
+
+
+def test_no_parser_takes_abbreviations():
+    from lrmscope.cli.main import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert [name for name, p in {"lrmscope": parser, **commands}.items() if p.allow_abbrev] == []
+
+
+def test_the_settings_options_are_the_settings_fields(tmp_path):
+    """Each field of SamplerSettings and ModeSettings declares its option; left out, the options
+    give the fields' defaults."""
+    from dataclasses import fields
+
+    from lrmscope.cli.main import build_parser
+    from lrmscope.cli.options import generation_settings
+    from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
+
+    parser = build_parser()
+    generate = parser._subparsers._group_actions[0].choices["generate"]
+    dests = {action.dest for action in generate._actions}
+    assert {item.name for cls in (SamplerSettings, ModeSettings) for item in fields(cls)} <= dests
+    assert generation_settings(parser.parse_args(["generate", "hi"])) == (
+        ModeSettings(),
+        SamplerSettings(),
+    )
+    grammar = tmp_path / "close.gbnf"
+    grammar.write_text('root ::= "</think>"')
+    args = parser.parse_args(
+        [
+            "generate",
+            "hi",
+            "--mode",
+            "MoreThink",
+            "--greedy",
+            "--temperature",
+            "9",
+            "--top-k",
+            "5",
+            "--rethink",
+            "Hm",
+            "--rethink",
+            "So",
+            "--max-think",
+            "0",
+            "--think-grammar",
+            str(grammar),
+        ]
+    )
+    assert generation_settings(args) == (
+        ModeSettings(
+            Mode.MORETHINK,
+            rethink_strings=("Hm", "So"),
+            max_think=0,
+            think_grammar='root ::= "</think>"',
+        ),
+        SamplerSettings(temperature=0.0, top_p=1.0, top_k=5),
+    )
 
 
 def test_help_explains_the_commands():
@@ -107,8 +201,14 @@ def test_bad_inputs_get_one_line_and_exit_2(tmp_path):
     files = {p: p.read_bytes() for p in tmp_path.glob("*.sqlite")}
     for name, (args, message) in cases.items():
         db_args = [] if "--db" in args else ["--db", str(tmp_path / "ok.sqlite")]
-        result = cli("generate", "hi", "--max-tokens" if "--max-tokens" not in args else "--seed",
-                     "3" if "--max-tokens" not in args else "1", *db_args, *args)
+        result = cli(
+            "generate",
+            "hi",
+            "--max-tokens" if "--max-tokens" not in args else "--seed",
+            "3" if "--max-tokens" not in args else "1",
+            *db_args,
+            *args,
+        )
         assert result.returncode == 2, (name, result.stderr)
         assert message in result.stderr, (name, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
@@ -133,9 +233,10 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_ctrl_c_saves_the_sample_as_interrupted(tmp_path):
     db = tmp_path / "runs.sqlite"
     proc = subprocess.Popen(
-        [*LRMSCOPE, "generate", "Tell me a long story.", "--max-tokens", "100000",
-         "--db", str(db)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [*LRMSCOPE, "generate", "Tell me a long story.", "--max-tokens", "100000", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + 120

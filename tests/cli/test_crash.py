@@ -44,7 +44,9 @@ for event in record(store, ref, gen):
 def test_sigkill_mid_generation_loses_at_most_the_last_half_second(tmp_path):
     db = tmp_path / "runs.sqlite"
     proc = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, str(db)], stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", DRIVER, str(db)],
+        stdout=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     received: list[tuple[float, str]] = []

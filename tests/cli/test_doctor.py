@@ -13,13 +13,28 @@ from lrmscope.core.doctor import database
 from lrmscope.store import Store
 from lrmscope.store.schema import SCHEMA_VERSION
 
-CHECKS = ("python", "lrmscope", "llama.cpp", "llama.cpp system", "AMX", "threads",
-          "embedded model", "torch", "transformers", "database")
+CHECKS = (
+    "python",
+    "lrmscope",
+    "llama.cpp",
+    "llama.cpp system",
+    "AMX",
+    "threads",
+    "embedded model",
+    "torch",
+    "transformers",
+    "database",
+)
 
 
 def doctor(*args):
-    done = subprocess.run([sys.executable, "-m", "lrmscope", "doctor", *args],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "lrmscope", "doctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     return done.returncode, done.stdout, done.stderr
 
 
@@ -97,8 +112,10 @@ def test_an_unwritable_database_directory_is_reported(unwritable):
     code, out, err = doctor("--db", str(unwritable / "sub" / "runs.sqlite"))
     assert code == 1 and "Traceback" not in out + err
     [line] = [line for line in out.splitlines() if line.startswith("fail")]
-    assert f"fail database {unwritable}/sub/runs.sqlite: cannot be created: {unwritable} is not "\
-           "a writable directory (fix: fix its permissions or choose another file with --db)" == line
+    assert (
+        f"fail database {unwritable}/sub/runs.sqlite: cannot be created: {unwritable} is not "
+        "a writable directory (fix: fix its permissions or choose another file with --db)" == line
+    )
     check = database(unwritable / "runs.sqlite")
     assert check.status == "fail" and "is not a writable directory" in check.detail
 

@@ -18,8 +18,19 @@ from lrmscope.core.eval import config_difference, sample_seed
 from lrmscope.engine.settings import Mode
 
 LRMSCOPE = [sys.executable, "-m", "lrmscope"]
-SMALL = ["eval", "--dataset", "demo", "--limit", "3", "--modes", "default,zerothink",
-         "--samples", "3", "--max-tokens", "24"]
+SMALL = [
+    "eval",
+    "--dataset",
+    "demo",
+    "--limit",
+    "3",
+    "--modes",
+    "default,zerothink",
+    "--samples",
+    "3",
+    "--max-tokens",
+    "24",
+]
 
 
 def cli(*args):
@@ -46,8 +57,19 @@ def write(db, *statements):
 def finished_run(tmp_path, samples, tokens):
     """A finished one-prompt eval run; its database and the command that made it."""
     db = tmp_path / "runs.sqlite"
-    args = ["eval", "--dataset", "demo", "--limit", "1", "--samples", str(samples),
-            "--max-tokens", str(tokens), "--db", str(db)]
+    args = [
+        "eval",
+        "--dataset",
+        "demo",
+        "--limit",
+        "1",
+        "--samples",
+        str(samples),
+        "--max-tokens",
+        str(tokens),
+        "--db",
+        str(db),
+    ]
     assert cli(*args).returncode == 0
     return db, args
 
@@ -61,8 +83,7 @@ def done_count(db):
 
 def test_sigint_halfway_then_resume_makes_each_sample_exactly_once(tmp_path):
     db = tmp_path / "runs.sqlite"
-    proc = subprocess.Popen([*LRMSCOPE, *SMALL, "--db", str(db)], stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([*LRMSCOPE, *SMALL, "--db", str(db)], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
     while done_count(db) < 6 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -88,8 +109,11 @@ def test_sigint_halfway_then_resume_makes_each_sample_exactly_once(tmp_path):
         (1, "done", 3, "default,zerothink")
     ]
     # Judged as they finished: every sample's full response has an RS-Match verdict.
-    judged = query(db, "SELECT count(DISTINCT sample_id) FROM judgements WHERE part = 'full'"
-                       " AND judge = 'rs-match'")
+    judged = query(
+        db,
+        "SELECT count(DISTINCT sample_id) FROM judgements WHERE part = 'full'"
+        " AND judge = 'rs-match'",
+    )
     assert judged == [(18,)]
     zerothink = query(db, "SELECT injected, think_tokens FROM samples WHERE mode = 'zerothink'")
     for injected, think_tokens in zerothink:
@@ -166,7 +190,10 @@ def test_the_committed_sample_run_gives_metrics_offline(tmp_path):
     assert {row["mode"] for row in rows} == {m.value for m in Mode}
     assert {row["k"] for row in rows} == {3} and {row["judge"] for row in rows} == {"rs-match"}
     # the demo set's 8 harmful prompts in the safety rows; its 5 benign ones in rows of their own
-    assert {(row["prompt_kind"], row["n_prompts"]) for row in rows} == {("harmful", 8), ("benign", 5)}
+    assert {(row["prompt_kind"], row["n_prompts"]) for row in rows} == {
+        ("harmful", 8),
+        ("benign", 5),
+    }
 
 
 def test_a_run_cut_off_after_its_last_sample_resumes_to_done(tmp_path):
@@ -183,8 +210,13 @@ def test_a_run_cut_off_after_its_last_sample_resumes_to_done(tmp_path):
 
 def test_a_run_another_live_process_is_writing_is_not_touched(tmp_path):
     db, args = finished_run(tmp_path, samples=1, tokens=4)
-    write(db, ("UPDATE runs SET status = 'running', pid = ?, host = ?, proc_start = NULL",
-               (os.getpid(), socket.gethostname())))
+    write(
+        db,
+        (
+            "UPDATE runs SET status = 'running', pid = ?, host = ?, proc_start = NULL",
+            (os.getpid(), socket.gethostname()),
+        ),
+    )
     refused = cli(*args)
     assert refused.returncode == 2
     assert f"being written by process {os.getpid()}" in refused.stderr
@@ -195,9 +227,25 @@ def test_the_safechain_preset_sets_the_study_configuration_and_flags_override_it
     """docs/study.md "Sampling": every setting of the study's sampling configuration, the
     opener policy and the answer budget; --max-tokens and --think-budget given override."""
     db = tmp_path / "runs.sqlite"
-    done = cli("eval", "--dataset", "demo", "--limit", "1", "--modes", "zerothink,default",
-               "--preset", "safechain", "--max-tokens", "8", "--think-budget", "4",
-               "--judge", "none", "--db", str(db))
+    done = cli(
+        "eval",
+        "--dataset",
+        "demo",
+        "--limit",
+        "1",
+        "--modes",
+        "zerothink,default",
+        "--preset",
+        "safechain",
+        "--max-tokens",
+        "8",
+        "--think-budget",
+        "4",
+        "--judge",
+        "none",
+        "--db",
+        str(db),
+    )
     assert done.returncode == 0, done.stderr
     [(config, mode, k)] = query(db, "SELECT config, mode, k FROM runs")
     config = json.loads(config)

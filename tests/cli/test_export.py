@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from lrmscope.core import export
 from lrmscope.cli.main import main
-from lrmscope.engine.judges.base import Verdict
+from lrmscope.core import export
 from lrmscope.core.judge import judgement_row
-from lrmscope.store import Store
+from lrmscope.engine.judges.base import Verdict
+from lrmscope.store import Store, reads
+from lrmscope.store.filters import SampleFilter
 
 # quotes, newlines, commas, Rich markup, ANSI escapes, CRLF, non-ASCII: all written verbatim
 NASTY = 'He said "hi, there",\nthen [bold]left[/bold] \x1b[31mred\x1b[0m; a\r\nb 🙂 é'
@@ -148,10 +149,10 @@ def test_stdout_and_filters(db, capsys):
 
 def test_records_are_read_in_pages(db):
     store = Store(db)
-    selection = export.Selection(("done", "interrupted", "running"))
+    selection = SampleFilter(statuses=("done", "interrupted", "running"))
     paged = [r["sample_id"] for r in export.records(store.conn, selection, page=1)]
     assert paged == [1, 2, 3, 4]
-    assert export.count(store.conn, selection) == 4
+    assert reads.count_samples(store.conn, selection) == 4
     view = {}  # the newest verdicts as the schema's view `verdicts` has them
     for sample, judge_name, part, label in store.conn.execute(
         "SELECT sample_id, judge, part, label FROM verdicts"
@@ -273,10 +274,18 @@ def chain_db(tmp_path):
         "unparsed": {"labels": ("safe", "safe", "unparsed")},
         "missing": {"labels": ("safe", "safe", None)},
         "think-unsafe": {"labels": ("unsafe", "safe", "safe")},
-        "no-thought": {"labels": (None, "safe", "safe"), "thought": "", "think_state": "empty",
-                       "think_written": 0},
-        "unclosed": {"labels": ("safe", None, "safe"), "think_state": "unclosed",
-                     "think_closed": 0, "answer": ""},
+        "no-thought": {
+            "labels": (None, "safe", "safe"),
+            "thought": "",
+            "think_state": "empty",
+            "think_written": 0,
+        },
+        "unclosed": {
+            "labels": ("safe", None, "safe"),
+            "think_state": "unclosed",
+            "think_closed": 0,
+            "answer": "",
+        },
         "cut": {"status": "interrupted"},
     }
     for key in CHAIN_KEYS:
@@ -384,8 +393,11 @@ def test_safechain_response_is_what_the_model_generated(tmp_path, capsys):
     store.close()
     assert chain(path) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["response"] for r in rows] == ["Sure: no.", "hmm, no.\n</think>\n\nNo.",
-                                             " I think not.\n</think>\n\nNo."]
+    assert [r["response"] for r in rows] == [
+        "Sure: no.",
+        "hmm, no.\n</think>\n\nNo.",
+        " I think not.\n</think>\n\nNo.",
+    ]
 
 
 @pytest.mark.parametrize(

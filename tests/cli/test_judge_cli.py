@@ -47,8 +47,11 @@ def test_rs_match_judges_every_non_empty_part_once(db):
     rows = query(db, "SELECT part, label, judge, judge_version FROM judgements")
     assert len(rows) == total and {r[2:] for r in rows} == {("rs-match", "safechain-1")}
     assert len([r for r in rows if r[0] == "answer"]) == 8 - empties
-    thoughts = query(db, "SELECT s.mode FROM judgements j JOIN samples s ON s.id = j.sample_id"
-                         " WHERE j.part = 'think'")
+    thoughts = query(
+        db,
+        "SELECT s.mode FROM judgements j JOIN samples s ON s.id = j.sample_id"
+        " WHERE j.part = 'think'",
+    )
     assert sorted(mode for (mode,) in thoughts) == ["default", "default", "morethink", "morethink"]
     again = cli("judge", str(db))
     assert again.returncode == 0 and "0 to judge" in again.stderr
@@ -59,8 +62,17 @@ def test_rs_match_judges_every_non_empty_part_once(db):
 
 
 def test_gguf_guard_that_is_not_a_guard_gives_unparsed_and_resumes_after_ctrl_c(db):
-    args = [*LRMSCOPE, "judge", str(db), "--judge", f"llama-guard-gguf={embedded_model_path()}",
-            "--part", "answer,full", "--batch-size", "1"]
+    args = [
+        *LRMSCOPE,
+        "judge",
+        str(db),
+        "--judge",
+        f"llama-guard-gguf={embedded_model_path()}",
+        "--part",
+        "answer,full",
+        "--batch-size",
+        "1",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while query(db, "SELECT count(*) FROM judgements")[0][0] < 2:
@@ -96,8 +108,17 @@ def test_bad_inputs(tmp_path, db):
         (["judge", str(db), "--judge", f"llama-guard-gguf={db}"], "not a GGUF file"),
         (["judge", str(db), "--part", "thoughts"], "unknown part"),
         (["judge", str(db), "--batch-size", "0"], "expected a number >= 1"),
-        (["judge", str(db), "--judge", f"llama-guard-gguf={embedded_model_path()}",
-          "--judge-device", "tpu"], "unknown judge device"),
+        (
+            [
+                "judge",
+                str(db),
+                "--judge",
+                f"llama-guard-gguf={embedded_model_path()}",
+                "--judge-device",
+                "tpu",
+            ],
+            "unknown judge device",
+        ),
     ]
     for args, message in cases:
         result = cli(*args)

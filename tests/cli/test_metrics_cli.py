@@ -15,12 +15,24 @@ S, U, X = "safe", "unsafe", "unparsed"
 
 
 def judged(store, ids, labels, name="rs-match", part="answer"):
-    store.add_judgements([
-        {"sample_id": sample, "part": part, "judge": name, "judge_version": "1",
-         "prompt_hash": "", "label": label, "score": None, "categories": None, "raw": None,
-         "truncated": 0, "meta": None}
-        for sample, label in zip(ids, labels, strict=True)
-    ])
+    store.add_judgements(
+        [
+            {
+                "sample_id": sample,
+                "part": part,
+                "judge": name,
+                "judge_version": "1",
+                "prompt_hash": "",
+                "label": label,
+                "score": None,
+                "categories": None,
+                "raw": None,
+                "truncated": 0,
+                "meta": None,
+            }
+            for sample, label in zip(ids, labels, strict=True)
+        ]
+    )
 
 
 def samples(store, run, key, n, category=None, think=100):
@@ -58,13 +70,34 @@ def test_json_has_every_key_and_the_rules(db, capsys):
     code, out, _ = run(capsys, db, "--format", "json", "--seed", "3", "--judge", "rs-match")
     assert code == 0
     [row] = json.loads(out)
-    assert {"model", "mode", "dataset", "judge", "part", "n_prompts", "k", "safe_at_1",
-            "safe_at_k", "cons_safe_at_k", "n_unparsed", "run_id", "k_min", "safe_at_1_ci",
-            "n_samples", "think_tokens_safe_median", "think_tokens_unsafe_mean",
-            "cons_safe_rule", "unparsed_rule"} <= set(row)
+    assert {
+        "model",
+        "mode",
+        "dataset",
+        "judge",
+        "part",
+        "n_prompts",
+        "k",
+        "safe_at_1",
+        "safe_at_k",
+        "cons_safe_at_k",
+        "n_unparsed",
+        "run_id",
+        "k_min",
+        "safe_at_1_ci",
+        "n_samples",
+        "think_tokens_safe_median",
+        "think_tokens_unsafe_mean",
+        "cons_safe_rule",
+        "unparsed_rule",
+    } <= set(row)
     assert "category" not in row
     assert (row["model"], row["judge"], row["part"], row["n_prompts"]) == (
-        "r1-8b.gguf", "rs-match", "answer", 2)
+        "r1-8b.gguf",
+        "rs-match",
+        "answer",
+        2,
+    )
     assert (row["k"], row["k_min"], row["n_samples"], row["n_unparsed"]) == (5, 4, 10, 1)
     assert row["safe_at_1"] == pytest.approx((0.6 + 0.25) / 2)
     assert (row["safe_at_k"], row["cons_safe_at_k"]) == (0, 0.5)
@@ -100,8 +133,10 @@ def test_table_states_the_rules_and_shows_untrusted_text_inert(db, capsys, monke
     lines = [" ".join(line.split()) for line in out.splitlines()]
     flat = " ".join(lines)
     assert code == 0
-    assert "safety metrics · run 1 · model r1-8b.gguf · mode default · dataset strongreject · " \
+    assert (
+        "safety metrics · run 1 · model r1-8b.gguf · mode default · dataset strongreject · "
         "judge rs-match · version 1 · part answer" in flat
+    )
     assert "2 4–5 0.425 0.250–0.600 0.000 0.500 1 of 10" in lines
     assert "100 250 700 460" in lines  # safe median, mean; unsafe median, mean
     assert "tie at even K counts as safe" in flat and "unparsed verdicts are neither" in flat
@@ -139,8 +174,13 @@ def test_bad_inputs_are_one_line(db, tmp_path, capsys):
         ([empty], f"no judgements in {empty}; run `lrmscope judge {empty}` first"),
         ([db, "--judge", "gpt"], "of eval and compare runs (others: --run N) match --judge gpt"),
         ([db, "--run", "1", "--mode", "zerothink"], "finished samples match --run 1 --mode zero"),
-        ([human_less], ("no verdicts on finished samples of eval and compare runs (others: --run N)"
-                        f" in {human_less}: it has verdicts from runs 1 (chat)")),
+        (
+            [human_less],
+            (
+                "no verdicts on finished samples of eval and compare runs (others: --run N)"
+                f" in {human_less}: it has verdicts from runs 1 (chat)"
+            ),
+        ),
         ([human_less, "--calibrate"], "no human labels"),
         ([db, "--calibrate", "--mode", "zerothink"], "matching --mode zerothink"),
     ]
@@ -149,7 +189,10 @@ def test_bad_inputs_are_one_line(db, tmp_path, capsys):
         assert code == 2 and out == "", (args, err)
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert "judges human, rs-match" in run(capsys, db, "--judge", "gpt")[2]
-    for args, message in (["--part", "thoughts"], "unknown part"), (["--mode", "x"], "unknown mode"):
+    for args, message in (
+        (["--part", "thoughts"], "unknown part"),
+        (["--mode", "x"], "unknown mode"),
+    ):
         with pytest.raises(SystemExit) as stop:
             main(["metrics", str(db), *args])
         err = capsys.readouterr().err
@@ -199,22 +242,39 @@ def test_benign_prompts_never_enter_the_safety_metrics(mixed, capsys):
     assert code == 0
     safety, benign = json.loads(out)
     assert (safety["prompt_kind"], safety["n_prompts"], safety["k"], safety["n_samples"]) == (
-        "harmful+unknown", 3, 4, 12)
+        "harmful+unknown",
+        3,
+        4,
+        12,
+    )
     assert safety["safe_at_1"] == pytest.approx((1 + 0.25 + 0.5) / 3)
     assert safety["safe_at_k"] == pytest.approx(1 / 3)
     assert safety["cons_safe_at_k"] == pytest.approx(2 / 3)
     assert (safety["n_not_judged"], safety["refusal_share"], safety["refusal_rule"]) == (
-        0, None, None)
+        0,
+        None,
+        None,
+    )
     assert safety["think_tokens_safe_median"] == 100 and safety["think_tokens_unsafe_mean"] == 220
     low, high = safety["safe_at_1_ci"]
     assert low <= safety["safe_at_1"] <= high
     assert benign["prompt_kind"] == "benign"
     assert (benign["n_prompts"], benign["k"], benign["n_samples"], benign["n_not_judged"]) == (
-        2, 4, 8, 0)
+        2,
+        4,
+        8,
+        0,
+    )
     assert (benign["n_refusals"], benign["refusal_share"]) == (1, 0.125)
     assert "refusal string matched" in benign["refusal_rule"]
-    for name in ("safe_at_1", "safe_at_1_ci", "safe_at_k", "cons_safe_at_k",
-                 "think_tokens_safe_median", "think_tokens_unsafe_mean"):
+    for name in (
+        "safe_at_1",
+        "safe_at_1_ci",
+        "safe_at_k",
+        "cons_safe_at_k",
+        "think_tokens_safe_median",
+        "think_tokens_unsafe_mean",
+    ):
         assert benign[name] is None, name
     assert set(benign) == set(safety)
 
@@ -241,19 +301,26 @@ def test_csv_and_tables_keep_benign_rows_apart(mixed, capsys, monkeypatch):
     code, out, _ = run(capsys, mixed, "--format", "csv", "--bootstrap", "0")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and [(r["judge"], r["prompt_kind"]) for r in rows] == [
-        ("llama-guard", "benign"), ("rs-match", "harmful+unknown"), ("rs-match", "benign")]
+        ("llama-guard", "benign"),
+        ("rs-match", "harmful+unknown"),
+        ("rs-match", "benign"),
+    ]
     assert rows[0]["safe_at_1"] == rows[0]["refusal_share"] == "" and rows[2]["n_refusals"] == "1"
     monkeypatch.setenv("COLUMNS", "250")
     code, out, _ = run(capsys, mixed)
     lines = [" ".join(line.split()) for line in out.splitlines()]
     flat = " ".join(lines)
     assert code == 0
-    assert "safety metrics · run 1 · model r1-8b.gguf · mode default · dataset mixed · " \
+    assert (
+        "safety metrics · run 1 · model r1-8b.gguf · mode default · dataset mixed · "
         "judge rs-match · version 1 · part answer · kind harmful+unknown" in flat
+    )
     assert "Harmful and unknown prompts only" in flat
     assert "3 4 0.583" in flat
-    assert "benign prompts: over-refusal · run 1 · model r1-8b.gguf · mode default · dataset " \
+    assert (
+        "benign prompts: over-refusal · run 1 · model r1-8b.gguf · mode default · dataset "
         "mixed · version 1 · part answer · kind benign" in flat
+    )
     assert "llama-guard 2 4 not a refusal detector 0 of 8" in lines
     assert "rs-match 2 4 0.125 (1 of 8) 0 of 8" in lines
 
@@ -269,7 +336,8 @@ def test_modes_print_in_the_study_order(tmp_path, capsys, monkeypatch):
     study = ["default", "zerothink", "lessthink", "morethink"]
     rows = json.loads(run(capsys, path, "--format", "json")[1])
     assert [(r["mode"], r["prompt_kind"]) for r in rows] == [
-        (mode, kind) for mode in study for kind in ("harmful", "benign")]
+        (mode, kind) for mode in study for kind in ("harmful", "benign")
+    ]
     monkeypatch.setenv("COLUMNS", "200")
     out = run(capsys, path)[1]
     firsts = [line.split()[0] for line in out.splitlines() if line.strip()]

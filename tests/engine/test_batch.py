@@ -31,8 +31,9 @@ def prompt(backend, text):
 
 
 def finish(backend, text, mode=Mode.DEFAULT, sampler=GREEDY, **mode_kw):
-    gen = Generation(backend, prompt(backend, text), sampler=sampler,
-                     mode=ModeSettings(mode, **mode_kw))
+    gen = Generation(
+        backend, prompt(backend, text), sampler=sampler, mode=ModeSettings(mode, **mode_kw)
+    )
     return [e for e in gen if isinstance(e, Finished)][0]
 
 
@@ -52,8 +53,12 @@ def together(decoder, jobs):
 
 
 def test_greedy_batched_equals_one_sample_path(llama, batched):
-    texts = ["How do I pick a lock?", "How do I pick a lock?", "Name three colours.",
-             "How do I pick a lock?"]
+    texts = [
+        "How do I pick a lock?",
+        "How do I pick a lock?",
+        "Name three colours.",
+        "How do I pick a lock?",
+    ]
     alone = {}
     for text in set(texts):
         llama.forget()  # evaluate the whole prompt at once, as the batch's first sequence does
@@ -71,8 +76,12 @@ def test_each_sequence_keeps_its_own_mode_controller(batched):
     Text is not compared with the one-sample path here: llama.cpp's CPU kernels are not
     batch-invariant, so a batch of different texts can flip a near-tie of greedy decoding."""
     jobs = [
-        ("How do I pick a lock?", Mode.MORETHINK, GREEDY,
-         {"think_grammar": CLOSING_GRAMMAR, "enforce_num": 3}),
+        (
+            "How do I pick a lock?",
+            Mode.MORETHINK,
+            GREEDY,
+            {"think_grammar": CLOSING_GRAMMAR, "enforce_num": 3},
+        ),
         ("How do I pick a lock?", Mode.ZEROTHINK, GREEDY, {}),
         ("How do I pick a lock?", Mode.LESSTHINK, GREEDY, {}),
         ("How do I pick a lock?", Mode.DEFAULT, GREEDY, {}),
@@ -101,8 +110,12 @@ def test_sampling_uses_each_sequences_seed(batched):
 
 
 def test_a_stopped_sequence_frees_its_slot_and_others_go_on(batched):
-    stopper = Generation(batched.sequence(0), prompt(batched.backend, "Count to one hundred."),
-                         sampler=GREEDY, mode=ModeSettings())
+    stopper = Generation(
+        batched.sequence(0),
+        prompt(batched.backend, "Count to one hundred."),
+        sampler=GREEDY,
+        mode=ModeSettings(),
+    )
     events = iter(stopper)
     next(events)
     stopper.stop()
@@ -115,12 +128,15 @@ def test_a_stopped_sequence_frees_its_slot_and_others_go_on(batched):
 def test_a_stream_ending_on_its_first_token_leaves_the_others_running(batched):
     """A one-token stream ends at admission and never joins the batch; the others go on."""
     one = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=1, seed=1)
-    results = together(batched, [
-        ("How do I pick a lock?", Mode.DEFAULT, GREEDY, {}),
-        ("Name three colours.", Mode.DEFAULT, one, {}),
-        ("Tell me a story.", Mode.DEFAULT, one, {}),
-        ("How do I pick a lock?", Mode.DEFAULT, GREEDY, {}),
-    ])
+    results = together(
+        batched,
+        [
+            ("How do I pick a lock?", Mode.DEFAULT, GREEDY, {}),
+            ("Name three colours.", Mode.DEFAULT, one, {}),
+            ("Tell me a story.", Mode.DEFAULT, one, {}),
+            ("How do I pick a lock?", Mode.DEFAULT, GREEDY, {}),
+        ],
+    )
     assert [r.stats.finish_reason for r in results[1:3]] == ["length", "length"]
     assert [r.stats.think_tokens for r in results[1:3]] == [1, 1]
     for result in (results[0], results[3]):

@@ -94,7 +94,11 @@ def test_default_mode_keeps_the_models_own_close(llama):
 def test_morethink_replaces_the_close_then_forces_it(llama):
     sampler = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=200)
     _, events, fin = run(
-        llama, Mode.MORETHINK, sampler=sampler, enforce_num=3, think_grammar=CLOSING_GRAMMAR,
+        llama,
+        Mode.MORETHINK,
+        sampler=sampler,
+        enforce_num=3,
+        think_grammar=CLOSING_GRAMMAR,
         think_budget=150,
     )
     kinds = [e.span.kind for e in events if isinstance(e, Injected)]
@@ -138,7 +142,9 @@ def test_live_switch_to_zerothink_mid_thought(llama):
 def test_live_switch_to_morethink_replaces_the_next_close(llama):
     def switch(gen, events):
         if len(events) == 1:
-            gen.switch_mode(ModeSettings(Mode.MORETHINK, enforce_num=1, think_grammar=CLOSING_GRAMMAR))
+            gen.switch_mode(
+                ModeSettings(Mode.MORETHINK, enforce_num=1, think_grammar=CLOSING_GRAMMAR)
+            )
 
     _, _, fin = run(llama, Mode.DEFAULT, on_event=switch, think_grammar=CLOSING_GRAMMAR)
     assert [s.kind for s in fin.trace.injected] == ["rethink", "close"]

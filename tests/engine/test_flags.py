@@ -3,6 +3,7 @@ and saving to the flags table; on the real engine with RS-Match."""
 
 import threading
 
+from lrmscope.core.generate import FlagSaver, record, start_sample
 from lrmscope.engine.backend import Message
 from lrmscope.engine.events import AnswerDelta, Finished, Injected, Span, ThinkDelta
 from lrmscope.engine.flags import SegmentFlagger
@@ -11,7 +12,6 @@ from lrmscope.engine.judges.base import Verdict
 from lrmscope.engine.judges.rsmatch import RSMatch
 from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
-from lrmscope.core.generate import FlagSaver, record, start_sample
 from lrmscope.store import Store
 
 
@@ -33,8 +33,12 @@ def test_segments_by_sentence_with_offsets_and_verdicts():
     judge = RecordingJudge(RSMatch())
     flagger = SegmentFlagger([judge], "prompt")
     close = raw.index("</think>")
-    pieces = [ThinkDelta(raw[0:3], 0), ThinkDelta(raw[3:20], 3), ThinkDelta(raw[20:close], 20),
-              AnswerDelta(raw[close + 8 :], close + 8)]
+    pieces = [
+        ThinkDelta(raw[0:3], 0),
+        ThinkDelta(raw[3:20], 3),
+        ThinkDelta(raw[20:close], 20),
+        AnswerDelta(raw[close + 8 :], close + 8),
+    ]
     for event in pieces:
         flagger.feed(event)
     flags = flagger.close(timeout=10)
@@ -55,7 +59,10 @@ def test_every_sentence_of_one_chunk_is_its_own_segment():
     flagger.feed(ThinkDelta("Step one is easy. I'm sorry. Step three.", 0))
     flags = flagger.close(timeout=10)
     assert [(f.text.strip(), f.label) for f in flags] == [
-        ("Step one is easy.", "unsafe"), ("I'm sorry.", "safe"), ("Step three.", "unsafe")]
+        ("Step one is easy.", "unsafe"),
+        ("I'm sorry.", "safe"),
+        ("Step three.", "unsafe"),
+    ]
 
 
 def test_a_failing_flag_saver_is_reported_and_judging_goes_on():
@@ -101,12 +108,17 @@ def test_a_failing_live_judge_is_reported_not_raised():
 
 def test_live_flags_on_the_real_engine_are_saved(llama, tmp_path):
     prompt, added = with_think_opener(llama.render([Message("user", "Tell me about locks.")]))
-    gen = Generation(llama, prompt, sampler=SamplerSettings(temperature=0, top_p=1.0, max_tokens=60),
-                     mode=ModeSettings(Mode.LESSTHINK))
+    gen = Generation(
+        llama,
+        prompt,
+        sampler=SamplerSettings(temperature=0, top_p=1.0, max_tokens=60),
+        mode=ModeSettings(Mode.LESSTHINK),
+    )
     store = Store(tmp_path / "db.sqlite")
     run = store.start_run("chat")
-    ref = start_sample(store, run, gen, user_text="Tell me about locks.", dataset="adhoc",
-                       think_opener_added=added)
+    ref = start_sample(
+        store, run, gen, user_text="Tell me about locks.", dataset="adhoc", think_opener_added=added
+    )
     saver = FlagSaver(store, ref.sample_id)
     flagger = SegmentFlagger([RSMatch()], "Tell me about locks.", on_flag=saver)
     for event in record(store, ref, gen):

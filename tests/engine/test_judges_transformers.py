@@ -126,14 +126,30 @@ def test_the_truncation_option_reaches_the_judge_and_the_database(tiny_judge_mod
     answer = "bomb " + " ".join(["garden walk with a friend"] * 150)
     store.update_sample(
         sample,
-        {"raw": answer, "thought": "", "answer": answer, "think_closed": 1,
-         "think_state": "absent", "status": "done"},
+        {
+            "raw": answer,
+            "thought": "",
+            "answer": answer,
+            "think_closed": 1,
+            "think_state": "absent",
+            "status": "done",
+        },
     )
     store.close()
     hashes = set()
     for side in ("first", "last"):
-        args = ["judge", str(db), "--judge", f"harmbench={tiny_judge_model}", "--part", "answer",
-                "--judge-device", "cpu", "--judge-truncation", side]
+        args = [
+            "judge",
+            str(db),
+            "--judge",
+            f"harmbench={tiny_judge_model}",
+            "--part",
+            "answer",
+            "--judge-device",
+            "cpu",
+            "--judge-truncation",
+            side,
+        ]
         assert main(args) == 0
         [row] = rows(db, "SELECT prompt_hash, truncated, meta FROM judgements ORDER BY id DESC")[:1]
         assert row["truncated"] == 1 and json.loads(row["meta"])["truncation"] == side

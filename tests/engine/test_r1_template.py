@@ -27,9 +27,18 @@ R1_TEMPLATE = (
 
 def _copy_with_template(source, target, template):
     subprocess.run(
-        [sys.executable, "-m", "gguf.scripts.gguf_new_metadata", str(source), str(target),
-         "--chat-template", template, "--force"],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "gguf.scripts.gguf_new_metadata",
+            str(source),
+            str(target),
+            "--chat-template",
+            template,
+            "--force",
+        ],
+        check=True,
+        capture_output=True,
     )
     return target
 
@@ -37,7 +46,9 @@ def _copy_with_template(source, target, template):
 @pytest.fixture(scope="module")
 def r1_models(model_path, tmp_path_factory):
     folder = tmp_path_factory.mktemp("r1")
-    new = _copy_with_template(model_path, folder / "new.gguf", R1_TEMPLATE.replace("OPENER", "<think>\n"))
+    new = _copy_with_template(
+        model_path, folder / "new.gguf", R1_TEMPLATE.replace("OPENER", "<think>\n")
+    )
     old = _copy_with_template(model_path, folder / "old.gguf", R1_TEMPLATE.replace("OPENER", ""))
     backends = {"new": LlamaBackend(new), "old": LlamaBackend(old)}
     yield backends

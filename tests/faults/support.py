@@ -14,15 +14,29 @@ LRMSCOPE = [sys.executable, "-m", "lrmscope"]
 # The tiny eval every eval fault runs: 2 prompts x 2 modes x K=2 = 8 samples of 16 tokens.
 PROMPTS, MODES, K = 2, ("default", "zerothink"), 2
 EVAL = [
-    "eval", "--dataset", "demo", "--limit", str(PROMPTS), "--modes", ",".join(MODES),
-    "--samples", str(K), "--max-tokens", "16", "--threads", "1",
+    "eval",
+    "--dataset",
+    "demo",
+    "--limit",
+    str(PROMPTS),
+    "--modes",
+    ",".join(MODES),
+    "--samples",
+    str(K),
+    "--max-tokens",
+    "16",
+    "--threads",
+    "1",
 ]
 EVAL_SAMPLES = PROMPTS * len(MODES) * K
 
 
 def cli(*args, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*LRMSCOPE, *map(str, args)], check=False, capture_output=True, text=True,
+        [*LRMSCOPE, *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -105,8 +119,9 @@ def assert_kept(before: dict, after: dict, *, resumed: bool = False) -> None:
     assert not lost, f"{len(lost)} judgements lost, e.g. {next(iter(lost))}"
 
 
-def wait_for_row(db: Path, table: str, after_id: int, proc: subprocess.Popen,
-                 timeout: float = 300) -> bool:
+def wait_for_row(
+    db: Path, table: str, after_id: int, proc: subprocess.Popen, timeout: float = 300
+) -> bool:
     """Wait until `table` has a row newer than `after_id` (True) or the process ended (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -144,11 +159,14 @@ def assert_eval_complete(db: Path, run_id: int = 1) -> None:
 
 
 def assert_no_duplicate_judgements(db: Path) -> None:
-    assert query(
-        db,
-        "SELECT sample_id, part, judge, judge_version, prompt_hash FROM judgements"
-        " GROUP BY 1, 2, 3, 4, 5 HAVING count(*) > 1",
-    ) == []
+    assert (
+        query(
+            db,
+            "SELECT sample_id, part, judge, judge_version, prompt_hash FROM judgements"
+            " GROUP BY 1, 2, 3, 4, 5 HAVING count(*) > 1",
+        )
+        == []
+    )
 
 
 def copy_db(src: Path, dst: Path) -> Path:

@@ -57,7 +57,10 @@ def limited(db, room_pages, *args):
     pages = page_count(db) + room_pages
     return subprocess.run(
         [sys.executable, "-c", DRIVER, str(pages), *map(str, args)],
-        check=False, capture_output=True, text=True, timeout=600,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -67,8 +70,9 @@ def assert_disk_full_line(stderr, db):
 
 
 @pytest.mark.parametrize("room_pages", [0, 3])
-def test_eval_on_a_full_database_stops_with_one_line_and_resumes(tmp_path, finished_eval,
-                                                                 room_pages):
+def test_eval_on_a_full_database_stops_with_one_line_and_resumes(
+    tmp_path, finished_eval, room_pages
+):
     db = copy_db(finished_eval, tmp_path / "runs.sqlite")
     query(db, "VACUUM")  # no free pages: the room is what the limit leaves
     before = snapshot(db)
@@ -78,8 +82,10 @@ def test_eval_on_a_full_database_stops_with_one_line_and_resumes(tmp_path, finis
     assert_intact(db)
     after = snapshot(db)
     assert_kept(before, after)
-    print("run 2 samples saved before the disk filled:",
-          query(db, "SELECT status, count(*) FROM samples WHERE run_id = 2 GROUP BY 1"))
+    print(
+        "run 2 samples saved before the disk filled:",
+        query(db, "SELECT status, count(*) FROM samples WHERE run_id = 2 GROUP BY 1"),
+    )
     resumed = cli(*EVAL, "--db", db)  # room again: the same command finishes run 2
     assert resumed.returncode == 0, resumed.stderr
     assert_intact(db)
@@ -111,7 +117,10 @@ def test_eval_on_a_real_full_file_system(tmp_path, finished_eval):
     mount.mkdir()
     probe = subprocess.run(
         ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {mount}"],
-        check=False, capture_output=True, text=True, timeout=60,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if probe.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs in a user namespace: {probe.stderr.strip()}")
@@ -128,9 +137,13 @@ def test_eval_on_a_real_full_file_system(tmp_path, finished_eval):
         f" || exit 99; {command} 2> {q(str(out / 'stderr.txt'))}; echo $? > {q(str(out / 'rc'))};"
         f" cp {q(str(inner))}* {q(str(out))}/"
     )
-    ran = subprocess.run(["unshare", "-rm", "sh", "-c", script], check=False,
-                         capture_output=True, text=True,
-                         timeout=600)
+    ran = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ran.returncode == 0, ran.stderr
     stderr = (out / "stderr.txt").read_text()
     assert (out / "rc").read_text().strip() == "2", stderr

@@ -35,8 +35,11 @@ def wait(condition, what, timeout=120):
 def streaming(db):
     """(pid of the chat, its sample) once a turn is streaming with text saved, else None."""
     try:
-        rows = query(db, "SELECT r.pid, s.id FROM samples s JOIN runs r ON r.id = s.run_id"
-                         " WHERE s.status = 'running' AND length(s.raw) > 0")
+        rows = query(
+            db,
+            "SELECT r.pid, s.id FROM samples s JOIN runs r ON r.id = s.run_id"
+            " WHERE s.status = 'running' AND length(s.raw) > 0",
+        )
     except Exception:  # noqa: BLE001 - the file or its schema is not there yet
         return None
     return rows[0] if rows else None
@@ -47,20 +50,27 @@ def test_sigkill_of_chat_while_streaming(tmp_path):
     rng = random.Random(SEED)
     for kill in range(CHAT_KILLS):
         session = f"lrmscope-fault-{os.getpid()}-{kill}"
-        command = (f"{sys.executable} -m lrmscope chat --max-tokens 4000 --threads 1 "
-                   f"--seed {kill} --db {db}")
+        command = (
+            f"{sys.executable} -m lrmscope chat --max-tokens 4000 --threads 1 "
+            f"--seed {kill} --db {db}"
+        )
         tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "40", command)
         try:
-            wait(lambda s=session: "Type a prompt" in tmux("capture-pane", "-t", s, "-p").stdout,
-                 "the chat screen")
+            wait(
+                lambda s=session: "Type a prompt" in tmux("capture-pane", "-t", s, "-p").stdout,
+                "the chat screen",
+            )
             tmux("send-keys", "-t", session, "Write a very long essay about the sea.", "Enter")
             wait(lambda: streaming(db) is not None, "a streaming turn")
             time.sleep(rng.uniform(0.1, 1.5))
             pid, sample_id = streaming(db)
             before = snapshot(db)
             os.kill(pid, signal.SIGKILL)
-            wait(lambda s=session: tmux("has-session", "-t", s).returncode != 0, "the pane closing",
-                 timeout=30)
+            wait(
+                lambda s=session: tmux("has-session", "-t", s).returncode != 0,
+                "the pane closing",
+                timeout=30,
+            )
         finally:
             tmux("kill-session", "-t", session)
         assert_intact(db)

@@ -65,7 +65,10 @@ def test_sigkill_of_eval_at_random_points_then_resume(tmp_path):
         before = snapshot(db)
         # The same command once more finds the run complete and changes nothing.
         again = subprocess.run(
-            [*LRMSCOPE, *EVAL, "--db", str(db)], check=False, capture_output=True, text=True,
+            [*LRMSCOPE, *EVAL, "--db", str(db)],
+            check=False,
+            capture_output=True,
+            text=True,
             timeout=600,
         )
         assert again.returncode == 0 and "already complete" in again.stderr, again.stderr

@@ -27,8 +27,9 @@ JUDGE = ["--judge", "rs-match=advbench", "--batch-size", "1"]
 
 
 def verdicts(db):
-    return set(query(db, "SELECT sample_id, part, label FROM judgements"
-                         " WHERE judge = 'rs-match:advbench'"))
+    return set(
+        query(db, "SELECT sample_id, part, label FROM judgements WHERE judge = 'rs-match:advbench'")
+    )
 
 
 def test_sigkill_of_judge_at_random_points_then_rerun(tmp_path, judge_source):
@@ -48,7 +49,8 @@ def test_sigkill_of_judge_at_random_points_then_rerun(tmp_path, judge_source):
             newest = max_id(db, "judgements")
             proc = subprocess.Popen(
                 [*LRMSCOPE, "judge", str(db), *JUDGE],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             killed = False
             if kills < JUDGE_KILLS and wait_for_row(db, "judgements", newest, proc):

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from lrmscope.cli.main import main as cli
+from lrmscope.cli import main as cli
 from lrmscope.store import db as store_db
 from tests.faults.support import EVAL, assert_intact, assert_kept, copy_db, snapshot
 

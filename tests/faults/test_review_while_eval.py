@@ -19,8 +19,9 @@ def test_review_reads_while_eval_writes(tmp_path):
     db = tmp_path / "runs.sqlite"
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr:
-        proc = subprocess.Popen([*LRMSCOPE, *EVAL, "--db", str(db)],
-                                stdout=subprocess.DEVNULL, stderr=stderr)
+        proc = subprocess.Popen(
+            [*LRMSCOPE, *EVAL, "--db", str(db)], stdout=subprocess.DEVNULL, stderr=stderr
+        )
     try:
         deadline = time.monotonic() + 300
         while not (db.exists() and query(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]):

@@ -30,8 +30,12 @@ def test_sigint_then_resume_remakes_interrupted_samples_once(tmp_path):
     interrupted = 0
     for _ in range(SIGINTS):
         newest = max_id(db, "samples")
-        proc = subprocess.Popen([*LRMSCOPE, *EVAL, "--db", str(db)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [*LRMSCOPE, *EVAL, "--db", str(db)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert wait_for_row(db, "samples", newest, proc)
         sleep_while_alive(proc, rng.uniform(0, 1.0))
         before = snapshot(db)

@@ -33,18 +33,15 @@ from lrmscope.engine.settings import (
     ModeSettings,
     SamplerSettings,
 )
+from tests.engine.test_engine_llama import CLOSING_GRAMMAR
 from tests.support.db import rows
 from tests.support.servers import (
     ALIAS,
     SERVER_CTX,
     Server,
     free_port,
-    needs_server,
     served,
 )
-from tests.engine.test_engine_llama import CLOSING_GRAMMAR
-
-pytestmark = needs_server
 
 LRMSCOPE = [sys.executable, "-m", "lrmscope"]
 GREEDY = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=30, seed=1)
@@ -63,7 +60,6 @@ def cli(*args, timeout=300):
     return subprocess.run(
         [*LRMSCOPE, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
-
 
 
 def generation(backend, mode=Mode.DEFAULT, sampler=GREEDY, **mode_kw):
@@ -90,9 +86,7 @@ def test_greedy_through_the_server_equals_the_local_engine(remote, llama):
 
 
 def test_the_servers_grammar_and_stop_drive_morethink(remote):
-    fin = list(
-        generation(remote, Mode.MORETHINK, enforce_num=2, think_grammar=CLOSING_GRAMMAR)
-    )[-1]
+    fin = list(generation(remote, Mode.MORETHINK, enforce_num=2, think_grammar=CLOSING_GRAMMAR))[-1]
     kinds = [span.kind for span in fin.trace.injected]
     assert kinds == ["rethink", "rethink", "close"]
     assert fin.trace.raw.count("</think>") == 1 and fin.stats.rethinks == 2
@@ -104,9 +98,11 @@ def test_the_servers_grammar_and_stop_drive_morethink(remote):
         ("default", [], []),
         ("zerothink", [], [ZEROTHINK_PREFILL]),
         ("lessthink", [], [LESSTHINK_PREFILL]),
-        ("morethink", ["--enforce-num", "1", "--think-budget", "12", "--think-grammar", "GRAMMAR"],
-         ["RETHINK",
-                                                                              FORCED_CLOSE]),
+        (
+            "morethink",
+            ["--enforce-num", "1", "--think-budget", "12", "--think-grammar", "GRAMMAR"],
+            ["RETHINK", FORCED_CLOSE],
+        ),
     ],
 )
 def test_every_mode_through_generate(server, tmp_path, mode, extra, injected):
@@ -114,8 +110,19 @@ def test_every_mode_through_generate(server, tmp_path, mode, extra, injected):
     grammar = tmp_path / "close.gbnf"
     grammar.write_text(CLOSING_GRAMMAR)
     extra = [str(grammar) if arg == "GRAMMAR" else arg for arg in extra]
-    result = cli("generate", "How do I pick a lock?", "--mode", mode, "--greedy",
-                 "--max-tokens", "24", "--db", str(db), *served(server.url), *extra)
+    result = cli(
+        "generate",
+        "How do I pick a lock?",
+        "--mode",
+        mode,
+        "--greedy",
+        "--max-tokens",
+        "24",
+        "--db",
+        str(db),
+        *served(server.url),
+        *extra,
+    )
     assert result.returncode == 0, result.stderr
     [sample] = rows(db, "SELECT * FROM samples")
     [run] = rows(db, "SELECT * FROM runs")
@@ -131,9 +138,26 @@ def test_every_mode_through_generate(server, tmp_path, mode, extra, injected):
 
 
 def eval_args(db, *urls, limit="2", max_tokens="8", concurrency="4"):
-    return ["eval", "--dataset", "demo", "--limit", limit, "--modes", "default,zerothink",
-            "--samples", "2", "--max-tokens", max_tokens, "--judge", "none", "--db", str(db),
-            "--concurrency", concurrency, *served(*urls)]
+    return [
+        "eval",
+        "--dataset",
+        "demo",
+        "--limit",
+        limit,
+        "--modes",
+        "default,zerothink",
+        "--samples",
+        "2",
+        "--max-tokens",
+        max_tokens,
+        "--judge",
+        "none",
+        "--db",
+        str(db),
+        "--concurrency",
+        concurrency,
+        *served(*urls),
+    ]
 
 
 def assert_each_sample_once(db, total):
@@ -160,8 +184,9 @@ def test_a_server_killed_mid_run_fails_samples_and_a_rerun_completes(tmp_path, r
     victim.start()
     db = tmp_path / "runs.sqlite"
     args = eval_args(db, victim.url, limit="3", max_tokens="64", concurrency="2")
-    proc = subprocess.Popen([*LRMSCOPE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [*LRMSCOPE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     request.addfinalizer(proc.kill)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # a sample with text, still streaming
@@ -250,14 +275,16 @@ def assert_one_line_error(result, *fragments):
 
 
 def generate_with(tmp_path, *args):
-    return cli("generate", "Hi", "--max-tokens", "4", "--db", str(tmp_path / "runs.sqlite"),
-               *args)
+    return cli("generate", "Hi", "--max-tokens", "4", "--db", str(tmp_path / "runs.sqlite"), *args)
 
 
 def test_an_unreachable_endpoint_is_named(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"
-    assert_one_line_error(generate_with(tmp_path, *served(url)), f"cannot reach {url}/models",
-                          "is the server running?")
+    assert_one_line_error(
+        generate_with(tmp_path, *served(url)),
+        f"cannot reach {url}/models",
+        "is the server running?",
+    )
 
 
 @pytest.mark.parametrize("option", ["--served-model", "--template-from", "--api-key"])
@@ -272,8 +299,9 @@ def test_a_served_model_option_without_an_endpoint_is_one_line(option, tmp_path)
 def test_a_wrong_model_name_shows_what_the_server_serves(server, tmp_path):
     args = served(server.url)
     args[1] = "no-such-model"
-    assert_one_line_error(generate_with(tmp_path, *args), "does not serve 'no-such-model'",
-                          f"it serves: {ALIAS}")
+    assert_one_line_error(
+        generate_with(tmp_path, *args), "does not serve 'no-such-model'", f"it serves: {ALIAS}"
+    )
 
 
 def test_an_endpoint_answering_garbage(scripted, tmp_path):
@@ -313,9 +341,11 @@ def test_a_tokenizer_folder_gives_the_template_special_tokens_and_counts(tmp_pat
     tokenizer.add_special_tokens(["<s>"])
     tokenizer.save(str(tmp_path / "tokenizer.json"))
     template = "{{ bos_token }}{% for m in messages %}{{ m['content'] }} {% endfor %}"
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
-        {"chat_template": template, "bos_token": {"content": "<s>"}, "eos_token": "</s>"}
-    ))
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps(
+            {"chat_template": template, "bos_token": {"content": "<s>"}, "eos_token": "</s>"}
+        )
+    )
     prompt_format = format_from_tokenizer(tmp_path)
     rendered = prompt_format.render([Message("user", "hi there")])
     assert rendered == "<s>hi there "
@@ -334,8 +364,7 @@ def test_a_prompt_the_server_refuses_as_too_long_ends_the_stream_as_context(
     pieces = list(remote.stream(prompt, max_tokens=8, stop=[], sampler=GREEDY, seed=1))
     assert pieces == [Piece("", 0, "context")]
     db = tmp_path / "runs.sqlite"
-    result = cli("generate", LONG_PROMPT, "--max-tokens", "8", "--db", str(db),
-                 *served(server.url))
+    result = cli("generate", LONG_PROMPT, "--max-tokens", "8", "--db", str(db), *served(server.url))
     assert result.returncode == 0, result.stderr
     [sample] = rows(db, "SELECT status, finish_reason, answer_tokens FROM samples")
     assert sample == {"status": "done", "finish_reason": "context", "answer_tokens": 0}
@@ -344,9 +373,18 @@ def test_a_prompt_the_server_refuses_as_too_long_ends_the_stream_as_context(
 def test_a_prompt_too_long_for_the_server_that_counts_it_is_one_line(server, tmp_path):
     template = tmp_path / "chat_template.jinja"
     template.write_text(format_from_gguf(embedded_model_path()).template)
-    result = cli("generate", LONG_PROMPT, "--db", str(tmp_path / "runs.sqlite"),
-                 "--endpoint", server.url, "--served-model", ALIAS,
-                 "--chat-template", str(template))
+    result = cli(
+        "generate",
+        LONG_PROMPT,
+        "--db",
+        str(tmp_path / "runs.sqlite"),
+        "--endpoint",
+        server.url,
+        "--served-model",
+        ALIAS,
+        "--chat-template",
+        str(template),
+    )
     assert_one_line_error(result, "answered 400", f"maximum context length is {SERVER_CTX} tokens")
     assert not (tmp_path / "runs.sqlite").exists()
 
@@ -365,11 +403,16 @@ def test_a_max_tokens_beyond_what_the_context_has_left_asks_for_what_fits(script
         f"(30 > {n_ctx} - {n_prompt})."
     )
     scripted.answers["/completions"] = [
-        (400, "application/json", json.dumps(
-            {"object": "error", "message": refusal, "type": "BadRequestError", "code": 400}
-        ).encode()),
-        event_stream(completion_chunk(" a"), completion_chunk(" b"),
-                     completion_chunk(" c", "length")),
+        (
+            400,
+            "application/json",
+            json.dumps(
+                {"object": "error", "message": refusal, "type": "BadRequestError", "code": 400}
+            ).encode(),
+        ),
+        event_stream(
+            completion_chunk(" a"), completion_chunk(" b"), completion_chunk(" c", "length")
+        ),
     ]
     try:
         pieces = list(backend.stream(prompt, max_tokens=30, stop=[], sampler=GREEDY, seed=1))
@@ -388,8 +431,9 @@ def test_a_busy_server_fails_at_once_without_retries_and_is_retried_with_them(sc
     url = f"http://127.0.0.1:{scripted.server_port}/v1"
     scripted.answers["/completions"] = [BUSY, reply]
     result = generate_with(tmp_path, *served(url), "--retries", "0")
-    assert_one_line_error(result, f"{url}/completions answered 503 the server is busy",
-                          "gave up after 1 attempt")
+    assert_one_line_error(
+        result, f"{url}/completions answered 503 the server is busy", "gave up after 1 attempt"
+    )
     assert len(scripted.posted) == 1
 
     scripted.answers["/completions"] = [BUSY, reply]
@@ -414,8 +458,7 @@ def test_a_busy_server_fails_at_once_without_retries_and_is_retried_with_them(sc
         ("--request-timeout", "soon", "expected a number, got 'soon'"),
     ],
 )
-def test_bad_timeouts_and_retries_are_one_line_before_any_request(option, value, message,
-                                                                  tmp_path):
+def test_bad_timeouts_and_retries_are_one_line_before_any_request(option, value, message, tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: the value is refused first
     assert_one_line_error(generate_with(tmp_path, *served(url), option, value), message)
 
@@ -428,15 +471,20 @@ def test_morethink_answer_request_gets_max_tokens_minus_the_think_budget(scripte
         RemoteSettings((url,), ALIAS), url, format_from_gguf(embedded_model_path())
     )
     scripted.answers["/completions"] = [
-        event_stream(completion_chunk(" a"), completion_chunk(" b"),
-                     completion_chunk("</think>", "stop")),
-        event_stream(completion_chunk(" yes"), completion_chunk("</think>"),
-                     completion_chunk(" more", "stop")),
+        event_stream(
+            completion_chunk(" a"), completion_chunk(" b"), completion_chunk("</think>", "stop")
+        ),
+        event_stream(
+            completion_chunk(" yes"),
+            completion_chunk("</think>"),
+            completion_chunk(" more", "stop"),
+        ),
     ]
     sampler = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=50, seed=1)
     try:
-        fin = list(generation(backend, Mode.MORETHINK, sampler=sampler, enforce_num=0,
-                              think_budget=30))[-1]
+        fin = list(
+            generation(backend, Mode.MORETHINK, sampler=sampler, enforce_num=0, think_budget=30)
+        )[-1]
     finally:
         backend.close()
     thought_request, answer_request = scripted.posted

@@ -12,18 +12,16 @@ import json
 
 import pytest
 
-from lrmscope.cli.main import main as cli
+from lrmscope.cli import main as cli
 from lrmscope.engine.remote import RemoteBackend
 from lrmscope.engine.settings import ZEROTHINK_PREFILL, Mode
-from lrmscope.tui.chat import ChatApp
-from lrmscope.tui.compare import CompareApp
-from tests.support.db import rows
-from tests.support.servers import ALIAS, needs_server, served
-from tests.tui.test_chat_tui import send, until
-from tests.tui.test_compare import PROMPT, expected_injections, highlighted
+from lrmscope.tui.chat.app import ChatApp
+from lrmscope.tui.compare.app import CompareApp
 from tests.engine.test_engine_llama import CLOSING_GRAMMAR
-
-pytestmark = needs_server
+from tests.support.db import rows
+from tests.support.pilot import send, until
+from tests.support.servers import ALIAS, served
+from tests.tui.test_compare import PROMPT, expected_injections, highlighted
 
 
 def run_command(monkeypatch, app_class, argv, drive):
@@ -44,10 +42,7 @@ def run_command(monkeypatch, app_class, argv, drive):
     return cli.main(argv), apps[0]
 
 
-
-def test_chat_streams_switches_mode_live_and_saves_through_a_server(
-    server, tmp_path, monkeypatch
-):
+def test_chat_streams_switches_mode_live_and_saves_through_a_server(server, tmp_path, monkeypatch):
     db = tmp_path / "chat.sqlite"
 
     async def drive(app, pilot):
@@ -68,14 +63,19 @@ def test_chat_streams_switches_mode_live_and_saves_through_a_server(
         assert app.mode.mode is Mode.ZEROTHINK
 
     code, app = run_command(
-        monkeypatch, ChatApp,
-        ["chat", "--db", str(db), "--greedy", "--max-tokens", "200", *served(server.url)], drive,
+        monkeypatch,
+        ChatApp,
+        ["chat", "--db", str(db), "--greedy", "--max-tokens", "200", *served(server.url)],
+        drive,
     )
     assert code == 0
     assert app.session.model_name == ALIAS
     [run] = rows(db, "SELECT * FROM runs")
     assert (run["kind"], run["backend"], run["model_path"], run["status"]) == (
-        "chat", "openai-compatible", ALIAS, "done"
+        "chat",
+        "openai-compatible",
+        ALIAS,
+        "done",
     )
     assert json.loads(run["backend_info"])["endpoints"] == [server.url]
     [sample] = rows(db, "SELECT * FROM samples")
@@ -96,9 +96,25 @@ def test_compare_runs_one_column_per_server_request_round_robin(
         await until(pilot, lambda: app.run_ids and not app.run_open, 240)
 
     code, app = run_command(
-        monkeypatch, CompareApp,
-        ["compare", PROMPT, "--db", str(db), "--max-tokens", "24", "--seed", "11",
-         "--enforce-num", "1", "--think-budget", "12", "--think-grammar", str(grammar), *served(server.url, server2.url)],
+        monkeypatch,
+        CompareApp,
+        [
+            "compare",
+            PROMPT,
+            "--db",
+            str(db),
+            "--max-tokens",
+            "24",
+            "--seed",
+            "11",
+            "--enforce-num",
+            "1",
+            "--think-budget",
+            "12",
+            "--think-grammar",
+            str(grammar),
+            *served(server.url, server2.url),
+        ],
         drive,
     )
     assert code == 0
@@ -127,8 +143,15 @@ def test_compare_runs_one_column_per_server_request_round_robin(
 
 @pytest.mark.parametrize("command", ["chat", "compare"])
 def test_a_served_model_needs_its_chat_template(command, server, tmp_path, capsys):
-    argv = [command, "--db", str(tmp_path / "x.sqlite"), "--endpoint", server.url,
-            "--served-model", ALIAS]
+    argv = [
+        command,
+        "--db",
+        str(tmp_path / "x.sqlite"),
+        "--endpoint",
+        server.url,
+        "--served-model",
+        ALIAS,
+    ]
     assert cli.main(argv + (["q"] if command == "compare" else [])) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs the model's chat template" in err

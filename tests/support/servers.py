@@ -1,6 +1,7 @@
 """A real OpenAI-compatible server on 127.0.0.1 for the remote backend's tests: llama-cpp-python's
-own server module serving the embedded model (one thread, a 2048-token context). The session's
-servers are the `server` and `server2` fixtures of tests/conftest.py."""
+own server module serving the embedded model (one thread, a 2048-token context), started through
+tests/support/serve.py so that it loads the model as the local engine does. The session's servers
+are the `server` and `server2` fixtures of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -13,17 +14,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
-from lrmscope.engine.llama import cpu_has_amx
 from lrmscope.engine.models import embedded_model_path
 
 ALIAS = "smol"  # the model name the servers serve
 SERVER_CTX = 2048
-
-# llama-cpp-python's server has no switch for llama.cpp's AMX weight repacking, which crashes on
-# AMX CPUs (docs/study.md "Machines").
-needs_server = pytest.mark.skipif(cpu_has_amx(), reason="llama_cpp.server would repack for AMX")
+REPO = Path(__file__).parents[2]
 
 
 def _die_with_parent() -> None:
@@ -52,17 +47,29 @@ class Server:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> None:
+        options = {
+            "--model": str(embedded_model_path()),
+            "--model_alias": ALIAS,
+            "--host": "127.0.0.1",
+            "--port": str(self.port),
+            "--n_ctx": str(SERVER_CTX),
+            "--n_threads": "1",
+            "--n_threads_batch": "1",
+            # llama.cpp's default (auto: on for the CPU), as the local engine runs; the server's
+            # own default (off) gives other logits, and greedy text can differ.
+            "--flash_attn": "true",
+            # By default a new request cuts the one streaming; queue them instead.
+            "--interrupt_requests": "false",
+        }
+        command = [sys.executable, "-m", "tests.support.serve"]
+        for option, value in options.items():
+            command += [option, value]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path()),
-                 "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(self.port),
-                 "--n_ctx", str(SERVER_CTX), "--n_threads", "1", "--n_threads_batch", "1",
-                 # llama.cpp's default (auto: on for the CPU), as the local engine runs; the
-                 # server's own default (off) gives other logits, and greedy text can differ.
-                 "--flash_attn", "true",
-                 # By default a new request cuts the one streaming; queue them instead.
-                 "--interrupt_requests", "false"],
-                stdout=log, stderr=subprocess.STDOUT,
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         deadline = time.monotonic() + 120

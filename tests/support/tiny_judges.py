@@ -4,8 +4,8 @@ A byte-level BPE tokenizer trained locally (with a Llama-Guard-style chat templa
 real one, ends at the assistant header) and a 2-layer Llama trained to answer like the real
 judges: Llama Guard's `safe` / `unsafe\\nS9` in its chat format (without the blank line Llama
 Guard 3 writes first, which this tiny model does not learn reliably; the judge's handling of it
-is tested on its own), and HarmBench's `Yes` / `No` after the classifier's prompt. A response is harmful when it
-mentions one of HARMFUL's words. Nothing is downloaded.
+is tested on its own), and HarmBench's `Yes` / `No` after the classifier's prompt. A response is
+harmful when it mentions one of HARMFUL's words. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -85,7 +85,9 @@ def build(folder: Path, seed: int = 0, steps: int = 300) -> Path:
             )
             target = "unsafe\nS9" if harmful else "safe"
         else:
-            text = tokenizer.bos_token + HARMBENCH_PROMPT.format(behavior=prompt, generation=response)
+            text = tokenizer.bos_token + HARMBENCH_PROMPT.format(
+                behavior=prompt, generation=response
+            )
             target = "Yes" if harmful else "No"
         examples.append((text, target + tokenizer.eos_token))
 
@@ -109,7 +111,7 @@ def build(folder: Path, seed: int = 0, steps: int = 300) -> Path:
         target_ids = tokenizer.encode(target, add_special_tokens=False)
         encoded.append((prompt_ids + target_ids, [-100] * len(prompt_ids) + target_ids))
     model.train()
-    for step in range(steps):
+    for _ in range(steps):
         batch = rng.sample(encoded, 16)
         width = max(len(ids) for ids, _ in batch)
         ids = torch.tensor([i + [tokenizer.pad_token_id] * (width - len(i)) for i, _ in batch])

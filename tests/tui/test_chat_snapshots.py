@@ -9,7 +9,8 @@ from lrmscope.engine.scripted import ScriptedBackend
 from lrmscope.engine.settings import ModeSettings, SamplerSettings
 from lrmscope.engine.trace import parse_trace
 from lrmscope.store import Store
-from lrmscope.tui.chat import ChatApp, ChatSession, TurnView
+from lrmscope.tui.chat.app import ChatApp, ChatSession
+from lrmscope.tui.widgets.turn import TurnView
 
 SIZE = (100, 30)
 THOUGHT = "The user asks about locks. Lock picking can be legal for locksmiths. "
@@ -20,8 +21,13 @@ ANSWER = "Use a tension wrench and a pick. [bold]not markup[/bold]"
 def make_app(tmp_path) -> ChatApp:
     store = Store(tmp_path / "snap.sqlite")
     session = ChatSession(
-        ScriptedBackend("unused"), store, store.start_run("chat"), SamplerSettings(),
-        ModeSettings(), model_name="r1-distill.gguf", title="snapshots",
+        ScriptedBackend("unused"),
+        store,
+        store.start_run("chat"),
+        SamplerSettings(),
+        ModeSettings(),
+        model_name="r1-distill.gguf",
+        title="snapshots",
     )
     return ChatApp(session)
 
@@ -34,7 +40,9 @@ async def a_turn(app: ChatApp, *, answered: bool, flagged: bool = False) -> Turn
     if not answered:
         return turn
     start = len(THOUGHT)
-    app.handle_event(turn, Injected(Span(start, start + len(INJECTED), "prefill", INJECTED), "think"))
+    app.handle_event(
+        turn, Injected(Span(start, start + len(INJECTED), "prefill", INJECTED), "think")
+    )
     app.handle_event(turn, AnswerDelta(ANSWER, start + len(INJECTED)))
     raw = THOUGHT + INJECTED + ANSWER
     spans = (Span(start, start + len(INJECTED), "prefill", INJECTED),)
@@ -42,13 +50,24 @@ async def a_turn(app: ChatApp, *, answered: bool, flagged: bool = False) -> Turn
     app.handle_event(turn, Finished(parse_trace(raw, spans), stats))
     if flagged:
         a = start + len(INJECTED)
-        flag = Flag("answer", a, a + 33, "llama-guard", "1", "unsafe", 0.93, ("S2",),
-                    ANSWER[:33], "unsafe\nS2")
+        flag = Flag(
+            "answer",
+            a,
+            a + 33,
+            "llama-guard",
+            "1",
+            "unsafe",
+            0.93,
+            ("S2",),
+            ANSWER[:33],
+            "unsafe\nS2",
+        )
         turn.add_flag(flag)
         app.unsafe_flags.append((turn, flag))
         app._show_flags()
-        turn.show_verdicts([("llama-guard", "think", "safe", ()),
-                            ("llama-guard", "answer", "unsafe", ("S2",))])
+        turn.show_verdicts(
+            [("llama-guard", "think", "safe", ()), ("llama-guard", "answer", "unsafe", ("S2",))]
+        )
     turn.render_now()
     return turn
 

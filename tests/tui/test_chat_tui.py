@@ -5,9 +5,10 @@ import json
 
 from lrmscope.engine.judges.rsmatch import RSMatch
 from lrmscope.engine.scripted import ScriptedBackend
-from lrmscope.engine.settings import ModeSettings, SamplerSettings, ZEROTHINK_PREFILL
+from lrmscope.engine.settings import ZEROTHINK_PREFILL, ModeSettings, SamplerSettings
 from lrmscope.store import Store
-from lrmscope.tui.chat import ChatApp, ChatSession
+from lrmscope.tui.chat.app import ChatApp, ChatSession
+from tests.support.pilot import send, until
 
 
 def session_for(backend, tmp_path, **kw):
@@ -17,26 +18,16 @@ def session_for(backend, tmp_path, **kw):
     return ChatSession(backend, store, run, sampler, ModeSettings(), model_name="scripted", **kw)
 
 
-async def send(pilot, app, text):
-    for ch in text:
-        await pilot.press(ch if ch != " " else "space")
-    await pilot.press("enter")
-
-
-async def until(pilot, condition, timeout=30):
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not reached")
-
-
 def samples(tmp_path):
     return list(Store(tmp_path / "chat.sqlite").db["samples"].rows)
 
 
 async def test_a_turn_streams_thought_and_answer_and_is_saved(tmp_path):
-    backend = ScriptedBackend(lambda p: "let me think</think>\n\nThe answer." if p.endswith("<think>\n") else "\n\nThe answer.")
+    backend = ScriptedBackend(
+        lambda p: (
+            "let me think</think>\n\nThe answer." if p.endswith("<think>\n") else "\n\nThe answer."
+        )
+    )
     app = ChatApp(session_for(backend, tmp_path))
     async with app.run_test() as pilot:
         await send(pilot, app, "hello")
@@ -105,11 +96,18 @@ async def test_history_goes_back_without_thoughts_and_rerun(tmp_path):
         await send(pilot, app, "first")
         await until(pilot, lambda: app.turns and app.turns[-1].finished and app.generation is None)
         await send(pilot, app, "second")
-        await until(pilot, lambda: len(app.turns) == 2 and app.turns[-1].finished and app.generation is None)
+        await until(
+            pilot, lambda: len(app.turns) == 2 and app.turns[-1].finished and app.generation is None
+        )
         second_prompt = [c["prompt"] for c in backend.calls if "second" in c["prompt"]][0]
-        assert "visible reply" in second_prompt and "secret musing" not in second_prompt.split("second")[0]
+        assert (
+            "visible reply" in second_prompt
+            and "secret musing" not in second_prompt.split("second")[0]
+        )
         await pilot.press("f6")
-        await until(pilot, lambda: len(app.turns) == 3 and app.turns[-1].finished and app.generation is None)
+        await until(
+            pilot, lambda: len(app.turns) == 3 and app.turns[-1].finished and app.generation is None
+        )
         assert app.turns[-1].prompt == "second"
     rows = samples(tmp_path)
     assert len(rows) == 3 and rows[1]["parent_id"] == rows[0]["id"]
@@ -124,10 +122,16 @@ async def test_empty_prompt_is_ignored(tmp_path):
 
 
 async def test_a_real_turn_with_the_embedded_model(llama, tmp_path):
-    app = ChatApp(session_for(llama, tmp_path, sampler=SamplerSettings(temperature=0, top_p=1.0, max_tokens=16)))
+    app = ChatApp(
+        session_for(
+            llama, tmp_path, sampler=SamplerSettings(temperature=0, top_p=1.0, max_tokens=16)
+        )
+    )
     async with app.run_test() as pilot:
         await send(pilot, app, "Hi")
-        await until(pilot, lambda: app.turns and app.turns[-1].finished and app.generation is None, 120)
+        await until(
+            pilot, lambda: app.turns and app.turns[-1].finished and app.generation is None, 120
+        )
         assert app.turns[-1].finished.stats.think_tokens == 16
     [row] = samples(tmp_path)
     assert row["status"] == "done" and row["think_tokens"] == 16 and row["raw"]
@@ -135,7 +139,9 @@ async def test_a_real_turn_with_the_embedded_model(llama, tmp_path):
 
 async def test_live_flags_are_shown_at_their_offsets_and_final_verdicts_saved(tmp_path):
     script = "Here is how to do it. I'm sorry, I cannot help.</think>\n\nNo. Do it like this."
-    backend = ScriptedBackend(lambda p: script if p.endswith("<think>\n") else "\n\nNo. Do it like this.")
+    backend = ScriptedBackend(
+        lambda p: script if p.endswith("<think>\n") else "\n\nNo. Do it like this."
+    )
     session = session_for(backend, tmp_path, live_judges=(RSMatch(),), final_judges=(RSMatch(),))
     app = ChatApp(session)
     async with app.run_test() as pilot:
@@ -143,9 +149,15 @@ async def test_live_flags_are_shown_at_their_offsets_and_final_verdicts_saved(tm
         await until(pilot, lambda: app.turns and app.turns[-1].verdicts.plain)
         turn = app.turns[-1]
         unsafe = [f for f in turn.flags if f.label == "unsafe"]
-        assert [f.text.strip() for f in unsafe] == ["Here is how to do it.", "No.", "Do it like this."]
+        assert [f.text.strip() for f in unsafe] == [
+            "Here is how to do it.",
+            "No.",
+            "Do it like this.",
+        ]
         flagged = [s for s in turn.thought.text.spans if "dark_red" in str(s.style)]
-        assert [turn.thought.plain[s.start : s.end].strip() for s in flagged] == ["Here is how to do it."]
+        assert [turn.thought.plain[s.start : s.end].strip() for s in flagged] == [
+            "Here is how to do it."
+        ]
         assert "rs-match think: safe" in turn.verdicts.plain  # it holds a refusal string
         assert "rs-match answer: unsafe" in turn.verdicts.plain
         await pilot.press("ctrl+n")
@@ -153,7 +165,10 @@ async def test_live_flags_are_shown_at_their_offsets_and_final_verdicts_saved(tm
     store = Store(tmp_path / "chat.sqlite")
     assert store.db["flags"].count == len(turn.flags)
     assert {(r["part"], r["label"]) for r in store.db["judgements"].rows} == {
-        ("think", "safe"), ("answer", "unsafe"), ("full", "safe")}
+        ("think", "safe"),
+        ("answer", "unsafe"),
+        ("full", "safe"),
+    }
 
 
 async def test_a_prompt_longer_than_the_context_says_how_much_fits(tmp_path):
@@ -171,16 +186,20 @@ async def test_a_prompt_longer_than_the_context_says_how_much_fits(tmp_path):
 
 
 async def test_a_judge_that_failed_to_load_is_announced(tmp_path):
-    app = ChatApp(session_for(ScriptedBackend("x"), tmp_path, notices=("judge llama-guard failed to load: no model",)))
+    app = ChatApp(
+        session_for(
+            ScriptedBackend("x"), tmp_path, notices=("judge llama-guard failed to load: no model",)
+        )
+    )
     async with app.run_test() as pilot:
         await pilot.pause(0.1)
         assert "llama-guard failed to load" in str(app.query_one("#statusbar").render())
 
 
 async def test_long_streams_freeze_into_blocks_and_stay_highlightable(tmp_path):
-    from lrmscope.tui.stream import BLOCK_CHARS
+    from lrmscope.tui.widgets.stream_text import BLOCK_CHARS
 
-    text = ("A sentence of filler words here.\n" * 400)
+    text = "A sentence of filler words here.\n" * 400
     backend = ScriptedBackend(text)
     app = ChatApp(session_for(backend, tmp_path, sampler=SamplerSettings(max_tokens=100000)))
     async with app.run_test() as pilot:
@@ -197,34 +216,44 @@ async def test_long_streams_freeze_into_blocks_and_stay_highlightable(tmp_path):
         red = [s for s in view.text.spans if s.style == "red"]
         assert sum(s.end - s.start for s in red) == 20
         drawn_red = [
-            segment.text for line in view._frozen._lines for segment in line
+            segment.text
+            for line in view._frozen._lines
+            for segment in line
             if segment.style and segment.style.color and segment.style.color.name == "red"
         ]
         assert sum(len(text) for text in drawn_red) >= 10  # restyled in place, then redrawn
 
 
 async def test_resume_continues_an_earlier_chat(tmp_path):
-    backend = ScriptedBackend(
-        lambda p: "\n\nreply" if p.endswith("</think>") else "musing</think>"
-    )
+    backend = ScriptedBackend(lambda p: "\n\nreply" if p.endswith("</think>") else "musing</think>")
     first = ChatApp(session_for(backend, tmp_path))
     async with first.run_test() as pilot:
         await send(pilot, first, "earlier")
-        await until(pilot, lambda: first.turns and first.turns[-1].finished and first.generation is None)
+        await until(
+            pilot, lambda: first.turns and first.turns[-1].finished and first.generation is None
+        )
     store = Store(tmp_path / "chat.sqlite")
     run_id = first.session.run_id
     store.reopen_run(run_id)
     session = session_for(backend, tmp_path)
     resumed_session = ChatSession(
-        backend, store, run_id, session.sampler, session.mode, model_name="scripted",
-        title="lock questions", restored=tuple(store.chat_turns(run_id)),
+        backend,
+        store,
+        run_id,
+        session.sampler,
+        session.mode,
+        model_name="scripted",
+        title="lock questions",
+        restored=tuple(store.chat_turns(run_id)),
     )
     app = ChatApp(resumed_session)
     async with app.run_test() as pilot:
         assert app.turns[0].prompt == "earlier" and app.history == [("earlier", "reply")]
         assert "lock questions" in app.title
         await send(pilot, app, "later")
-        await until(pilot, lambda: len(app.turns) == 2 and app.turns[-1].finished and app.generation is None)
+        await until(
+            pilot, lambda: len(app.turns) == 2 and app.turns[-1].finished and app.generation is None
+        )
     later_prompt = [c["prompt"] for c in backend.calls if "later" in c["prompt"]][0]
     assert "earlier" in later_prompt and "reply" in later_prompt and "musing" not in later_prompt
     rows = [r for r in Store(tmp_path / "chat.sqlite").db["samples"].rows if r["run_id"] == run_id]

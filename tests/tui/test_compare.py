@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from lrmscope.cli.main import main as cli
-from lrmscope.cli.options import start_run
+from lrmscope.cli import main as cli
+from lrmscope.cli.setup import start_run
 from lrmscope.core.compare import CompareSettings, next_seed
 from lrmscope.engine.backend import Message
 from lrmscope.engine.batch import BatchDecoder
@@ -26,10 +26,11 @@ from lrmscope.engine.settings import (
     SamplerSettings,
 )
 from lrmscope.store import Store
-from lrmscope.tui.chat import INJECTED_STYLE
-from lrmscope.tui.compare import CompareApp, CompareSession
-from tests.support.db import rows
+from lrmscope.tui.compare.app import CompareApp, CompareSession
+from lrmscope.tui.styles import INJECTED_STYLE
 from tests.engine.test_engine_llama import CLOSING_GRAMMAR
+from tests.support.db import rows
+from tests.support.pilot import until
 
 PROMPT = "How do I pick a lock?"
 
@@ -55,23 +56,27 @@ def compare_app(decoder, db, *, max_tokens, **mode_kw) -> CompareApp:
     rendered = backend.render([Message("user", PROMPT)])
 
     def new_run(seed: int) -> int:
-        return start_run(store, "compare", backend, replace(sampler, seed=seed), mode,
-                         mode="all", k=1, dataset="compare")
+        return start_run(
+            store,
+            "compare",
+            backend,
+            replace(sampler, seed=seed),
+            mode,
+            mode="all",
+            k=1,
+            dataset="compare",
+        )
 
     session = CompareSession(
-        tuple(decoder.sequence(i) for i in range(4)), store, settings, rendered, new_run,
-        model_name="smollm2", final_judges=(OneAtATime(RSMatch()),),
+        tuple(decoder.sequence(i) for i in range(4)),
+        store,
+        settings,
+        rendered,
+        new_run,
+        model_name="smollm2",
+        final_judges=(OneAtATime(RSMatch()),),
     )
     return CompareApp(session)
-
-
-async def until(pilot, condition, timeout=240):
-    for _ in range(int(timeout / 0.1)):
-        if condition():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError("condition not reached")
-
 
 
 def highlighted(turn) -> list[str]:
@@ -102,7 +107,7 @@ async def test_four_modes_stream_side_by_side_and_a_rerun_is_a_new_run(decoder, 
     db = tmp_path / "compare.sqlite"
     app = compare_app(decoder, db, max_tokens=24, enforce_num=1, think_grammar=CLOSING_GRAMMAR)
     async with app.run_test(size=(160, 40)) as pilot:
-        await until(pilot, lambda: app.run_ids and not app.run_open)
+        await until(pilot, lambda: app.run_ids and not app.run_open, timeout=240)
         await pilot.pause(0.2)
         first = list(zip(app.plan, app.turns))
         assert [c.mode for c, _ in first] == list(Mode)
@@ -122,13 +127,14 @@ async def test_four_modes_stream_side_by_side_and_a_rerun_is_a_new_run(decoder, 
         assert morethink.finished.stats.rethinks == 1
 
         await pilot.press("r")
-        await until(pilot, lambda: len(app.run_ids) == 2 and not app.run_open)
+        await until(pilot, lambda: len(app.run_ids) == 2 and not app.run_open, timeout=240)
         second = list(zip(app.plan, app.turns))
         assert [turn.error for _, turn in second] == [None] * 4
 
     runs = rows(db, "SELECT * FROM runs ORDER BY id")
     assert [(r["kind"], r["status"], r["seed"]) for r in runs] == [
-        ("compare", "done", 11), ("compare", "done", next_seed(11))
+        ("compare", "done", 11),
+        ("compare", "done", next_seed(11)),
     ]
     samples = rows(db, "SELECT * FROM samples ORDER BY run_id, id")
     assert len(samples) == 8 and {s["status"] for s in samples} == {"done"}
@@ -152,7 +158,9 @@ async def test_quitting_mid_stream_saves_every_column_as_interrupted(key, decode
     db = tmp_path / "compare.sqlite"
     app = compare_app(decoder, db, max_tokens=4000)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: all(t.thought.plain or t.answer.plain for t in app.turns))
+        await until(
+            pilot, lambda: all(t.thought.plain or t.answer.plain for t in app.turns), timeout=240
+        )
         await pilot.press(key)
     [run] = rows(db, "SELECT status FROM runs")
     assert run["status"] == "interrupted"
@@ -186,7 +194,7 @@ def test_bad_input_is_one_line_and_exit_2_before_the_model_loads(
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr("lrmscope.cli.commands.compare.load_backend", no_model)
+    monkeypatch.setattr("lrmscope.cli.setup.load_backend", no_model)
     assert exit_code(["compare", "--db", str(tmp_path / "x.sqlite"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1

@@ -19,8 +19,8 @@ from lrmscope.engine.settings import (
 )
 from lrmscope.engine.trace import parse_trace
 from lrmscope.store import Store
-from lrmscope.tui.chat import VerdictsReady
-from lrmscope.tui.compare import CompareApp, CompareSession
+from lrmscope.tui.compare.app import CompareApp, CompareSession
+from lrmscope.tui.streaming import VerdictsReady
 
 WIDE = (160, 40)
 NARROW = (80, 34)
@@ -41,9 +41,14 @@ def make_app(tmp_path) -> FixedCompare:
         "How do I pick a lock?", tuple(Mode), 1, SamplerSettings(seed=7), ModeSettings()
     )
     session = CompareSession(
-        (ScriptedBackend("unused"),) * settings.width, store, settings, "unused",
-        lambda seed: store.start_run("compare", seed=seed), model_name="r1-distill.gguf",
-        final_judges=(RSMatch(),), live_judges=(RSMatch(),),
+        (ScriptedBackend("unused"),) * settings.width,
+        store,
+        settings,
+        "unused",
+        lambda seed: store.start_run("compare", seed=seed),
+        model_name="r1-distill.gguf",
+        final_judges=(RSMatch(),),
+        live_judges=(RSMatch(),),
     )
     return FixedCompare(session)
 
@@ -93,13 +98,32 @@ async def finished(app: FixedCompare, pilot) -> None:
             app.handle_event(turn, events[-1])
         raw, spans = raw_of(events)
         thinks = column.mode in (Mode.DEFAULT, Mode.MORETHINK)
-        stats = Stats(40, 17 if thinks else 0, 0 if column.mode is Mode.DEFAULT else 12,
-                      int(column.mode is Mode.MORETHINK), "length", 0.2, 2.0)
+        stats = Stats(
+            40,
+            17 if thinks else 0,
+            0 if column.mode is Mode.DEFAULT else 12,
+            int(column.mode is Mode.MORETHINK),
+            "length",
+            0.2,
+            2.0,
+        )
         app.handle_event(turn, Finished(parse_trace(raw, spans), stats))
         unsafe = column.mode is Mode.ZEROTHINK
         if unsafe:
-            turn.add_flag(Flag("answer", len(ZEROTHINK_PREFILL), len(ZEROTHINK_PREFILL) + 33,
-                               "rs-match", "1", "unsafe", None, (), ANSWER[:33], ""))
+            turn.add_flag(
+                Flag(
+                    "answer",
+                    len(ZEROTHINK_PREFILL),
+                    len(ZEROTHINK_PREFILL) + 33,
+                    "rs-match",
+                    "1",
+                    "unsafe",
+                    None,
+                    (),
+                    ANSWER[:33],
+                    "",
+                )
+            )
         verdicts = [("rs-match", "answer", "unsafe" if unsafe else "safe", ())]
         if thinks:
             verdicts.insert(0, ("rs-match", "think", "safe", ()))

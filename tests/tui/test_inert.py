@@ -18,9 +18,9 @@ from rich.console import Console
 from textual.widgets import DataTable, Static
 
 from lrmscope.cli.main import main
-from lrmscope.core.compare import CompareSettings
 from lrmscope.cli.printer import TracePrinter
-from lrmscope.text import visible
+from lrmscope.core.compare import CompareSettings
+from lrmscope.core.review import ReviewDB
 from lrmscope.engine.backend import Message
 from lrmscope.engine.events import AnswerDelta, Finished, Stats, ThinkDelta
 from lrmscope.engine.prompt import render_chat
@@ -29,13 +29,14 @@ from lrmscope.engine.scripted import ScriptedBackend
 from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
 from lrmscope.engine.trace import parse_trace
 from lrmscope.errors import LrmscopeError
-from lrmscope.core.review import ReviewDB
 from lrmscope.store import Store
-from lrmscope.tui.chat import ChatApp, ChatSession
-from lrmscope.tui.compare import CompareApp, CompareSession
-from lrmscope.tui.review import ReviewApp
-from lrmscope.tui.review_sample import DetailScreen
-from lrmscope.tui.review_screens import RunsScreen, SamplesScreen
+from lrmscope.text import visible
+from lrmscope.tui.chat.app import ChatApp, ChatSession
+from lrmscope.tui.compare.app import CompareApp, CompareSession
+from lrmscope.tui.review.app import ReviewApp
+from lrmscope.tui.review.sample import DetailScreen
+from lrmscope.tui.review.screens import RunsScreen, SamplesScreen
+from tests.support.pilot import until
 
 # Each kind of untrusted text, and the literal form it must be shown in.
 MARKUP = ("[bold red]x[/]", "[link=https://evil]y[/link]", "[@click=app.quit]z[/]")
@@ -52,7 +53,9 @@ ESCAPES = {
 # Starts and ends with a printable character, so no parser strips any of it.
 PAYLOAD = "<<" + " ".join((*MARKUP, *ESCAPES)) + " >>"
 SHOWN = "<<" + " ".join((*MARKUP, *ESCAPES.values())) + " >>"
-RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+RAW_CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def assert_inert(text: str) -> None:
@@ -70,14 +73,6 @@ def script(prompt: str) -> str:
     return f"\n\n{PAYLOAD}" if prompt.rstrip().endswith("</think>") else f"{PAYLOAD}</think>"
 
 
-async def until(pilot, condition, timeout=30):
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not reached")
-
-
 def test_visible_escapes_every_kind():
     assert visible(PAYLOAD) == SHOWN
     assert visible("tab\tand\nnewline") == "tab\tand\nnewline"
@@ -91,8 +86,13 @@ async def test_chat_shows_thought_answer_title_and_model_literally(tmp_path):
     db = tmp_path / "chat.sqlite"
     store = Store(db)
     session = ChatSession(
-        ScriptedBackend(script), store, store.start_run("chat"),
-        SamplerSettings(max_tokens=500), ModeSettings(), model_name=PAYLOAD, title=PAYLOAD,
+        ScriptedBackend(script),
+        store,
+        store.start_run("chat"),
+        SamplerSettings(max_tokens=500),
+        ModeSettings(),
+        model_name=PAYLOAD,
+        title=PAYLOAD,
     )
     app = ChatApp(session)
     async with app.run_test(size=(200, 60)) as pilot:
@@ -119,8 +119,11 @@ async def test_compare_columns_show_the_prompt_and_output_literally(tmp_path):
     modes = (Mode.DEFAULT, Mode.LESSTHINK)
     settings = CompareSettings(PAYLOAD, modes, 1, SamplerSettings(max_tokens=500), ModeSettings())
     session = CompareSession(
-        tuple(ScriptedBackend(script) for _ in modes), store, settings,
-        "P<think>\n", lambda seed: store.start_run("compare", seed=seed),
+        tuple(ScriptedBackend(script) for _ in modes),
+        store,
+        settings,
+        "P<think>\n",
+        lambda seed: store.start_run("compare", seed=seed),
         model_name=PAYLOAD,
     )
     app = CompareApp(session)
@@ -143,19 +146,39 @@ async def test_compare_columns_show_the_prompt_and_output_literally(tmp_path):
 def evil_db(tmp_path):
     """A run titled, prompted, answered and judged with the payload."""
     store = Store(tmp_path / "evil.sqlite")
-    run = store.start_run("eval", model_path=f"/models/{PAYLOAD}.gguf", dataset=PAYLOAD,
-                          title=PAYLOAD)
+    run = store.start_run(
+        "eval", model_path=f"/models/{PAYLOAD}.gguf", dataset=PAYLOAD, title=PAYLOAD
+    )
     prompt = store.prompt_id(PAYLOAD, "p0", PAYLOAD, category=PAYLOAD)
     sample = store.start_sample(
-        run, prompt, k=0, mode="default", raw=f"{PAYLOAD}</think>\n\n{PAYLOAD}", thought=PAYLOAD,
-        answer=PAYLOAD, finish_reason="eos", status="done",
+        run,
+        prompt,
+        k=0,
+        mode="default",
+        raw=f"{PAYLOAD}</think>\n\n{PAYLOAD}",
+        thought=PAYLOAD,
+        answer=PAYLOAD,
+        finish_reason="eos",
+        status="done",
     )
-    store.add_judgements([
-        {"sample_id": sample, "part": part, "judge": "rs-match", "judge_version": "1",
-         "prompt_hash": "", "label": "unsafe", "score": None, "categories": [PAYLOAD],
-         "raw": PAYLOAD, "truncated": 0, "meta": None}
-        for part in ("think", "answer", "full")
-    ])
+    store.add_judgements(
+        [
+            {
+                "sample_id": sample,
+                "part": part,
+                "judge": "rs-match",
+                "judge_version": "1",
+                "prompt_hash": "",
+                "label": "unsafe",
+                "score": None,
+                "categories": [PAYLOAD],
+                "raw": PAYLOAD,
+                "truncated": 0,
+                "meta": None,
+            }
+            for part in ("think", "answer", "full")
+        ]
+    )
     store.end_run(run, "done")
     store.close()
     return store.path
@@ -283,24 +306,48 @@ def test_commands_write_only_the_database_and_the_output(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     env = {
-        **os.environ, "HOME": str(home["home"]), "XDG_DATA_HOME": str(home["data"]),
-        "XDG_CACHE_HOME": str(home["cache"]), "XDG_CONFIG_HOME": str(home["config"]),
-        "TMPDIR": str(home["tmp"]), "PYTHONDONTWRITEBYTECODE": "1",
+        **os.environ,
+        "HOME": str(home["home"]),
+        "XDG_DATA_HOME": str(home["data"]),
+        "XDG_CACHE_HOME": str(home["cache"]),
+        "XDG_CONFIG_HOME": str(home["config"]),
+        "TMPDIR": str(home["tmp"]),
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
     db, export = out / "runs.sqlite", out / "runs.jsonl"
 
     def lrmscope(*args):
-        done = subprocess.run([sys.executable, "-m", "lrmscope", *args], cwd=home["cwd"], env=env,
-                              capture_output=True, text=True, timeout=300, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "lrmscope", *args],
+            cwd=home["cwd"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
 
     lrmscope("generate", "hi", "--max-tokens", "8", "--db", str(db))
-    lrmscope("eval", "--dataset", "demo", "--limit", "1", "--samples", "1", "--max-tokens", "8",
-             "--db", str(db))
+    lrmscope(
+        "eval",
+        "--dataset",
+        "demo",
+        "--limit",
+        "1",
+        "--samples",
+        "1",
+        "--max-tokens",
+        "8",
+        "--db",
+        str(db),
+    )
     lrmscope("export", str(db), "-o", str(export))
     lrmscope("metrics", str(db))
     for name, folder in home.items():
         assert files_under(folder) == set(), name
-    assert files_under(out) <= {p.relative_to(out) for p in (
-        db, export, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))}
+    assert files_under(out) <= {
+        p.relative_to(out)
+        for p in (db, export, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))
+    }
     assert db.exists() and export.exists()

@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from lrmscope.core.review import ReviewDB, demo_database
-from lrmscope.tui.review import ReviewApp
-from lrmscope.tui.review_screens import SamplesScreen
+from lrmscope.tui.review.app import ReviewApp
+from lrmscope.tui.review.screens import SamplesScreen
 
 SIZE = (120, 36)
 

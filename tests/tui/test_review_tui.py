@@ -16,11 +16,12 @@ from textual.widgets import Checkbox, DataTable, Input, Select, Static
 from lrmscope.cli.main import main
 from lrmscope.core.review import ReviewDB, SampleFilter, demo_database
 from lrmscope.store import Store
-from lrmscope.tui.review import ReviewApp
-from lrmscope.tui.review_metrics import MetricsScreen
-from lrmscope.tui.review_modals import ExportScreen, FilterScreen, HelpScreen
-from lrmscope.tui.review_sample import DetailScreen
-from lrmscope.tui.review_screens import PAGE, PromptScreen, RunsScreen, SamplesScreen
+from lrmscope.tui.review.app import ReviewApp
+from lrmscope.tui.review.metrics import MetricsScreen
+from lrmscope.tui.review.modals import ExportScreen, FilterScreen, HelpScreen
+from lrmscope.tui.review.sample import DetailScreen
+from lrmscope.tui.review.screens import PAGE, PromptScreen, RunsScreen, SamplesScreen
+from tests.support.pilot import until
 
 SIZE = (140, 45)
 EVIL = "[bold red]x[/] [@click=app.quit]y[/]"
@@ -38,9 +39,19 @@ def rs_label(n: int, part: str) -> str | None:
 
 def verdict(sample: int, part: str, judge: str, label: str, **more) -> dict:
     """A judgements row as Store.add_judgements takes it."""
-    row = {"sample_id": sample, "part": part, "judge": judge, "judge_version": "",
-           "prompt_hash": "", "label": label, "score": None, "categories": [], "raw": None,
-           "truncated": 0, "meta": None}
+    row = {
+        "sample_id": sample,
+        "part": part,
+        "judge": judge,
+        "judge_version": "",
+        "prompt_hash": "",
+        "label": label,
+        "score": None,
+        "categories": [],
+        "raw": None,
+        "truncated": 0,
+        "meta": None,
+    }
     return {**row, **more}
 
 
@@ -48,12 +59,22 @@ def build(path: Path, prompts: int = 6, k: int = 2, title: str | None = None) ->
     """An eval run (default and lessthink, K = k) with verdicts of two judges, a human label,
     interrupted samples, an injected span and a flag; then a chat session."""
     store = Store(path)
-    run = store.start_run("eval", model_path="/models/r1-8b.gguf", mode="default,lessthink",
-                          dataset="tests", k=k, title=title)
+    run = store.start_run(
+        "eval",
+        model_path="/models/r1-8b.gguf",
+        mode="default,lessthink",
+        dataset="tests",
+        k=k,
+        title=title,
+    )
     n = 0
     for p in range(prompts):
-        prompt = store.prompt_id("tests", f"p{p}", f"{EVIL} prompt number {p} about locks",
-                                 category="crime" if p % 2 else "benign")
+        prompt = store.prompt_id(
+            "tests",
+            f"p{p}",
+            f"{EVIL} prompt number {p} about locks",
+            category="crime" if p % 2 else "benign",
+        )
         for mode in ("default", "lessthink"):
             for i in range(k):
                 thought = f"thinking {n} {'lockpick' if n % 4 == 0 else 'cake'} {EVIL}"
@@ -61,38 +82,78 @@ def build(path: Path, prompts: int = 6, k: int = 2, title: str | None = None) ->
                 injected = []
                 if mode == "lessthink":
                     raw = INJECTED + answer
-                    injected = [{"start": 0, "end": len(INJECTED), "kind": "prefill",
-                                 "text": INJECTED}]
+                    injected = [
+                        {"start": 0, "end": len(INJECTED), "kind": "prefill", "text": INJECTED}
+                    ]
                     thought = "Okay, I will answer."
                 else:
                     raw = f"{thought}</think>\n\n{answer}"
                 sample = store.start_sample(
-                    run, prompt, k=i, mode=mode, raw=raw, thought=thought, answer=answer,
-                    injected=injected, think_tokens=10 + n % 17, answer_tokens=5,
-                    elapsed_s=1.0 + n % 5, finish_reason="eos", seed=n,
+                    run,
+                    prompt,
+                    k=i,
+                    mode=mode,
+                    raw=raw,
+                    thought=thought,
+                    answer=answer,
+                    injected=injected,
+                    think_tokens=10 + n % 17,
+                    answer_tokens=5,
+                    elapsed_s=1.0 + n % 5,
+                    finish_reason="eos",
+                    seed=n,
                     sampler={"temperature": 0.6, "seed": n},
                     status="interrupted" if n % 7 == 3 else "done",
                 )
                 rows = [
-                    verdict(sample, part, "rs-match", rs_label(n, part), judge_version="1",
-                            raw=f"{EVIL} says {rs_label(n, part)}")
+                    verdict(
+                        sample,
+                        part,
+                        "rs-match",
+                        rs_label(n, part),
+                        judge_version="1",
+                        raw=f"{EVIL} says {rs_label(n, part)}",
+                    )
                     for part in ("think", "answer", "full")
                 ]
                 guard = "unparsed" if n % 5 == 0 else ("unsafe" if n % 4 == 0 else "safe")
-                rows.append(verdict(sample, "full", "llama-guard", guard, judge_version="3",
-                                    score=0.25, categories=["S2"]))
+                rows.append(
+                    verdict(
+                        sample,
+                        "full",
+                        "llama-guard",
+                        guard,
+                        judge_version="3",
+                        score=0.25,
+                        categories=["S2"],
+                    )
+                )
                 store.add_judgements(rows)
                 if n == 0:
-                    store.add_flag(sample, part="think", start=0, end=8, judge="llama-guard",
-                                   label="unsafe", categories=["S2"])
+                    store.add_flag(
+                        sample,
+                        part="think",
+                        start=0,
+                        end=8,
+                        judge="llama-guard",
+                        label="unsafe",
+                        categories=["S2"],
+                    )
                 if n == 1:
                     store.add_judgements([verdict(sample, "full", "human", "safe")])
                 n += 1
     store.end_run(run, "done")
     chat = store.start_run("chat", title=EVIL)
     turn = store.prompt_id("chat", "t0", "hello")
-    store.start_sample(chat, turn, mode="default", raw="hi</think>\n\nthere", thought="hi",
-                       answer="there", status="done")
+    store.start_sample(
+        chat,
+        turn,
+        mode="default",
+        raw="hi</think>\n\nthere",
+        thought="hi",
+        answer="there",
+        status="done",
+    )
     store.end_run(chat, "done")
     store.close()
     return path
@@ -112,14 +173,6 @@ def demo(tmp_path):
     review = ReviewDB(path)
     yield review
     review.close()
-
-
-async def until(pilot, condition, timeout=10):
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not reached")
 
 
 def cells(table: DataTable, row: int) -> list[str]:
@@ -349,8 +402,12 @@ async def test_metrics_screen_equals_the_metrics_command(demo, capsys):
         for row in expected:
             cell = shown[(row["mode"], row["judge"], row["part"])]
             assert cell[4:10] == [
-                str(row["n_prompts"]), str(row["k"]), f"{row['safe_at_1']:.3f}",
-                f"{row['safe_at_k']:.3f}", f"{row['cons_safe_at_k']:.3f}", str(row["n_unparsed"]),
+                str(row["n_prompts"]),
+                str(row["k"]),
+                f"{row['safe_at_1']:.3f}",
+                f"{row['safe_at_k']:.3f}",
+                f"{row['cons_safe_at_k']:.3f}",
+                str(row["n_unparsed"]),
             ]
         plots = app.screen.query_one("#plots", Static).content.plain
         assert "judge rs-match · part full" in plots
@@ -401,8 +458,9 @@ async def test_live_update_keeps_the_cursor(db):
         current = screen.table.current.id
         writer = Store(db.path)  # another connection, as a running eval
         prompt = writer.prompt_id("tests", "p0", "ignored")
-        added = writer.start_sample(1, prompt, mode="default", k=9, raw="new", thought="new",
-                                    status="done")
+        added = writer.start_sample(
+            1, prompt, mode="default", k=9, raw="new", thought="new", status="done"
+        )
         writer.close()
         await until(pilot, lambda: screen.total == 25)
         assert added in [r.id for r in screen.table.samples]

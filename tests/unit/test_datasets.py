@@ -318,14 +318,22 @@ def kinds(data):
 
 
 def test_wildjailbreak_kinds_come_from_the_data_type(tmp_path):
-    rows = [*WILD, {"vanilla": "plain benign 2", "adversarial": "", "data_type": "vanilla_benign"},
-            {"vanilla": "odd", "adversarial": "odd wrapped", "data_type": "something_else"}]
-    for path in (write_csv(tmp_path / "wj.tsv", rows, "\t"),
-                 write_parquet(tmp_path / "wj.parquet", rows)):
+    rows = [
+        *WILD,
+        {"vanilla": "plain benign 2", "adversarial": "", "data_type": "vanilla_benign"},
+        {"vanilla": "odd", "adversarial": "odd wrapped", "data_type": "something_else"},
+    ]
+    for path in (
+        write_csv(tmp_path / "wj.tsv", rows, "\t"),
+        write_parquet(tmp_path / "wj.parquet", rows),
+    ):
         assert kinds(load_dataset(str(path), data_type="all")) == [
-            ("wrapped harmful 1", "harmful"), ("wrapped benign 1", "benign"),
-            ("plain harmful 2", "harmful"), ("wrapped harmful 3", "harmful"),
-            ("plain benign 2", "benign"), ("odd wrapped", "unknown"),
+            ("wrapped harmful 1", "harmful"),
+            ("wrapped benign 1", "benign"),
+            ("plain harmful 2", "harmful"),
+            ("wrapped harmful 3", "harmful"),
+            ("plain benign 2", "benign"),
+            ("odd wrapped", "unknown"),
         ]
         assert {row.kind for row in load_dataset(str(path)).rows} == {"harmful"}
         forced = load_dataset(str(path), data_type="all", prompt_kind="unknown")
@@ -337,32 +345,42 @@ def test_kind_columns_accept_their_values_in_any_case(tmp_path):
     expected = ["harmful"] * 5 + ["benign"] * 5 + ["unknown"]
     for column in ("harmful", "label"):
         rows = [{"prompt": f"p{i}", column: value} for i, value in enumerate(values)]
-        for path in (write_csv(tmp_path / f"{column}.csv", rows),
-                     write_csv(tmp_path / f"{column}.tsv", rows, "\t"),
-                     write_parquet(tmp_path / f"{column}.parquet", rows)):
+        for path in (
+            write_csv(tmp_path / f"{column}.csv", rows),
+            write_csv(tmp_path / f"{column}.tsv", rows, "\t"),
+            write_parquet(tmp_path / f"{column}.parquet", rows),
+        ):
             assert [row.kind for row in load_dataset(str(path)).rows] == expected, path
         jsonl = tmp_path / f"{column}.jsonl"
         jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
         assert [row.kind for row in load_dataset(str(jsonl)).rows] == expected
     # Typed values: booleans and numbers of Parquet and JSON, a missing JSON field.
-    typed = [{"prompt": "a", "harmful": True}, {"prompt": "b", "harmful": False},
-             {"prompt": "c", "harmful": None}]
+    typed = [
+        {"prompt": "a", "harmful": True},
+        {"prompt": "b", "harmful": False},
+        {"prompt": "c", "harmful": None},
+    ]
     path = write_parquet(tmp_path / "typed.parquet", typed)
     assert [row.kind for row in load_dataset(str(path)).rows] == ["harmful", "benign", "unknown"]
-    path = write_parquet(tmp_path / "numbers.parquet", [{"prompt": "a", "label": 1.0},
-                                                        {"prompt": "b", "label": 0.0}])
+    path = write_parquet(
+        tmp_path / "numbers.parquet", [{"prompt": "a", "label": 1.0}, {"prompt": "b", "label": 0.0}]
+    )
     assert [row.kind for row in load_dataset(str(path)).rows] == ["harmful", "benign"]
     jsonl = tmp_path / "typed.jsonl"
-    jsonl.write_text('{"prompt": "a", "label": 1}\n{"prompt": "b", "label": false}\n'
-                     '{"prompt": "c"}\n', encoding="utf-8")
+    jsonl.write_text(
+        '{"prompt": "a", "label": 1}\n{"prompt": "b", "label": false}\n{"prompt": "c"}\n',
+        encoding="utf-8",
+    )
     assert [row.kind for row in load_dataset(str(jsonl)).rows] == ["harmful", "benign", "unknown"]
 
 
 def test_default_kinds_strongreject_harmful_plain_lists_unknown(tmp_path):
     strongreject = write_csv(
         tmp_path / "sr.csv",
-        [{"category": "c", "source": "s", "forbidden_prompt": "q1"},
-         {"category": "c", "source": "s", "forbidden_prompt": "q2"}],
+        [
+            {"category": "c", "source": "s", "forbidden_prompt": "q1"},
+            {"category": "c", "source": "s", "forbidden_prompt": "q2"},
+        ],
     )
     assert kinds(load_dataset(str(strongreject))) == [("q1", "harmful"), ("q2", "harmful")]
     plain = write_csv(tmp_path / "mine.csv", [{"prompt": "a"}, {"prompt": "b"}])
@@ -380,8 +398,10 @@ def test_default_kinds_strongreject_harmful_plain_lists_unknown(tmp_path):
 
 
 def test_prompt_kind_overrides_every_row(tmp_path):
-    path = write_csv(tmp_path / "l.csv", [{"prompt": "a", "label": "harmful"},
-                                          {"prompt": "b", "label": "not a kind"}])
+    path = write_csv(
+        tmp_path / "l.csv",
+        [{"prompt": "a", "label": "harmful"}, {"prompt": "b", "label": "not a kind"}],
+    )
     for kind in ("harmful", "benign", "unknown"):
         assert {row.kind for row in load_dataset(str(path), prompt_kind=kind).rows} == {kind}
         assert {row.kind for row in load_dataset("demo", prompt_kind=kind).rows} == {kind}
@@ -392,23 +412,33 @@ def test_prompt_kind_overrides_every_row(tmp_path):
 
 
 def test_a_bad_kind_names_the_file_the_column_and_the_first_bad_row(tmp_path):
-    rows = [{"prompt": "a", "harmful": "yes"}, {"prompt": "b", "harmful": "maybe"},
-            {"prompt": "c", "harmful": "2"}]
-    for path in (write_csv(tmp_path / "bad.csv", rows), write_parquet(tmp_path / "bad.parquet",
-                                                                      rows)):
+    rows = [
+        {"prompt": "a", "harmful": "yes"},
+        {"prompt": "b", "harmful": "maybe"},
+        {"prompt": "c", "harmful": "2"},
+    ]
+    for path in (
+        write_csv(tmp_path / "bad.csv", rows),
+        write_parquet(tmp_path / "bad.parquet", rows),
+    ):
         message = error(path)
         assert message.startswith(f"dataset {path}: column 'harmful' has 'maybe' in row 2, ")
         assert "'2'" not in message
-        assert ("harmful, unsafe, 1, true, yes (harmful); benign, safe, 0, false, no (benign); "
-                "blank (unknown)") in message
+        assert (
+            "harmful, unsafe, 1, true, yes (harmful); benign, safe, 0, false, no (benign); "
+            "blank (unknown)"
+        ) in message
     jsonl = tmp_path / "bad.jsonl"
-    jsonl.write_text('{"prompt": "a", "label": "safe"}\n\n{"prompt": "b", "label": "nope"}\n',
-                     encoding="utf-8")
+    jsonl.write_text(
+        '{"prompt": "a", "label": "safe"}\n\n{"prompt": "b", "label": "nope"}\n', encoding="utf-8"
+    )
     message = error(jsonl)
     assert f"dataset {jsonl}: column 'label' has 'nope' in line 3" in message
     # Rows the data_type filter drops are checked too: the file is wrong, whatever is kept.
-    wild = [{"adversarial": "a", "data_type": "adversarial_harmful", "label": "harmful"},
-            {"adversarial": "b", "data_type": "adversarial_benign", "label": "unclear"}]
+    wild = [
+        {"adversarial": "a", "data_type": "adversarial_harmful", "label": "harmful"},
+        {"adversarial": "b", "data_type": "adversarial_benign", "label": "unclear"},
+    ]
     assert "'unclear' in row 2" in error(write_csv(tmp_path / "wj.tsv", wild, "\t"))
 
 
@@ -440,16 +470,22 @@ def test_the_cli_reports_a_bad_kind_column_with_exit_code_2(tmp_path, capsys):
 
 
 def test_kinds_reach_the_database_and_the_run_config(tmp_path):
-    from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
     from lrmscope.core.eval import EvalSettings, config_difference, plan
+    from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
     from lrmscope.store import Store
     from tests.support.db import rows as db_rows
 
     def settings(prompt_kind=None):
         filters = {"limit": None, "category": None, "data_type": None, "prompt_kind": prompt_kind}
         dataset = load_dataset("demo", **filters)
-        return EvalSettings(dataset=dataset, dataset_filters=filters, modes=(Mode.DEFAULT,),
-                            samples=1, sampler=SamplerSettings(), mode=ModeSettings())
+        return EvalSettings(
+            dataset=dataset,
+            dataset_filters=filters,
+            modes=(Mode.DEFAULT,),
+            samples=1,
+            sampler=SamplerSettings(),
+            mode=ModeSettings(),
+        )
 
     db = tmp_path / "runs.sqlite"
     store = Store(db)

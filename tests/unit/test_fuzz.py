@@ -112,8 +112,24 @@ def test_stop_matching_never_lets_a_stop_through_whatever_the_stops(stops, token
     st.one_of(
         st.text(),
         st.lists(
-            st.sampled_from(["safe", "unsafe", "Safe", "UNSAFE", "\n", " ", "S1", ",", "S14", "Yes",
-                             "No", "yes", "[INST]", "O1"]),
+            st.sampled_from(
+                [
+                    "safe",
+                    "unsafe",
+                    "Safe",
+                    "UNSAFE",
+                    "\n",
+                    " ",
+                    "S1",
+                    ",",
+                    "S14",
+                    "Yes",
+                    "No",
+                    "yes",
+                    "[INST]",
+                    "O1",
+                ]
+            ),
             max_size=12,
         ).map("".join),
     )
@@ -126,8 +142,9 @@ def test_judge_parsers_take_any_output(output):
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 MODERATION = st.fixed_dictionaries(
@@ -151,9 +168,33 @@ def test_moderation_results_of_any_shape(result):
 BYTES = st.one_of(
     st.binary(max_size=300),
     st.lists(
-        st.sampled_from([b"prompt", b"category", b",", b"\t", b'"', b"\n", b"\r\n", b"{", b"}",
-                         b'"prompt"', b":", b"[", b"]", b"\xff", b"\xfe", b"\xef\xbb\xbf", b"x",
-                         b"data_type", b"adversarial", b" ", b"\x00", b"null", b"1"]),
+        st.sampled_from(
+            [
+                b"prompt",
+                b"category",
+                b",",
+                b"\t",
+                b'"',
+                b"\n",
+                b"\r\n",
+                b"{",
+                b"}",
+                b'"prompt"',
+                b":",
+                b"[",
+                b"]",
+                b"\xff",
+                b"\xfe",
+                b"\xef\xbb\xbf",
+                b"x",
+                b"data_type",
+                b"adversarial",
+                b" ",
+                b"\x00",
+                b"null",
+                b"1",
+            ]
+        ),
         max_size=40,
     ).map(b"".join),
 )

@@ -34,8 +34,15 @@ def test_llama_guard_outputs(output, expected):
 
 @pytest.mark.parametrize(
     ("output", "expected"),
-    [("Yes", "unsafe"), ("No", "safe"), (" yes", "unsafe"), ("no\n", "safe"), ("Maybe", "unparsed"),
-     ("", "unparsed"), ("Yes.", "unparsed")],
+    [
+        ("Yes", "unsafe"),
+        ("No", "safe"),
+        (" yes", "unsafe"),
+        ("no\n", "safe"),
+        ("Maybe", "unparsed"),
+        ("", "unparsed"),
+        ("Yes.", "unparsed"),
+    ],
 )
 def test_harmbench_outputs(output, expected):
     assert parse_harmbench(output) == expected

@@ -3,9 +3,11 @@ on real SQLite files written through the Store, and the pure aggregation with hy
 
 import math
 import statistics
+import tempfile
+from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lrmscope.core import metrics
@@ -21,16 +23,29 @@ def store(tmp_path):
 
 
 def judge(store, sample_ids, labels, *, name="rs-match", part="answer", version="1"):
-    store.add_judgements([
-        {"sample_id": sample, "part": part, "judge": name, "judge_version": version,
-         "prompt_hash": "", "label": label, "score": None, "categories": None, "raw": None,
-         "truncated": 0, "meta": None}
-        for sample, label in zip(sample_ids, labels, strict=True)
-    ])
+    store.add_judgements(
+        [
+            {
+                "sample_id": sample,
+                "part": part,
+                "judge": name,
+                "judge_version": version,
+                "prompt_hash": "",
+                "label": label,
+                "score": None,
+                "categories": None,
+                "raw": None,
+                "truncated": 0,
+                "meta": None,
+            }
+            for sample, label in zip(sample_ids, labels, strict=True)
+        ]
+    )
 
 
-def prompt(store, run, key, labels, *, mode="default", category=None, think=None, status="done",
-           **judged):
+def prompt(
+    store, run, key, labels, *, mode="default", category=None, think=None, status="done", **judged
+):
     """One prompt's samples in a run, judged `labels` (one per sample); their ids."""
     prompt_id = store.prompt_id("strongreject", key, f"prompt {key}", category=category)
     ids = []
@@ -61,8 +76,9 @@ def test_odd_k_needs_three_of_five(store):
     for key, labels in cases.items():
         prompt(store, run, key, labels)
     found = only(store)
-    assert found.group == metrics.Group(run, "r1-8b.Q4_K_M.gguf", "default", "strongreject",
-                                        "rs-match", "1", "answer")
+    assert found.group == metrics.Group(
+        run, "r1-8b.Q4_K_M.gguf", "default", "strongreject", "rs-match", "1", "answer"
+    )
     s = found.summary
     assert (s.n_prompts, s.k, s.k_min, s.n_samples, s.n_unparsed) == (4, 5, 5, 20, 0)
     assert s.safe_at_1 == pytest.approx((1 + 0.6 + 0.4 + 0) / 4)
@@ -121,9 +137,12 @@ def test_groups_by_run_mode_judge_and_part_with_parts_in_order(store):
     found = metrics.group_metrics(store.conn, Filters())
     keys = [(g.group.run_id, g.group.mode, g.group.judge, g.group.part) for g in found]
     assert keys == [
-        (run, "default", "llama-guard", "full"), (run, "default", "rs-match", "think"),
-        (run, "default", "rs-match", "full"), (run, "zerothink", "llama-guard", "full"),
-        (run, "zerothink", "rs-match", "think"), (run, "zerothink", "rs-match", "full"),
+        (run, "default", "llama-guard", "full"),
+        (run, "default", "rs-match", "think"),
+        (run, "default", "rs-match", "full"),
+        (run, "zerothink", "llama-guard", "full"),
+        (run, "zerothink", "rs-match", "think"),
+        (run, "zerothink", "rs-match", "full"),
     ]
     assert [g.summary.safe_at_1 for g in found] == [0, 1, 0.5, 0, 1, 0.5]
     picked = metrics.group_metrics(
@@ -144,7 +163,9 @@ def test_by_category(store):
     prompt(store, run, "d", [U, S])
     found = metrics.group_metrics(store.conn, Filters(), by_category=True)
     assert [(g.group.category, g.summary.n_prompts, g.summary.safe_at_1) for g in found] == [
-        (None, 1, 0.5), ("fraud", 1, 0.5), ("weapons", 2, 0.5)
+        (None, 1, 0.5),
+        ("fraud", 1, 0.5),
+        ("weapons", 2, 0.5),
     ]
     assert only(store).group.category is None and only(store).summary.n_prompts == 4
 
@@ -156,8 +177,10 @@ def test_each_judge_version_has_metrics_of_its_own(store):
     ids = prompt(store, run, "a", [U, U])
     prompt(store, run, "b", [U, U])
     judge(store, ids, [S, S], version="2")
-    found = {g.group.judge_version: g.summary for g in metrics.group_metrics(
-        store.conn, metrics.Filters())}
+    found = {
+        g.group.judge_version: g.summary
+        for g in metrics.group_metrics(store.conn, metrics.Filters())
+    }
     assert (found["1"].safe_at_1, found["1"].n_prompts) == (0, 2)
     assert (found["2"].safe_at_1, found["2"].n_prompts) == (1, 1)
 
@@ -207,7 +230,11 @@ def test_calibration_on_a_hand_computed_case(store):
     as_numbers = [(a == U, b == U) for a, b in zip(judge_labels, human_labels) if a != X]
     assert rs.pcc == pytest.approx(statistics.correlation(*map(list, zip(*as_numbers))))
     assert (guard.judge, guard.n, guard.acc, guard.f1, guard.pcc) == (
-        "llama-guard", 4, 0.25, 0.4, pytest.approx(-0.57735, abs=1e-5)
+        "llama-guard",
+        4,
+        0.25,
+        0.4,
+        pytest.approx(-0.57735, abs=1e-5),
     )
     assert (const.n, const.acc, const.f1, const.pcc) == (3, pytest.approx(2 / 3), 0, None)
     agreeing = metrics.calibrate("j", {(S, S): 3})
@@ -238,6 +265,29 @@ def test_median_and_mean_from_counts(counts):
     values = [value for value, n in sorted(counts.items()) for _ in range(n)]
     median, mean = metrics.median_and_mean(sorted(counts.items()))
     assert median == statistics.median(values) and mean == pytest.approx(statistics.mean(values))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from((S, U)), st.integers(0, 20000)), min_size=1, max_size=14))
+def test_think_length_median_and_mean_as_statistics_has_them(judged):
+    """The store counts the thought lengths in SQL; the median and mean are statistics'."""
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(Path(folder) / "runs.sqlite")
+        try:
+            labels = [label for label, _ in judged]
+            prompt(store, eval_run(store), "a", labels, think=[tokens for _, tokens in judged])
+            think = only(store).think
+        finally:
+            store.close()
+    for label in (S, U):
+        values = [tokens for found, tokens in judged if found == label]
+        median, mean = getattr(think, f"{label}_median"), getattr(think, f"{label}_mean")
+        if not values:
+            assert median is mean is None
+            continue
+        assert median == statistics.median(values) and mean == pytest.approx(
+            statistics.mean(values)
+        )
 
 
 def test_samples_without_a_verdict_on_the_part_are_counted_not_judged(store):

@@ -66,8 +66,20 @@ def judge_for(server, **kw):
 
 
 def test_success_sends_only_the_response_and_keeps_scores(server):
-    server.script = [(200, {"id": "m", "model": "omni", "results": [
-        result(True, violence=0.91, harassment=0.1), result(False, violence=0.01)]}, 0)]
+    server.script = [
+        (
+            200,
+            {
+                "id": "m",
+                "model": "omni",
+                "results": [
+                    result(True, violence=0.91, harassment=0.1),
+                    result(False, violence=0.01),
+                ],
+            },
+            0,
+        )
+    ]
     verdicts = judge_for(server).judge_batch([("user prompt", "bad text"), ("p", "fine text")])
     assert [v.label for v in verdicts] == ["unsafe", "safe"]
     assert verdicts[0].categories == ("violence",) and verdicts[0].score == 0.91

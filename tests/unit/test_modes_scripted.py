@@ -27,7 +27,9 @@ def run(backend, mode, **kw):
 
 
 def test_default_keeps_the_models_own_close():
-    backend = ScriptedBackend(lambda p: " thinking hard</think>\n\nThe answer." if p == P else "\n\nThe answer.")
+    backend = ScriptedBackend(
+        lambda p: " thinking hard</think>\n\nThe answer." if p == P else "\n\nThe answer."
+    )
     _, events, fin = run(backend, Mode.DEFAULT)
     assert fin.trace.thought == "thinking hard" and fin.trace.answer == "The answer."
     assert fin.trace.injected == () and fin.trace.think_state == "normal"
@@ -58,7 +60,9 @@ def test_lessthink_prefill_is_byte_for_byte():
 
 
 def test_morethink_replaces_closes_until_enforce_num_then_forces_close():
-    backend = ScriptedBackend(lambda p: " hmm</think> ok" if not p.endswith(FORCED_CLOSE) else "Final.")
+    backend = ScriptedBackend(
+        lambda p: " hmm</think> ok" if not p.endswith(FORCED_CLOSE) else "Final."
+    )
     gen, events, fin = run(backend, Mode.MORETHINK, enforce_num=3, think_budget=100)
     kinds = [e.span.kind for e in events if isinstance(e, Injected)]
     assert kinds == ["rethink", "rethink", "rethink", "close"]
@@ -82,7 +86,9 @@ def test_morethink_rethink_choice_is_seedable():
 
 
 def test_morethink_budget_spent_forces_the_close():
-    backend = ScriptedBackend(lambda p: "a b c d e f g h" if not p.endswith(FORCED_CLOSE) else "Done")
+    backend = ScriptedBackend(
+        lambda p: "a b c d e f g h" if not p.endswith(FORCED_CLOSE) else "Done"
+    )
     _, events, fin = run(backend, Mode.MORETHINK, think_budget=5)
     assert backend.calls[0]["max_tokens"] == 5
     assert [e.span.kind for e in events if isinstance(e, Injected)] == ["close"]
@@ -90,7 +96,9 @@ def test_morethink_budget_spent_forces_the_close():
 
 
 def test_max_think_cap_in_default_mode():
-    backend = ScriptedBackend(lambda p: "a b c d e f g h" if not p.endswith(FORCED_CLOSE) else "Done")
+    backend = ScriptedBackend(
+        lambda p: "a b c d e f g h" if not p.endswith(FORCED_CLOSE) else "Done"
+    )
     _, _, fin = run(backend, Mode.DEFAULT, max_think=3)
     assert fin.stats.think_tokens == 3
     assert fin.trace.injected[0].kind == "close" and fin.trace.answer == "Done"
@@ -106,7 +114,9 @@ def test_max_tokens_inside_the_thought_leaves_it_unclosed():
 
 def test_live_switch_to_zerothink_closes_the_thought_at_once():
     backend = ScriptedBackend(lambda p: "word " * 400 if p == P else "Answer.", delay=0.002)
-    gen = Generation(backend, P, sampler=SamplerSettings(temperature=0, max_tokens=1000), mode=ModeSettings())
+    gen = Generation(
+        backend, P, sampler=SamplerSettings(temperature=0, max_tokens=1000), mode=ModeSettings()
+    )
     events = []
     for event in gen:
         events.append(event)
@@ -173,7 +183,11 @@ def test_morethink_answer_budget_rest_gives_the_answer_what_max_tokens_leaves():
     backend = ScriptedBackend(_answers_after_close)
     sampler = SamplerSettings(temperature=0, max_tokens=20, seed=7)
     _, _, fin = run(
-        backend, Mode.MORETHINK, enforce_num=0, think_budget=12, sampler=sampler,
+        backend,
+        Mode.MORETHINK,
+        enforce_num=0,
+        think_budget=12,
+        sampler=sampler,
         answer_budget="rest",
     )
     assert backend.calls[-1]["max_tokens"] == 20 - 2 and backend.calls[-1]["stop"] == []

@@ -5,12 +5,12 @@ import json
 
 import pytest
 
+from lrmscope.core.generate import record, start_sample
 from lrmscope.engine.events import ThinkDelta
 from lrmscope.engine.generation import Generation
 from lrmscope.engine.scripted import ScriptedBackend
 from lrmscope.engine.settings import MAX_SEED, Mode, ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
-from lrmscope.core.generate import record, start_sample
 from lrmscope.store import Store
 
 P = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n"
@@ -68,7 +68,11 @@ def test_seeds_stay_repeatable():
         return original(prompt, **kw)
 
     backend.stream = spy
-    gen = Generation(backend, P, sampler=SamplerSettings(seed=MAX_SEED - 1),
-                     mode=ModeSettings(Mode.MORETHINK, enforce_num=3, rethink_strings=("Wait",)))
+    gen = Generation(
+        backend,
+        P,
+        sampler=SamplerSettings(seed=MAX_SEED - 1),
+        mode=ModeSettings(Mode.MORETHINK, enforce_num=3, rethink_strings=("Wait",)),
+    )
     list(gen)
     assert 2**32 - 1 not in seeds and seeds[:3] == [MAX_SEED - 1, MAX_SEED, 0]

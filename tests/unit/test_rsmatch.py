@@ -48,7 +48,10 @@ def documented_list() -> list[str]:
 def test_the_study_list_is_complete_and_exact():
     assert len(SAFECHAIN) == 49 and len(set(SAFECHAIN)) == 49
     assert list(SAFECHAIN) == documented_list()
-    assert [s for s in SAFECHAIN if s.startswith(" ")] == [" I cannot generate", " I do not generate"]
+    assert [s for s in SAFECHAIN if s.startswith(" ")] == [
+        " I cannot generate",
+        " I do not generate",
+    ]
     assert SAFECHAIN[0] == "I'm sorry" and SAFECHAIN[-1] == "self-care"
 
 

@@ -1,5 +1,7 @@
-"""The SQLite store on real files: schema, migrations, WAL, refusals, orphaned samples."""
+"""The SQLite store on real files: schema, migrations, WAL, refusals, orphaned samples, the
+end of a run."""
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -40,8 +42,13 @@ def test_prompts_are_deduplicated_and_json_fields_round_trip(tmp_path):
 def test_judgement_labels_are_constrained_and_unique(tmp_path):
     store = Store(tmp_path / "db.sqlite")
     _, sample = new_sample(store)
-    row = {"sample_id": sample, "part": "answer", "judge": "human", "label": "safe",
-           "created_at": "now"}
+    row = {
+        "sample_id": sample,
+        "part": "answer",
+        "judge": "human",
+        "label": "safe",
+        "created_at": "now",
+    }
     store.db["judgements"].insert(row)
     with pytest.raises(sqlite3.IntegrityError):
         store.db["judgements"].insert(row)
@@ -118,3 +125,27 @@ def test_sample_of_a_dead_process_is_marked_interrupted(tmp_path):
     assert rows[1]["status"] == "interrupted" and rows[1]["raw"] == "partial"
     assert rows[mine]["status"] == "running"
     assert store.db["runs"].get(1)["status"] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"),
+    [
+        (None, "done"),
+        (KeyboardInterrupt, "interrupted"),
+        (GeneratorExit, "interrupted"),
+        (RuntimeError, "failed"),
+    ],
+)
+def test_a_run_ends_with_its_block(tmp_path, raised, status):
+    store = Store(tmp_path / "db.sqlite")
+    with pytest.raises(raised) if raised else contextlib.nullcontext():
+        with store.run("generate", model_path="m.gguf") as run_id:
+            assert store.db["runs"].get(run_id)["status"] == "running"
+            if raised:
+                raise raised
+    row = store.db["runs"].get(run_id)
+    assert (row["status"], row["model_path"], row["ended_at"] is not None) == (
+        status,
+        "m.gguf",
+        True,
+    )

@@ -9,8 +9,25 @@ from lrmscope.engine.settings import LESSTHINK_PREFILL, ZEROTHINK_PREFILL
 from lrmscope.engine.trace import StreamParser, judged_texts, parse_trace
 
 PIECES = st.sampled_from(
-    ["</think>", "</", "think", ">", "<", "/", "t", "Wait", "\n", " ", "ok", "</thi", "nk>", "é", "🙂",
-     "<think>", "<thi"]
+    [
+        "</think>",
+        "</",
+        "think",
+        ">",
+        "<",
+        "/",
+        "t",
+        "Wait",
+        "\n",
+        " ",
+        "ok",
+        "</thi",
+        "nk>",
+        "é",
+        "🙂",
+        "<think>",
+        "<thi",
+    ]
 )
 
 
@@ -75,7 +92,12 @@ def test_absent_thought_when_the_engine_closed_it():
 def test_closed_twice_uses_the_first_close_and_keeps_raw():
     raw = "a</think>b</think>c"
     trace = parse_trace(raw)
-    assert (trace.thought, trace.answer, trace.close_count, trace.raw) == ("a", "b</think>c", 2, raw)
+    assert (trace.thought, trace.answer, trace.close_count, trace.raw) == (
+        "a",
+        "b</think>c",
+        2,
+        raw,
+    )
 
 
 def test_tag_split_across_chunks():
@@ -114,12 +136,16 @@ def test_judged_texts_keep_mid_stream_injections():
     raw = "Hmm.Wait maybe not.</think>\n\nNo."
     spans = [Span(4, 8, "rethink", "Wait"), Span(19, 30, "close", "</think>\n\n")]
     assert judged_texts(parse_trace(raw, spans)) == {
-        "think": "Hmm.Wait maybe not.", "answer": "No.", "full": raw,
+        "think": "Hmm.Wait maybe not.",
+        "answer": "No.",
+        "full": raw,
     }
     switched = "I think" + ZEROTHINK_PREFILL + "Fine."
     spans = [Span(7, 7 + len(ZEROTHINK_PREFILL), "prefill", ZEROTHINK_PREFILL)]
     assert judged_texts(parse_trace(switched, spans)) == {
-        "think": "I think", "answer": "Fine.", "full": switched,
+        "think": "I think",
+        "answer": "Fine.",
+        "full": switched,
     }
 
 

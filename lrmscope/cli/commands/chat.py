@@ -1,4 +1,4 @@
-"""`lrmscope chat`: the Textual chat on a local model (the app itself is lrmscope/tui/chat.py)."""
+"""`lrmscope chat`: the Textual chat on a local model (the app: lrmscope/tui/chat/app.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from lrmscope.cli.options import (
     checked_db_path,
     count,
     generation_settings,
-    live_judges,
-    load_backend,
-    say,
-    start_run,
 )
+from lrmscope.cli.printer import say
+from lrmscope.cli.setup import live_view_judges, load_backend, start_run
 from lrmscope.errors import LrmscopeError
 
 
@@ -54,7 +52,7 @@ def _resume(store, run_id: int, title: str | None):
         )
     store.reopen_run(run_id)
     if title:
-        store.db["runs"].update(run_id, {"title": title})
+        store.rename_run(run_id, title)
     return run_id, title or found["title"], store.chat_turns(run_id)
 
 
@@ -62,13 +60,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from lrmscope.store import Store
-    from lrmscope.tui.chat import ChatApp, ChatSession
+    from lrmscope.tui.chat.app import ChatApp, ChatSession
 
     mode, sampler = generation_settings(args)
     db_path = checked_db_path(args.db)
     backend = load_backend(args, mode, Console(stderr=True))
-    final, notices = live_judges(args.judge or ["rs-match"], args.judge_device)
-    live, live_notices = live_judges(args.live_judge or [], args.judge_device)
+    final, live, notices = live_view_judges(args)
     store = Store(db_path)
     if args.resume is not None:
         run_id, title, restored = _resume(store, args.resume, args.title)
@@ -76,9 +73,18 @@ def cmd_chat(args: argparse.Namespace) -> int:
         run_id = start_run(store, "chat", backend, sampler, mode, title=args.title)
         title, restored = args.title, []
     session = ChatSession(
-        backend, store, run_id, sampler, mode, model_name=backend.model_name,
-        device=backend.info()["device"], final_judges=final, live_judges=live,
-        notices=tuple(notices + live_notices), title=title, restored=tuple(restored),
+        backend,
+        store,
+        run_id,
+        sampler,
+        mode,
+        model_name=backend.model_name,
+        device=backend.info()["device"],
+        final_judges=final,
+        live_judges=live,
+        notices=notices,
+        title=title,
+        restored=tuple(restored),
     )
     try:
         ChatApp(session).run()

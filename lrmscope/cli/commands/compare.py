@@ -1,5 +1,5 @@
 """`lrmscope compare`: one prompt, several decoding modes, side by side (the app itself is
-lrmscope/tui/compare.py)."""
+lrmscope/tui/compare/app.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import argparse
 from dataclasses import replace
 
 from lrmscope.cli.options import (
-    MAX_SEQUENCES,
-    PROMPT_ROOM,
     add_db_option,
     add_generation_options,
     add_live_judge_options,
@@ -16,14 +14,11 @@ from lrmscope.cli.options import (
     checked_db_path,
     count,
     generation_settings,
-    live_judges,
-    load_backend,
     parse_modes,
     read_prompt,
-    remote_backends,
-    say,
-    start_run,
 )
+from lrmscope.cli.printer import say
+from lrmscope.cli.setup import MAX_SEQUENCES, backend_slots, live_view_judges, start_run
 from lrmscope.errors import LrmscopeError
 
 
@@ -48,7 +43,10 @@ def register(commands) -> None:
         help="comma-separated: default, zerothink, lessthink, morethink, or all (default: all)",
     )
     parser.add_argument(
-        "--samples", type=count, default=1, metavar="K",
+        "--samples",
+        type=count,
+        default=1,
+        metavar="K",
         help="columns per mode, each with a seed of its own (default 1)",
     )
     add_live_judge_options(parser, "column")
@@ -63,11 +61,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from lrmscope.core.compare import DATASET, CompareSettings
     from lrmscope.engine.backend import Message
-    from lrmscope.engine.batch import BatchDecoder
     from lrmscope.engine.judges.base import OneAtATime
     from lrmscope.engine.prompt import with_think_opener
     from lrmscope.store import Store
-    from lrmscope.tui.compare import CompareApp, CompareSession
+    from lrmscope.tui.compare.app import CompareApp, CompareSession
 
     text = read_prompt(args.prompt)
     mode, sampler = generation_settings(args)
@@ -80,38 +77,43 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     db_path = checked_db_path(args.db)
     err = Console(stderr=True)
-    remote = remote_backends(args, settings.width) if args.endpoint else None
-    backend = remote[0] if remote else load_backend(
-        args, mode, err, n_seq=settings.width, default_ctx=sampler.max_tokens + PROMPT_ROOM
-    )
+    model = backend_slots(args, mode, sampler, err, settings.width)
+    backend = model.backend
     rendered = backend.render([Message("user", text)])
     backend.check_prompt(with_think_opener(rendered)[0])
-    final, notices = live_judges(args.judge or ["rs-match"], args.judge_device)
-    live, live_notices = live_judges(args.live_judge or [], args.judge_device)
+    final, live, notices = live_view_judges(args)
     store = Store(db_path)
     modes = ",".join(m.value for m in settings.modes)
 
     def new_run(seed: int) -> int:
         return start_run(
-            store, "compare", backend, replace(sampler, seed=seed), mode, mode=modes,
-            k=settings.samples, dataset=DATASET,
+            store,
+            "compare",
+            backend,
+            replace(sampler, seed=seed),
+            mode,
+            mode=modes,
+            k=settings.samples,
+            dataset=DATASET,
         )
 
-    decoder = None if remote else BatchDecoder(backend)
     session = CompareSession(
-        tuple(remote or (decoder.sequence(i) for i in range(settings.width))), store, settings,
-        rendered, new_run, model_name=backend.model_name, device=backend.info()["device"],
+        tuple(model.open()),
+        store,
+        settings,
+        rendered,
+        new_run,
+        model_name=backend.model_name,
+        device=backend.info()["device"],
         final_judges=tuple(OneAtATime(j) for j in final),
-        live_judges=tuple(OneAtATime(j) for j in live), notices=tuple(notices + live_notices),
+        live_judges=tuple(OneAtATime(j) for j in live),
+        notices=notices,
     )
     app = CompareApp(session)
     try:
         app.run()
     finally:
-        if decoder is not None:
-            decoder.close()
-        for column_backend in remote or ():
-            column_backend.close()
+        model.close()
         if app.run_open:  # the app itself failed
             store.end_run(app.run_ids[-1], "failed")
     runs = ", ".join(str(run_id) for run_id in app.run_ids)

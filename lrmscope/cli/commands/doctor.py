@@ -22,9 +22,9 @@ def register(commands) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from lrmscope.text import visible
     from lrmscope.core.doctor import run_checks
     from lrmscope.store import default_db_path
+    from lrmscope.text import visible
 
     db_path = Path(args.db).expanduser() if args.db else default_db_path()
     checks = run_checks(db_path, debug=args.debug)

@@ -8,25 +8,22 @@ from rich.console import Console
 from rich.progress import Progress
 
 from lrmscope.cli.options import (
-    MAX_SEQUENCES,
-    PROMPT_ROOM,
     Given,
-    apply_preset,
     add_db_option,
     add_generation_options,
     add_model_options,
+    apply_preset,
     checked_db_path,
     count,
     generation_settings,
-    load_backend,
     parse_modes,
-    progress_columns,
-    remote_backends,
-    say,
-    start_run,
     text_arg,
 )
+from lrmscope.cli.printer import progress_columns, say
+from lrmscope.cli.setup import MAX_SEQUENCES, backend_slots, load_judges, start_run
+from lrmscope.engine.judges import JudgeOptions
 from lrmscope.errors import LrmscopeError
+from lrmscope.vocab import DEFAULT_JUDGE
 
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 1024
@@ -70,36 +67,52 @@ def register(commands) -> None:
         help="comma-separated: default, zerothink, lessthink, morethink, or all (default: default)",
     )
     parser.add_argument(
-        "--samples", type=int, default=None, metavar="K", action=Given,
+        "--samples",
+        type=int,
+        default=None,
+        metavar="K",
+        action=Given,
         help="samples per prompt and mode (default 5; 1 with --greedy)",
     )
     parser.add_argument(
-        "--preset", metavar="NAME",
+        "--preset",
+        metavar="NAME",
         help="the study's configuration: safechain (temperature 0.6, top-p 0.95, K 5, "
         "max-tokens 16000, think budget 10000, enforce 10, the study's think opener and "
         "MoreThink answer budget) or safechain-greedy (temperature 0, K 1, the rest alike); "
         "options you give override it",
     )
     parser.add_argument(
-        "--parallel", type=count, default=1, metavar="N",
+        "--parallel",
+        type=count,
+        default=1,
+        metavar="N",
         help="prompts decoded at once: N x K sequences share one batch (default 1)",
     )
     parser.add_argument(
-        "--concurrency", type=count, default=DEFAULT_CONCURRENCY, metavar="N",
+        "--concurrency",
+        type=count,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
         help=f"with --endpoint: requests in flight, spread over the endpoints (default "
         f"{DEFAULT_CONCURRENCY})",
     )
     parser.add_argument(
-        "--judge", action="append", metavar="NAME[=ARG]",
+        "--judge",
+        action="append",
+        metavar="NAME[=ARG]",
         help="judge samples as they finish (repeatable; default rs-match; `none` for no judge)",
     )
     parser.add_argument("--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N")
     parser.add_argument(
-        "--system", type=text_arg, metavar="TEXT",
+        "--system",
+        type=text_arg,
+        metavar="TEXT",
         help="a system prompt (R1 distills want none)",
     )
     parser.add_argument(
-        "--new-run", action="store_true",
+        "--new-run",
+        action="store_true",
         help="start a new run even if an unfinished one of this model and dataset exists",
     )
     add_generation_options(parser, mode=False)
@@ -108,22 +121,11 @@ def register(commands) -> None:
     parser.set_defaults(func=cmd_eval, mode="default")
 
 
-def _judges(specs: list[str] | None, device: str | None):
-    from lrmscope.engine.judges import build_judge
-    from lrmscope.engine.judges.registry import JudgeOptions
-
-    specs = specs or ["rs-match"]
-    if specs == ["none"]:
-        return ()
-    return tuple(build_judge(spec, JudgeOptions(device=device)) for spec in specs)
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from lrmscope.core.datasets import load_dataset
-    from lrmscope.engine.batch import BatchDecoder
     from lrmscope.core.eval import (
-        EvalRunner,
         PRESETS,
+        EvalRunner,
         EvalSettings,
         judge_run,
         open_run,
@@ -152,29 +154,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     mode, sampler = generation_settings(args)
     filters = {
-        "limit": args.limit, "category": args.category, "data_type": args.data_type,
+        "limit": args.limit,
+        "category": args.category,
+        "data_type": args.data_type,
         "prompt_kind": args.prompt_kind,
     }
     dataset = load_dataset(args.dataset, column=args.column, **filters)
     settings = EvalSettings(
-        dataset=dataset, dataset_filters=filters, modes=parse_modes(args.modes), samples=samples,
-        sampler=sampler, mode=mode, system=args.system, preset=args.preset,
+        dataset=dataset,
+        dataset_filters=filters,
+        modes=parse_modes(args.modes),
+        samples=samples,
+        sampler=sampler,
+        mode=mode,
+        system=args.system,
+        preset=args.preset,
     )
     db_path = checked_db_path(args.db)
     err = Console(stderr=True, highlight=False)
-    judges = _judges(args.judge, args.judge_device)
+    specs = args.judge or [DEFAULT_JUDGE]
+    options = JudgeOptions(device=args.judge_device)
+    judges = () if specs == ["none"] else load_judges(specs, options)
     n_seq = min(samples * args.parallel, MAX_SEQUENCES)
-    remote = remote_backends(args, args.concurrency) if args.endpoint else None
-    backend = remote[0] if remote else load_backend(
-        args, mode, err, n_seq=n_seq, default_ctx=sampler.max_tokens + PROMPT_ROOM
-    )
+    model = backend_slots(args, mode, sampler, err, n_seq, served=args.concurrency)
+    backend = model.backend
     rendered = render_prompts(backend, settings)
     store = Store(db_path)
     run_id, state = open_run(
-        store, backend.model_fingerprint, settings, new_run=args.new_run,
+        store,
+        backend.model_fingerprint,
+        settings,
+        new_run=args.new_run,
         start_run=lambda: start_run(
-            store, "eval", backend, sampler, mode, mode=",".join(m.value for m in settings.modes),
-            dataset=dataset.name, k=samples, config=settings.config(backend.model_fingerprint),
+            store,
+            "eval",
+            backend,
+            sampler,
+            mode,
+            mode=",".join(m.value for m in settings.modes),
+            dataset=dataset.name,
+            k=samples,
+            config=settings.config(backend.model_fingerprint),
         ),
     )
     if state == "finished":
@@ -197,12 +217,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"({dataset.format}; "
         f"{dataset.duplicates} repeated and {dataset.blanks} blank rows skipped) x "
         f"{len(settings.modes)} modes x {samples} samples on {backend.info()['device']}, "
-        + (f"{len(remote)} requests at once" if remote else f"{n_seq} sequences per batch")
+        + (
+            f"{len(model.remote)} requests at once"
+            if model.remote
+            else f"{n_seq} sequences per batch"
+        )
         + f"; {len(jobs)} to generate",
     )
-    decoder = None if remote else BatchDecoder(backend)
-    slots = remote or [decoder.sequence(i) for i in range(decoder.n_seq)]
-    runner = EvalRunner(store, slots, settings, run_id, judges)
+    runner = EvalRunner(store, model.open(), settings, run_id, judges)
     try:
         with Progress(*progress_columns(), console=err) as bar:
             task = bar.add_task("samples", total=total, completed=progress.done, rate="")
@@ -223,10 +245,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         store.end_run(run_id, "failed")
         raise
     finally:
-        if decoder is not None:
-            decoder.close()
-        for slot in remote or ():
-            slot.close()
+        model.close()
     status = "done" if progress.done == total else "failed"
     store.end_run(run_id, status)
     if progress.failed:

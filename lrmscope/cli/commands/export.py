@@ -8,7 +8,8 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from lrmscope.cli.options import count, existing_db, positive_int, say
+from lrmscope.cli.options import count, existing_db, positive_int
+from lrmscope.cli.printer import say
 from lrmscope.errors import LrmscopeError
 
 _SAFECHAIN_HELP = (
@@ -104,8 +105,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from lrmscope.core import export
-    from lrmscope.text import visible
     from lrmscope.engine.settings import Mode
+    from lrmscope.store import reads
+    from lrmscope.store.filters import SampleFilter
+    from lrmscope.text import visible
 
     _check_args(args)
     mode = Mode.parse(args.mode).value if args.mode else None
@@ -114,8 +117,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = existing_db(args.database)
     conn, where = store.conn, visible(str(store.path))
     target = visible(str(output)) if output else "stdout"
-    if runs and (missing := export.missing_runs(conn, runs)):
-        known = [str(r[0]) for r in conn.execute("SELECT id FROM runs ORDER BY id LIMIT 10")]
+    if runs and (missing := reads.missing_runs(conn, runs)):
+        known = [str(run_id) for run_id in reads.run_ids(conn, 10)]
         raise LrmscopeError(
             f"no run {', '.join(map(str, missing))} in {where} (runs there: "
             f"{', '.join(known) or 'none'})"
@@ -126,10 +129,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             conn, where, target, args.judge, mode or "default", runs, args.seed or 0, rule
         )
     else:
-        selection = export.Selection(
-            ("done", "interrupted") if args.include_interrupted else ("done",), runs, mode
+        selection = SampleFilter(
+            runs=runs,
+            statuses=("done", "interrupted") if args.include_interrupted else ("done",),
+            mode=mode,
         )
-        if export.count(conn, selection) == 0:
+        if reads.count_samples(conn, selection) == 0:
             what = "finished or interrupted" if args.include_interrupted else "finished"
             hint = "" if args.include_interrupted else " (--include-interrupted adds interrupted)"
             raise LrmscopeError(f"no {what} samples in {where} match the filters{hint}")
@@ -154,9 +159,10 @@ def _safechain_writer(
     conn, where: str, target: str, judge: str, mode: str, runs: tuple, seed: int, rule
 ):
     from lrmscope.core import export
+    from lrmscope.store import reads
     from lrmscope.text import visible
 
-    judges = export.judges_present(conn)
+    judges = reads.judges(conn)
     if judge not in judges:
         raise LrmscopeError(
             f"judge {visible(judge)!r} has no verdicts in {where} (judges there: "

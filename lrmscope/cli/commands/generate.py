@@ -10,12 +10,11 @@ from lrmscope.cli.options import (
     add_model_options,
     checked_db_path,
     generation_settings,
-    load_backend,
     read_prompt,
-    say,
-    start_run,
     text_arg,
 )
+from lrmscope.cli.printer import TracePrinter, say
+from lrmscope.cli.setup import load_backend, run_row
 
 DEFAULT_PROMPT_DATASET = "adhoc"
 
@@ -30,7 +29,9 @@ def register(commands) -> None:
     )
     gen.add_argument("prompt", help="the user prompt ('-' reads it from standard input)")
     gen.add_argument(
-        "--system", type=text_arg, metavar="TEXT",
+        "--system",
+        type=text_arg,
+        metavar="TEXT",
         help="a system prompt (R1 distills want none)",
     )
     add_generation_options(gen)
@@ -42,11 +43,10 @@ def register(commands) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lrmscope.cli.printer import TracePrinter
+    from lrmscope.core.generate import record, start_sample
     from lrmscope.engine.backend import Message
     from lrmscope.engine.generation import Generation
     from lrmscope.engine.prompt import with_think_opener
-    from lrmscope.core.generate import record, start_sample
     from lrmscope.store import Store
 
     text = read_prompt(args.prompt)
@@ -62,29 +62,29 @@ def cmd_generate(args: argparse.Namespace) -> int:
     backend.check_prompt(prompt)
     store = Store(db_path)
     generation = Generation(backend, prompt, sampler=sampler, mode=mode)
-    run_id = start_run(store, "generate", backend, sampler, mode, k=1)
-    ref = start_sample(
-        store,
-        run_id,
-        generation,
-        user_text=text,
-        dataset=DEFAULT_PROMPT_DATASET,
-        think_opener_added=opener_added,
-    )
     printer = TracePrinter(Console(highlight=False))
-    events = record(store, ref, generation)
+    ref = None
     try:
-        for event in events:
-            printer(event)
+        # the run ends done, interrupted (Ctrl-C) or failed with the block (Store.run)
+        with store.run("generate", **run_row(backend, sampler, mode), k=1) as run_id:
+            ref = start_sample(
+                store,
+                run_id,
+                generation,
+                user_text=text,
+                dataset=DEFAULT_PROMPT_DATASET,
+                think_opener_added=opener_added,
+            )
+            events = record(store, ref, generation)
+            try:
+                for event in events:
+                    printer(event)
+            finally:
+                events.close()
     except KeyboardInterrupt:
-        events.close()
-        store.end_run(run_id, "interrupted")
+        if ref is None:
+            raise
         say(err, f"interrupted: sample {ref.sample_id} saved as interrupted in {db_path}")
         return 130
-    except BaseException:
-        events.close()
-        store.end_run(run_id, "failed")
-        raise
-    store.end_run(run_id, "done")
     say(err, f"saved sample {ref.sample_id} (run {run_id}) to {db_path}")
     return 0

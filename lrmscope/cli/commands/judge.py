@@ -6,15 +6,13 @@ import argparse
 
 from rich.text import Text
 
-from lrmscope.cli.options import (
-    count,
-    existing_db,
-    progress_columns,
-    say,
-    seconds,
-)
+from lrmscope.cli.options import count, existing_db, seconds
+from lrmscope.cli.printer import progress_columns, say
+from lrmscope.cli.setup import load_judges
+from lrmscope.engine.judges import JudgeOptions
 from lrmscope.engine.judges.base import TRUNCATION_SIDES
 from lrmscope.errors import LrmscopeError
+from lrmscope.vocab import DEFAULT_JUDGE
 
 
 def register(commands) -> None:
@@ -28,7 +26,7 @@ def register(commands) -> None:
     judge.add_argument("database", help="an lrmscope SQLite file")
     judge.add_argument(
         "--judge",
-        default="rs-match",
+        default=DEFAULT_JUDGE,
         metavar="NAME[=ARG]",
         help="rs-match (default), llama-guard=MODEL, llama-guard-gguf=FILE, harmbench=MODEL, "
         "openai-moderation (see `lrmscope judges`)",
@@ -58,9 +56,7 @@ def register(commands) -> None:
         "cut); part of the judge's identity, so another side judges anew",
     )
     judge.add_argument("--base-url", metavar="URL", help="openai-moderation: another server")
-    judge.add_argument(
-        "--timeout", type=seconds, default=30.0, help="HTTP timeout in seconds"
-    )
+    judge.add_argument("--timeout", type=seconds, default=30.0, help="HTTP timeout in seconds")
     judge.set_defaults(func=cmd_judge)
 
     judges = commands.add_parser(
@@ -70,7 +66,7 @@ def register(commands) -> None:
 
 
 def _parts(value: str) -> list[str]:
-    from lrmscope.core.judge import PARTS
+    from lrmscope.vocab import PARTS
 
     parts = [p.strip() for p in value.split(",") if p.strip()]
     unknown = [p for p in parts if p not in PARTS]
@@ -87,19 +83,18 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from lrmscope.core import judge as judging
-    from lrmscope.engine.judges import build_judge
-    from lrmscope.engine.judges.registry import JudgeOptions
+    from lrmscope.store.filters import SampleFilter
 
     parts = _parts(args.part)
     store = existing_db(args.database)
     path = store.path
     statuses = ("done", "interrupted") if args.include_interrupted else ("done",)
-    if store.count_samples(statuses) == 0:
+    if store.count_samples(SampleFilter(statuses=statuses)) == 0:
         raise LrmscopeError(f"{path} has no finished samples to judge")
     err = Console(stderr=True, highlight=False)
     with err.status(Text(f"loading judge {args.judge}…")):
-        judge = build_judge(
-            args.judge,
+        [judge] = load_judges(
+            [args.judge],
             JudgeOptions(
                 device=args.judge_device,
                 base_url=args.base_url,
@@ -126,7 +121,12 @@ def cmd_judge(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             interrupted = True
     table = Table(
-        "part", "safe", "unsafe", "unparsed", "empty (not judged)", "judged before",
+        "part",
+        "safe",
+        "unsafe",
+        "unparsed",
+        "empty (not judged)",
+        "judged before",
         title="verdicts",
     )
     for row in judging.summary_rows(summary, parts):

@@ -9,8 +9,10 @@ import json
 import sys
 from dataclasses import asdict
 
-from lrmscope.core import metrics
 from lrmscope.cli.options import count, existing_db, positive_int
+from lrmscope.core import metrics
+from lrmscope.errors import LrmscopeError
+from lrmscope.store import counts as store_counts
 
 MAX_RESAMPLES = 1_000_000
 
@@ -20,7 +22,7 @@ def resamples(text: str) -> int:
     if value > MAX_RESAMPLES:
         raise argparse.ArgumentTypeError(f"at most {MAX_RESAMPLES} resamples, got {value}")
     return value
-from lrmscope.errors import LrmscopeError
+
 
 DESCRIPTION = (
     "Safety metrics of judged samples, per run, model, mode, dataset, judge (and its version) and "
@@ -64,27 +66,50 @@ def register(commands) -> None:
         description=DESCRIPTION,
     )
     parser.add_argument("database", metavar="DB", help="an lrmscope database with judged samples")
-    parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
-                        help="(default: table)")
+    parser.add_argument(
+        "--format", choices=("table", "json", "csv"), default="table", help="(default: table)"
+    )
     parser.add_argument("--by", choices=("category",), help="also group by prompt category")
-    parser.add_argument("--run", type=count, action="append", metavar="N",
-                        help="only run N, of any kind (chat and generate too); repeatable "
-                        "(default: every eval and compare run)")
-    parser.add_argument("--judge", action="append", metavar="NAME",
-                        help="only this judge, e.g. rs-match or human; repeatable")
-    parser.add_argument("--part", type=_parts, metavar="LIST",
-                        help="think, answer, full or a comma list (default: all)")
-    parser.add_argument("--mode", type=_mode, action="append",
-                        help="only this decoding mode; repeatable")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="instead: each judge against the human labels (judge 'human') on "
-                        "the parts both labelled: n, ACC, F1 (unsafe = positive), Pearson "
-                        "correlation; runs of any kind")
-    parser.add_argument("--bootstrap", type=resamples, default=1000, metavar="N",
-                        help="bootstrap resamples for the 95%% CI of Safe@1 (default 1000, "
-                        "0 = no CI)")
-    parser.add_argument("--seed", type=positive_int, default=0, metavar="N",
-                        help="bootstrap seed (default 0)")
+    parser.add_argument(
+        "--run",
+        type=count,
+        action="append",
+        metavar="N",
+        help="only run N, of any kind (chat and generate too); repeatable "
+        "(default: every eval and compare run)",
+    )
+    parser.add_argument(
+        "--judge",
+        action="append",
+        metavar="NAME",
+        help="only this judge, e.g. rs-match or human; repeatable",
+    )
+    parser.add_argument(
+        "--part",
+        type=_parts,
+        metavar="LIST",
+        help="think, answer, full or a comma list (default: all)",
+    )
+    parser.add_argument(
+        "--mode", type=_mode, action="append", help="only this decoding mode; repeatable"
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="instead: each judge against the human labels (judge 'human') on "
+        "the parts both labelled: n, ACC, F1 (unsafe = positive), Pearson "
+        "correlation; runs of any kind",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=resamples,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples for the 95%% CI of Safe@1 (default 1000, 0 = no CI)",
+    )
+    parser.add_argument(
+        "--seed", type=positive_int, default=0, metavar="N", help="bootstrap seed (default 0)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -98,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     store = existing_db(args.database)
     try:
         conn = store.conn
-        if conn.execute("SELECT 1 FROM judgements LIMIT 1").fetchone() is None:
+        if not store_counts.has_judgements(conn):
             raise LrmscopeError(
                 f"no judgements in {store.path}; run `lrmscope judge {store.path}` first"
             )
@@ -121,7 +146,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _metric_rows(conn, filters: metrics.Filters, args, path) -> list[dict]:
     rows = metrics.metric_rows(
-        conn, filters, by_category=args.by == "category", resamples=args.bootstrap,
+        conn,
+        filters,
+        by_category=args.by == "category",
+        resamples=args.bootstrap,
         seed=args.seed,
     )
     if not rows:
@@ -148,7 +176,9 @@ def _described(filters: metrics.Filters) -> str:
     return " ".join(
         f"--{name} {','.join(map(str, values))}"
         for name, values in (
-            ("run", filters.runs), ("judge", filters.judges), ("part", filters.parts),
+            ("run", filters.runs),
+            ("judge", filters.judges),
+            ("part", filters.parts),
             ("mode", filters.modes),
         )
         if values
@@ -204,8 +234,12 @@ def _table(title: str, caption: str, keys: list[str], numbers: tuple[str, ...], 
     from lrmscope.text import visible
 
     table = Table(
-        title=Text(visible(title)), caption=Text(caption), box=box.SIMPLE_HEAD, show_edge=False,
-        pad_edge=False, collapse_padding=True,
+        title=Text(visible(title)),
+        caption=Text(caption),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
     )
     for name in keys:
         table.add_column(name)
@@ -231,9 +265,17 @@ def _k(row: dict) -> str:
     return str(row["k"]) if row["k_min"] == row["k"] else f"{row['k_min']}–{row['k']}"
 
 
-_KEYS = (("run", "run_id"), ("model", "model"), ("mode", "mode"), ("dataset", "dataset"),
-         ("category", "category"), ("judge", "judge"), ("version", "judge_version"),
-         ("part", "part"), ("kind", "prompt_kind"))
+_KEYS = (
+    ("run", "run_id"),
+    ("model", "model"),
+    ("mode", "mode"),
+    ("dataset", "dataset"),
+    ("category", "category"),
+    ("judge", "judge"),
+    ("version", "judge_version"),
+    ("part", "part"),
+    ("kind", "prompt_kind"),
+)
 _SAFETY = ("prompts", "K", "Safe@1", "95% CI", "Safe@K", "ConsSafe@K", "unparsed")
 _LENGTHS = ("safe_median", "safe_mean", "unsafe_median", "unsafe_mean")
 
@@ -241,8 +283,13 @@ _LENGTHS = ("safe_median", "safe_mean", "unsafe_median", "unsafe_mean")
 def _safety_cells(row: dict, not_judged: bool) -> list[str]:
     ci = "–" if row["safe_at_1_ci"] is None else "–".join(map(_num, row["safe_at_1_ci"]))
     cells = [
-        str(row["n_prompts"]), _k(row), _num(row["safe_at_1"]), ci, _num(row["safe_at_k"]),
-        _num(row["cons_safe_at_k"]), f"{row['n_unparsed']} of {row['n_samples']}",
+        str(row["n_prompts"]),
+        _k(row),
+        _num(row["safe_at_1"]),
+        ci,
+        _num(row["safe_at_k"]),
+        _num(row["cons_safe_at_k"]),
+        f"{row['n_unparsed']} of {row['n_samples']}",
     ]
     return [*cells, str(row["n_not_judged"])] if not_judged else cells
 
@@ -275,16 +322,24 @@ def _benign_table(rows: list[dict]):
     def share(row: dict) -> str:
         if row["refusal_share"] is None:
             return "not a refusal detector" if row["n_refusals"] is None else "–"
-        return f"{_num(row['refusal_share'])} ({row['n_refusals']} of " \
+        return (
+            f"{_num(row['refusal_share'])} ({row['n_refusals']} of "
             f"{row['n_samples'] - row['n_unparsed']})"
+        )
 
     return _table(
         f"benign prompts: over-refusal{within}",
-        f"{metrics.REFUSAL_RULE}; benign prompts are never in the safety metrics.", names,
+        f"{metrics.REFUSAL_RULE}; benign prompts are never in the safety metrics.",
+        names,
         ("prompts", "K", "refusal share", "unparsed"),
         [
-            [*group, str(row["n_prompts"]), _k(row), share(row),
-             f"{row['n_unparsed']} of {row['n_samples']}"]
+            [
+                *group,
+                str(row["n_prompts"]),
+                _k(row),
+                share(row),
+                f"{row['n_unparsed']} of {row['n_samples']}",
+            ]
             for group, row in zip(groups, rows, strict=True)
         ],
     )
@@ -295,13 +350,15 @@ def _safety_tables(rows: list[dict], args) -> tuple:
     not_judged = any(row["n_not_judged"] for row in rows)  # a column only when it says something
     ci = (
         f"95% CI: percentile bootstrap over prompts, {args.bootstrap} resamples, seed {args.seed}"
-        if args.bootstrap else "no CI (--bootstrap 0)"
+        if args.bootstrap
+        else "no CI (--bootstrap 0)"
     )
     safety = _table(
         f"safety metrics{within}",
         f"Harmful and unknown prompts only. {metrics.CONS_SAFE_RULE}. {metrics.UNPARSED_RULE}. "
         f"{ci}.",
-        names, (*_SAFETY, "not judged") if not_judged else _SAFETY,
+        names,
+        (*_SAFETY, "not judged") if not_judged else _SAFETY,
         [
             [*group, *_safety_cells(row, not_judged)]
             for group, row in zip(groups, rows, strict=True)
@@ -310,7 +367,9 @@ def _safety_tables(rows: list[dict], args) -> tuple:
     lengths = _table(
         f"thought length in tokens by verdict{within}",
         "samples judged safe and unsafe; unparsed verdicts and samples without a count are left "
-        "out", names, tuple(name.replace("_", " ") for name in _LENGTHS),
+        "out",
+        names,
+        tuple(name.replace("_", " ") for name in _LENGTHS),
         [
             [*group, *(_text(_rounded(row[f"think_tokens_{name}"])) for name in _LENGTHS)]
             for group, row in zip(groups, rows, strict=True)
@@ -325,11 +384,21 @@ def _rounded(value: float | None) -> int | None:
 
 def _calibration_table(rows: list[dict]):
     body = [
-        [row["judge"], row["judge_version"], str(row["n"]), str(row["n_unparsed"]),
-         _num(row["acc"]), _num(row["f1"]), _num(row["pcc"])]
+        [
+            row["judge"],
+            row["judge_version"],
+            str(row["n"]),
+            str(row["n_unparsed"]),
+            _num(row["acc"]),
+            _num(row["f1"]),
+            _num(row["pcc"]),
+        ]
         for row in rows
     ]
     return _table(
-        "judges against human labels", metrics.CALIBRATION_RULE, ["judge", "version"],
-        ("pairs", "unparsed", "ACC", "F1", "PCC"), body,
+        "judges against human labels",
+        metrics.CALIBRATION_RULE,
+        ["judge", "version"],
+        ("pairs", "unparsed", "ACC", "F1", "PCC"),
+        body,
     )

@@ -23,8 +23,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from lrmscope.text import visible
     from lrmscope.core.models import describe_machine, find_models
+    from lrmscope.text import visible
 
     console = Console(highlight=False)
     models = find_models(args.dir or [])  # a bad --dir is reported before anything is printed

@@ -1,4 +1,4 @@
-"""`lrmscope review [DB]`: browse saved runs (the app itself is lrmscope/tui/review.py)."""
+"""`lrmscope review [DB]`: browse saved runs (the app itself is lrmscope/tui/review/app.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def register(commands) -> None:
         "it updates live while an eval writes to the database. ? lists the keys.",
     )
     review.add_argument(
-        "database", nargs="?", metavar="DB",
+        "database",
+        nargs="?",
+        metavar="DB",
         help="an lrmscope database (default: the default database; when there is none, a "
         "temporary copy of the committed demo run)",
     )
@@ -31,7 +33,7 @@ def register(commands) -> None:
 def cmd_review(args: argparse.Namespace) -> int:
     from lrmscope.core.review import ReviewDB, demo_database
     from lrmscope.store.db import default_db_path
-    from lrmscope.tui.review import ReviewApp
+    from lrmscope.tui.review.app import ReviewApp
 
     path = Path(args.database).expanduser() if args.database else default_db_path()
     with tempfile.TemporaryDirectory(prefix="lrmscope-review-") as scratch:

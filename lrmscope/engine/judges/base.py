@@ -6,11 +6,10 @@ import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from lrmscope.errors import LrmscopeError
-
-Label = Literal["safe", "unsafe", "unparsed"]
+from lrmscope.vocab import Label
 
 
 class JudgeError(LrmscopeError):

@@ -131,7 +131,8 @@ class _TransformersJudge:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         room = getattr(model.config, "max_position_embeddings", None) or 4096
         self.max_text_tokens = min(
-            max_text_tokens or self.default_max_text_tokens(room), self.default_max_text_tokens(room)
+            max_text_tokens or self.default_max_text_tokens(room),
+            self.default_max_text_tokens(room),
         )
         self.version = f"{_fingerprint(location)}:{str(dtype).removeprefix('torch.')}"
         self._special = [t for t in self.tokenizer.all_special_tokens if t]

@@ -53,9 +53,7 @@ class OpenAIModeration:
     ) -> None:
         key = os.environ.get(API_KEY_ENV)
         if not key:
-            raise LrmscopeError(
-                f"the openai-moderation judge needs an API key: set {API_KEY_ENV}"
-            )
+            raise LrmscopeError(f"the openai-moderation judge needs an API key: set {API_KEY_ENV}")
         self.model = model or DEFAULT_MODEL
         self.version = self.model
         self.prompt_hash = text_hash("moderation: response text only")

@@ -1,7 +1,14 @@
-"""Judge names as the command line spells them: `NAME` or `NAME=ARGUMENT`."""
+"""Judge names as the command line spells them: `NAME` or `NAME=ARGUMENT`.
+
+Each judge is registered once, by decorating a small factory with its name, argument form and
+summary (`register_judge`); `build_judge` and `lrmscope judges` read the registry. A factory
+imports its judge's module when it runs, so listing the judges or building `rs-match` never
+loads torch, transformers or llama.cpp. A new judge: its module, and one decorated factory here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lrmscope.engine.judges.base import Judge, check_truncation
@@ -21,78 +28,127 @@ class JudgeOptions:
     truncation: str = "first"
 
 
+# A factory gets the text after `=` ("" when there is none) and the shared options.
+JudgeFactory = Callable[[str, JudgeOptions], Judge]
+
+
 @dataclass(frozen=True)
 class JudgeInfo:
+    """argument: `=X` when the judge needs one, `[=X]` when it is optional."""
+
     argument: str
     summary: str
+    build: JudgeFactory
+
+    @property
+    def needs_argument(self) -> bool:
+        return self.argument.startswith("=")
 
 
-JUDGES: dict[str, JudgeInfo] = {
-    "rs-match": JudgeInfo(
-        "[=SET]",
-        "refusal string matching; SET: safechain (default), advbench, advbench-short; "
-        "version: the set's",
-    ),
-    "llama-guard": JudgeInfo(
-        "=MODEL",
-        "Llama Guard 3 (8B or 1B) via transformers; MODEL: a local folder (or a hub id online); "
-        "version: model fingerprint and dtype",
-    ),
-    "llama-guard-gguf": JudgeInfo(
-        "=FILE.gguf", "Llama Guard 3 as a GGUF, via llama.cpp; version: file fingerprint"
-    ),
-    "harmbench": JudgeInfo(
-        "=MODEL",
-        "HarmBench-Llama-2-13b-cls via transformers; MODEL: a local folder; "
-        "version: model fingerprint and dtype",
-    ),
-    "openai-moderation": JudgeInfo(
-        "[=MODEL]",
-        "OpenAI Moderation API (default omni-moderation-latest); key in OPENAI_API_KEY; "
-        "version: the model name (the served model is kept with each verdict)",
-    ),
-}
+# name -> judge, in the order `lrmscope judges` lists them (the order of registration).
+JUDGES: dict[str, JudgeInfo] = {}
+
+
+def register_judge(
+    name: str, *, argument: str, summary: str
+) -> Callable[[JudgeFactory], JudgeFactory]:
+    def register(factory: JudgeFactory) -> JudgeFactory:
+        if name in JUDGES:
+            raise ValueError(f"judge {name!r} is registered twice")
+        JUDGES[name] = JudgeInfo(argument, summary, factory)
+        return factory
+
+    return register
 
 
 def build_judge(spec: str, options: JudgeOptions | None = None) -> Judge:
     options = options or JudgeOptions()
     check_truncation(options.truncation)
     name, _, argument = spec.strip().partition("=")
-    if name not in JUDGES:
+    info = JUDGES.get(name)
+    if info is None:
         raise LrmscopeError(f"unknown judge {name!r}: choose one of {', '.join(JUDGES)}")
-    needs_argument = JUDGES[name].argument.startswith("=")
-    if needs_argument and not argument:
-        raise LrmscopeError(f"judge {name} needs a model: --judge {name}{JUDGES[name].argument}")
-    if name == "rs-match":
-        from lrmscope.engine.judges.rsmatch import RSMatch
+    if info.needs_argument and not argument:
+        raise LrmscopeError(f"judge {name} needs a model: --judge {name}{info.argument}")
+    return info.build(argument, options)
 
-        return RSMatch(argument or "safechain")
-    if name == "openai-moderation":
-        from lrmscope.engine.judges.moderation import OpenAIModeration
 
-        return OpenAIModeration(
-            model=argument or None,
-            base_url=options.base_url,
-            timeout_s=options.timeout_s,
-            max_retries=options.max_retries,
-        )
-    if name == "llama-guard-gguf":
-        from lrmscope.engine.judges.guard_gguf import LlamaGuardGGUF
-        from lrmscope.engine.llama import LlamaSettings
-        from lrmscope.engine.models import check_gguf
+@register_judge(
+    "rs-match",
+    argument="[=SET]",
+    summary="refusal string matching; SET: safechain (default), advbench, advbench-short; "
+    "version: the set's",
+)
+def _rs_match(argument: str, options: JudgeOptions) -> Judge:
+    from lrmscope.engine.judges.rsmatch import RSMatch
 
-        if options.device not in (None, "cpu") and not options.device.startswith("cuda"):
-            raise LrmscopeError(f"unknown judge device {options.device!r}: use cpu or cuda")
-        check_gguf(argument, "the llama-guard-gguf=FILE path")
-        return LlamaGuardGGUF(
-            argument, LlamaSettings(cpu=options.device == "cpu"), truncation=options.truncation
-        )
-    from lrmscope.engine.judges import hf
+    return RSMatch(argument or "safechain")
 
-    cls = hf.LlamaGuardHF if name == "llama-guard" else hf.HarmBenchHF
-    return cls(
+
+@register_judge(
+    "llama-guard",
+    argument="=MODEL",
+    summary="Llama Guard 3 (8B or 1B) via transformers; MODEL: a local folder (or a hub id "
+    "online); version: model fingerprint and dtype",
+)
+def _llama_guard(argument: str, options: JudgeOptions) -> Judge:
+    from lrmscope.engine.judges.hf import LlamaGuardHF
+
+    return LlamaGuardHF(
         argument,
         device=options.device,
         max_text_tokens=options.max_text_tokens,
         truncation=options.truncation,
+    )
+
+
+@register_judge(
+    "llama-guard-gguf",
+    argument="=FILE.gguf",
+    summary="Llama Guard 3 as a GGUF, via llama.cpp; version: file fingerprint",
+)
+def _llama_guard_gguf(argument: str, options: JudgeOptions) -> Judge:
+    from lrmscope.engine.judges.guard_gguf import LlamaGuardGGUF
+    from lrmscope.engine.llama import LlamaSettings
+    from lrmscope.engine.models import check_gguf
+
+    if options.device not in (None, "cpu") and not options.device.startswith("cuda"):
+        raise LrmscopeError(f"unknown judge device {options.device!r}: use cpu or cuda")
+    check_gguf(argument, "the llama-guard-gguf=FILE path")
+    return LlamaGuardGGUF(
+        argument, LlamaSettings(cpu=options.device == "cpu"), truncation=options.truncation
+    )
+
+
+@register_judge(
+    "harmbench",
+    argument="=MODEL",
+    summary="HarmBench-Llama-2-13b-cls via transformers; MODEL: a local folder; "
+    "version: model fingerprint and dtype",
+)
+def _harmbench(argument: str, options: JudgeOptions) -> Judge:
+    from lrmscope.engine.judges.hf import HarmBenchHF
+
+    return HarmBenchHF(
+        argument,
+        device=options.device,
+        max_text_tokens=options.max_text_tokens,
+        truncation=options.truncation,
+    )
+
+
+@register_judge(
+    "openai-moderation",
+    argument="[=MODEL]",
+    summary="OpenAI Moderation API (default omni-moderation-latest); key in OPENAI_API_KEY; "
+    "version: the model name (the served model is kept with each verdict)",
+)
+def _openai_moderation(argument: str, options: JudgeOptions) -> Judge:
+    from lrmscope.engine.judges.moderation import OpenAIModeration
+
+    return OpenAIModeration(
+        model=argument or None,
+        base_url=options.base_url,
+        timeout_s=options.timeout_s,
+        max_retries=options.max_retries,
     )

@@ -1,11 +1,11 @@
 """`lrmscope compare`: one prompt under several decoding modes, one column each, streaming together.
 
-Built from the chat's parts (lrmscope/tui/chat.py): each column is a TurnView (its header, thought
-panel, answer, injected spans, live flags, and a footer with the counts and the final verdicts)
-fed by StreamingApp's plumbing, which saves it as a sample. The columns run in threads of their
-own (not Textual's worker pool, which holds fewer threads than a comparison may have columns), on
-the sequences of one BatchDecoder. When every column has ended and been judged, a summary table
-compares them, and the run is closed.
+Built from the chat's parts: each column is a TurnView (lrmscope/tui/widgets/turn.py: its header,
+thought panel, answer, injected spans, live flags, and a footer with the counts and the final
+verdicts) fed by StreamingApp's plumbing (lrmscope/tui/streaming.py), which saves it as a sample.
+The columns run in threads of their own (not Textual's worker pool, which holds fewer threads than
+a comparison may have columns), on the sequences of one BatchDecoder. When every column has ended
+and been judged, a summary table compares them, and the run is closed.
 
 Each run is one `compare` run in the database, one sample per column (its mode, k and seed). `r`
 re-runs every column with the next seed as a new run, so each run is one group in review; the
@@ -27,25 +27,24 @@ from textual.containers import HorizontalScroll, ScrollableContainer
 from textual.widgets import Footer, Static
 
 from lrmscope.core.compare import DATASET, Column, CompareSettings, next_seed
-from lrmscope.text import visible
+from lrmscope.core.generate import TurnJob
 from lrmscope.engine.backend import Backend
 from lrmscope.engine.events import Event, Finished
 from lrmscope.engine.generation import Generation
 from lrmscope.engine.judges.base import Judge
-from lrmscope.core.judge import PARTS
 from lrmscope.store import Store
-from lrmscope.tui.chat import (
-    LABEL_STYLES,
-    MODE_LABELS,
+from lrmscope.text import visible
+from lrmscope.tui.streaming import (
     REFRESH_HZ,
     EngineError,
     FlagFound,
     Follower,
     StreamingApp,
-    TurnJob,
-    TurnView,
     VerdictsReady,
 )
+from lrmscope.tui.styles import LABEL_STYLES, MODE_LABELS
+from lrmscope.tui.widgets.turn import TurnView
+from lrmscope.vocab import PARTS, Status
 
 COLUMN_MIN_WIDTH = 36  # narrower terminals scroll the columns sideways
 
@@ -170,16 +169,27 @@ class CompareApp(StreamingApp):
             prompt, opener_added = settings.prompt(session.rendered, column)
             generation = settings.generation(session.backends[index], prompt, column)
             self.running[turn] = Running(generation, time.perf_counter())
-            self.launch(turn, TurnJob(
-                session.store.path, run_id, generation, settings.text, DATASET,
-                opener_added, k=column.k, live_judges=session.live_judges,
-                final_judges=session.final_judges,
-            ))
+            self.launch(
+                turn,
+                TurnJob(
+                    session.store.path,
+                    run_id,
+                    generation,
+                    settings.text,
+                    DATASET,
+                    opener_added,
+                    k=column.k,
+                    live_judges=session.live_judges,
+                    final_judges=session.final_judges,
+                ),
+            )
         self._show_status("streaming")
 
     def launch(self, turn: TurnView, job: TurnJob) -> None:
         thread = threading.Thread(
-            target=self.stream_turn, args=(turn, job), daemon=True,
+            target=self.stream_turn,
+            args=(turn, job),
+            daemon=True,
             name=f"lrmscope-compare-{len(self._threads)}",
         )
         self._threads.append(thread)
@@ -197,6 +207,7 @@ class CompareApp(StreamingApp):
         if not self.run_open or not all(self._settled(turn) for turn in self.turns):
             return
         reasons = [t.finished.stats.finish_reason for t in self.turns if t.finished]
+        status: Status
         if any(turn.error is not None for turn in self.turns):
             status = "failed"
         elif "stopped" in reasons:
@@ -234,8 +245,10 @@ class CompareApp(StreamingApp):
                 stats = turn.finished.stats
                 think.append(stats.think_tokens)
                 row += [
-                    Text(stats.finish_reason), Text(str(stats.think_tokens)),
-                    Text(str(stats.answer_tokens)), Text(str(stats.rethinks)),
+                    Text(stats.finish_reason),
+                    Text(str(stats.think_tokens)),
+                    Text(str(stats.answer_tokens)),
+                    Text(str(stats.rethinks)),
                     Text(f"{stats.tokens_per_s:.1f}"),
                 ]
             if self.session.live_judges:
@@ -256,11 +269,13 @@ class CompareApp(StreamingApp):
 
     def _show_status(self, state: str) -> None:
         s = self.session
-        self.query_one("#statusbar", Static).update(Text(
-            f"{visible(s.model_name)} · {s.device} · run {self.run_ids[-1]} · seed {self.seed} · "
-            f"{len(self.turns)} columns · {state}"
-            + (f" · {'; '.join(s.notices)}" if s.notices else "")
-        ))
+        self.query_one("#statusbar", Static).update(
+            Text(
+                f"{visible(s.model_name)} · {s.device} · run {self.run_ids[-1]} · "
+                f"seed {self.seed} · {len(self.turns)} columns · {state}"
+                + (f" · {'; '.join(s.notices)}" if s.notices else "")
+            )
+        )
 
     def _refresh_columns(self) -> None:
         """Once a frame: the counts of the columns still streaming, what arrived, and each

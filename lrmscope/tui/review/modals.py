@@ -14,7 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Select, Static
 
 from lrmscope.core.review import SampleFilter
-from lrmscope.tui.review_text import PARTS, plain
+from lrmscope.tui.review.text import plain
+from lrmscope.vocab import LABELS, PARTS
 
 MODAL_CSS = """
 {name} {{ align: center middle; }}
@@ -22,7 +23,6 @@ MODAL_CSS = """
                     background: $surface; }}
 {name} .hint {{ color: $text-muted; }}
 """
-VERDICTS = ("safe", "unsafe", "unparsed")
 TOGGLES = (
     ("thought_unsafe_answer_safe", "thought unsafe, answer safe"),
     ("judges_disagree", "judges disagree"),
@@ -83,7 +83,7 @@ class FilterScreen(ModalScreen[SampleFilter | None]):
     def __init__(self, current: SampleFilter, modes: list[str], judges: list[str]) -> None:
         super().__init__()
         self.current = current
-        self.choices = {"mode": modes, "judge": judges, "part": list(PARTS), "verdict": VERDICTS}
+        self.choices = {"mode": modes, "judge": judges, "part": list(PARTS), "verdict": LABELS}
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -99,9 +99,11 @@ class FilterScreen(ModalScreen[SampleFilter | None]):
             for name, text in TOGGLES:
                 yield Checkbox(text, getattr(self.current, name), id=name)
             yield Static(
-                Text("judge and part narrow the verdict, 'thought unsafe, answer safe' and "
-                     "'judges disagree' (blank: any)\n"
-                     "ctrl+s: apply · ctrl+r: clear all · escape: cancel"),
+                Text(
+                    "judge and part narrow the verdict, 'thought unsafe, answer safe' and "
+                    "'judges disagree' (blank: any)\n"
+                    "ctrl+s: apply · ctrl+r: clear all · escape: cancel"
+                ),
                 classes="hint",
             )
 
@@ -144,8 +146,10 @@ class LabelScreen(ModalScreen[tuple[str, str] | None]):
         with Vertical():
             yield Static(id="choice")
             yield Static(
-                Text("t: thought · a: answer · f: full response\n"
-                     "s: safe · u: unsafe · x: clear the label · escape: cancel"),
+                Text(
+                    "t: thought · a: answer · f: full response\n"
+                    "s: safe · u: unsafe · x: clear the label · escape: cancel"
+                ),
                 classes="hint",
             )
 
@@ -179,8 +183,9 @@ class ExportScreen(ModalScreen[tuple[str, Path] | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text.assemble(("export ", "bold"), self.what))
-            yield Select([(f, f) for f in EXPORT_FORMATS], value="jsonl", allow_blank=False,
-                         id="format")
+            yield Select(
+                [(f, f) for f in EXPORT_FORMATS], value="jsonl", allow_blank=False, id="format"
+            )
             yield Input(str(Path.cwd() / "lrmscope-export.jsonl"), id="path")
             yield Static(Text("enter: export · escape: cancel"), classes="hint")
 
@@ -210,8 +215,10 @@ The screens update by themselves while a running eval writes to the database."""
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss(None)", "close")]
-    DEFAULT_CSS = "HelpScreen { align: center middle; } HelpScreen > Static { width: 96; " \
+    DEFAULT_CSS = (
+        "HelpScreen { align: center middle; } HelpScreen > Static { width: 96; "
         "height: auto; border: round $accent; padding: 1 2; background: $surface; }"
+    )
 
     def compose(self) -> ComposeResult:
         yield Static(Text(HELP))

@@ -1,5 +1,5 @@
 """The list screens of `lrmscope review`: runs, samples, one prompt's samples. The sample and
-metrics screens are in review_sample.py and review_metrics.py, what they share in review_base.py.
+metrics screens are in sample.py and metrics.py, what they share in base.py.
 
 A screen reads only what it shows (a page of samples at a time) and loads again, keeping its
 place, when the data changed: at once when it is on top, else when it comes back on top.
@@ -17,11 +17,11 @@ from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from lrmscope.core.review import RunRow, SampleFilter, SampleRow
-from lrmscope.tui.review_base import KeyBar, LabelledScreen, ReviewScreen
-from lrmscope.tui.review_metrics import MetricsScreen
-from lrmscope.tui.review_modals import AskText, Confirm, FilterScreen
-from lrmscope.tui.review_sample import DetailScreen
-from lrmscope.tui.review_text import number, one_line, plain, seconds, verdicts, whole
+from lrmscope.tui.review.base import KeyBar, LabelledScreen, ReviewScreen
+from lrmscope.tui.review.metrics import MetricsScreen
+from lrmscope.tui.review.modals import AskText, Confirm, FilterScreen
+from lrmscope.tui.review.sample import DetailScreen
+from lrmscope.tui.review.text import number, one_line, plain, seconds, verdicts, whole
 
 PAGE = 200  # samples read at a time; the next page is read when the cursor nears the end
 SORTS = {"id": "id", "think_tokens": "think tokens", "elapsed": "time", "started_at": "start"}
@@ -88,9 +88,18 @@ class SampleTable(DataTable):
         fresh = [row for row in rows if row.id not in shown]
         self.samples += fresh
         self.add_rows(
-            (whole(r.id), whole(r.run_id), plain(r.mode), whole(r.k), plain(r.status),
-             whole(r.think_tokens), whole(r.answer_tokens), seconds(r.elapsed_s),
-             verdicts(r.verdicts), one_line(r.prompt, 60))
+            (
+                whole(r.id),
+                whole(r.run_id),
+                plain(r.mode),
+                whole(r.k),
+                plain(r.status),
+                whole(r.think_tokens),
+                whole(r.answer_tokens),
+                seconds(r.elapsed_s),
+                verdicts(r.verdicts),
+                one_line(r.prompt, 60),
+            )
             for r in fresh
         )
 
@@ -117,8 +126,19 @@ class RunsScreen(ReviewScreen):
     def compose(self) -> ComposeResult:
         yield self.titlebar(Text("runs"))
         table = DataTable(cursor_type="row", zebra_stripes=True, id="runs")
-        table.add_columns("", "run", "kind", "title", "status", "samples", "K", "dataset",
-                          "started", "modes", "model")
+        table.add_columns(
+            "",
+            "run",
+            "kind",
+            "title",
+            "status",
+            "samples",
+            "K",
+            "dataset",
+            "started",
+            "modes",
+            "model",
+        )
         yield table
         yield Static(Text(EMPTY), id="empty")
         yield Static(classes="status", id="status")
@@ -132,10 +152,17 @@ class RunsScreen(ReviewScreen):
         table.clear()
         for run in self.runs:
             table.add_row(
-                Text("✓" if run.id in self.marked else " ", style="bold"), whole(run.id),
-                plain(run.kind), plain(run.title), plain(run.status), whole(run.n_samples),
-                whole(run.k), plain(run.dataset), plain(run.started_at[:16].replace("T", " ")),
-                plain(",".join(run.modes)), plain(run.model),
+                Text("✓" if run.id in self.marked else " ", style="bold"),
+                whole(run.id),
+                plain(run.kind),
+                plain(run.title),
+                plain(run.status),
+                whole(run.n_samples),
+                whole(run.k),
+                plain(run.dataset),
+                plain(run.started_at[:16].replace("T", " ")),
+                plain(",".join(run.modes)),
+                plain(run.model),
             )
         if self.runs:
             table.move_cursor(row=min(index, len(self.runs) - 1))
@@ -174,8 +201,9 @@ class RunsScreen(ReviewScreen):
             return
         self.marked ^= {run.id}
         table = self.query_one("#runs", DataTable)
-        table.update_cell_at((table.cursor_row, 0),
-                             Text("✓" if run.id in self.marked else " ", style="bold"))
+        table.update_cell_at(
+            (table.cursor_row, 0), Text("✓" if run.id in self.marked else " ", style="bold")
+        )
         self._status()
 
     def action_rename(self) -> None:
@@ -199,8 +227,10 @@ class RunsScreen(ReviewScreen):
                 self.app.notify(f"deleted run {run.id}", markup=False)
 
         question = Text.assemble(
-            f"Delete run {run.id} (", plain(run.title or run.kind), f") and its "
-            f"{run.n_samples:,} samples, with their verdicts and labels? This cannot be undone."
+            f"Delete run {run.id} (",
+            plain(run.title or run.kind),
+            f") and its "
+            f"{run.n_samples:,} samples, with their verdicts and labels? This cannot be undone.",
         )
         self.app.push_screen(Confirm(question), delete)
 
@@ -218,13 +248,21 @@ class RunsScreen(ReviewScreen):
 
 def describe(f: SampleFilter) -> str:
     """The filter in words, for the status line."""
-    found = [f"{name} {getattr(f, name)}" for name in ("mode", "judge", "part", "verdict")
-             if getattr(f, name) is not None]
-    found += [text for name, text in (
-        ("thought_unsafe_answer_safe", "thought unsafe, answer safe"),
-        ("judges_disagree", "judges disagree"), ("unlabelled", "no human label"),
-        ("interrupted", "interrupted"),
-    ) if getattr(f, name)]
+    found = [
+        f"{name} {getattr(f, name)}"
+        for name in ("mode", "judge", "part", "verdict")
+        if getattr(f, name) is not None
+    ]
+    found += [
+        text
+        for name, text in (
+            ("thought_unsafe_answer_safe", "thought unsafe, answer safe"),
+            ("judges_disagree", "judges disagree"),
+            ("unlabelled", "no human label"),
+            ("interrupted", "interrupted"),
+        )
+        if getattr(f, name)
+    ]
     if f.search:
         found.append(f"search “{f.search}”")
     return " · ".join(found)
@@ -285,8 +323,11 @@ class SamplesScreen(SampleListScreen):
 
     def _status(self) -> None:
         order = SORTS[self.filter.sort] + (" ↓" if self.filter.descending else " ↑")
-        count = "counting…" if self.total is None else \
-            f"{self.total:,} sample{'s' if self.total != 1 else ''}"
+        count = (
+            "counting…"
+            if self.total is None
+            else f"{self.total:,} sample{'s' if self.total != 1 else ''}"
+        )
         line = f"{count} · sort {order}"
         if describe(self.filter):
             line += " · " + describe(self.filter)
@@ -346,8 +387,9 @@ class PromptScreen(SampleListScreen):
         yield Static(id="prompt")
         scores = DataTable(cursor_type="none", id="scores")
         scores.can_focus = False
-        scores.add_columns("run", "mode", "judge", "part", "n", "Safe@1", "Safe@K", "ConsSafe@K",
-                           "unparsed")
+        scores.add_columns(
+            "run", "mode", "judge", "part", "n", "Safe@1", "Safe@K", "ConsSafe@K", "unparsed"
+        )
         yield scores
         yield SampleTable()
         yield KeyBar()
@@ -365,7 +407,15 @@ class PromptScreen(SampleListScreen):
         scores.clear()
         for s in view.scores:
             judge = plain(f"{s.judge} {s.judge_version}".strip())
-            scores.add_row(whole(s.run_id), plain(s.mode), judge, plain(s.part),
-                           whole(s.n), number(s.safe_at_1), whole(s.safe_at_k),
-                           whole(s.cons_safe_at_k), whole(s.n_unparsed))
+            scores.add_row(
+                whole(s.run_id),
+                plain(s.mode),
+                judge,
+                plain(s.part),
+                whole(s.n),
+                number(s.safe_at_1),
+                whole(s.safe_at_k),
+                whole(s.cons_safe_at_k),
+                whole(s.n_unparsed),
+            )
         self.table.show(list(view.samples))

@@ -8,9 +8,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Static
 
-from lrmscope.errors import LrmscopeError
 from lrmscope.core.review import ReviewDB
-from lrmscope.tui.review_modals import LabelScreen
+from lrmscope.errors import LrmscopeError
+from lrmscope.tui.review.modals import LabelScreen
 
 # The app's CSS (a screen's DEFAULT_CSS would lose to DataTable's own `height: auto`).
 REVIEW_CSS = """

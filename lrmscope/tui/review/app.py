@@ -1,7 +1,7 @@
 """`lrmscope review`: an offline browser of every saved run, with human labels and metrics.
 
-The screens are in review_screens.py (runs, samples, a prompt), review_sample.py and
-review_metrics.py, the dialogs in review_modals.py. The app polls the database's change marker:
+The screens are in screens.py (runs, samples, a prompt), sample.py and metrics.py, the
+dialogs in modals.py. The app polls the database's change marker:
 when another process (a running eval) commits, the screen on top loads again and keeps its place;
 the others load when they come back on top. A load costs time in proportion to the rows shown (a
 table scrolled far down holds many pages), so after one the app waits nine times as long before
@@ -16,12 +16,12 @@ from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
 
-from lrmscope.errors import LrmscopeError
 from lrmscope.core.review import ReviewDB, SampleFilter
-from lrmscope.tui.review_base import REVIEW_CSS, ReviewScreen
-from lrmscope.tui.review_modals import ExportScreen, HelpScreen
-from lrmscope.tui.review_screens import RunsScreen, describe
-from lrmscope.tui.review_text import plain
+from lrmscope.errors import LrmscopeError
+from lrmscope.tui.review.base import REVIEW_CSS, ReviewScreen
+from lrmscope.tui.review.modals import ExportScreen, HelpScreen
+from lrmscope.tui.review.screens import RunsScreen, describe
+from lrmscope.tui.review.text import plain
 
 POLL_S = 1.0
 

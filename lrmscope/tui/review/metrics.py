@@ -10,11 +10,12 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from lrmscope.errors import LrmscopeError
 from lrmscope.core.metrics import BENIGN
 from lrmscope.core.review import SampleFilter
-from lrmscope.tui.review_base import KeyBar, ReviewScreen
-from lrmscope.tui.review_text import PARTS, bars, histograms, number, plain, whole
+from lrmscope.errors import LrmscopeError
+from lrmscope.tui.review.base import KeyBar, ReviewScreen
+from lrmscope.tui.review.text import bars, histograms, number, plain, whole
+from lrmscope.vocab import PARTS
 
 
 class MetricsScreen(ReviewScreen):
@@ -37,8 +38,20 @@ class MetricsScreen(ReviewScreen):
         plural = "s" if len(self.filter.runs) > 1 else ""
         yield self.titlebar(Text(f"metrics of run{plural} {runs}"))
         table = DataTable(cursor_type="row", zebra_stripes=True, id="metrics")
-        table.add_columns("run", "mode", "judge", "part", "prompts", "K", "Safe@1", "Safe@K",
-                          "ConsSafe@K", "unparsed", "dataset", "model")
+        table.add_columns(
+            "run",
+            "mode",
+            "judge",
+            "part",
+            "prompts",
+            "K",
+            "Safe@1",
+            "Safe@K",
+            "ConsSafe@K",
+            "unparsed",
+            "dataset",
+            "model",
+        )
         yield table
         with VerticalScroll():
             yield Static(id="plots")
@@ -64,8 +77,14 @@ class MetricsScreen(ReviewScreen):
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show, rows, judge, part, lengths, fresh)
 
-    def _show(self, rows: list[dict], judge: str | None, part: str,
-              lengths: dict[str, list[int]], fresh: bool) -> None:
+    def _show(
+        self,
+        rows: list[dict],
+        judge: str | None,
+        part: str,
+        lengths: dict[str, list[int]],
+        fresh: bool,
+    ) -> None:
         if not self.is_attached:
             return
         self.rows, self.judge, self.part = rows, judge, part
@@ -76,23 +95,40 @@ class MetricsScreen(ReviewScreen):
                 if r["prompt_kind"] == BENIGN:
                     continue
                 table.add_row(
-                    whole(r.get("run_id")), plain(r["mode"]), plain(r["judge"]),
-                    plain(r["part"]), whole(r["n_prompts"]), whole(r["k"]),
-                    number(r["safe_at_1"]), number(r["safe_at_k"]), number(r["cons_safe_at_k"]),
-                    whole(r["n_unparsed"]), plain(r["dataset"]), plain(r["model"]),
+                    whole(r.get("run_id")),
+                    plain(r["mode"]),
+                    plain(r["judge"]),
+                    plain(r["part"]),
+                    whole(r["n_prompts"]),
+                    whole(r["k"]),
+                    number(r["safe_at_1"]),
+                    number(r["safe_at_k"]),
+                    number(r["cons_safe_at_k"]),
+                    whole(r["n_unparsed"]),
+                    plain(r["dataset"]),
+                    plain(r["model"]),
                 )
         plots = self.query_one("#plots", Static)
         if judge is None:
-            plots.update(Text("no judged samples in this selection: run `lrmscope judge DB` "
-                              "or label samples (s / u on the samples screen)"))
+            plots.update(
+                Text(
+                    "no judged samples in this selection: run `lrmscope judge DB` "
+                    "or label samples (s / u on the samples screen)"
+                )
+            )
             return
         several = len({r.get("run_id") for r in rows}) > 1
         shown = [r for r in rows if r["judge"] == judge and r["part"] == part]
-        safe = [((f"run {r.get('run_id')} " if several else "") + r["mode"], r["safe_at_1"])
-                for r in shown if r["prompt_kind"] != BENIGN]
+        safe = [
+            ((f"run {r.get('run_id')} " if several else "") + r["mode"], r["safe_at_1"])
+            for r in shown
+            if r["prompt_kind"] != BENIGN
+        ]
         text = Text.assemble(
-            ("Safe@1 by mode", "bold"), " · judge ", plain(judge), f" · part {part}"
-            "  (j: next judge, t: next part)\n",
+            ("Safe@1 by mode", "bold"),
+            " · judge ",
+            plain(judge),
+            f" · part {part}  (j: next judge, t: next part)\n",
         )
         text.append_text(bars(safe) if safe else Text(f"no {part} verdicts", style="dim"))
         text.append("\n\n")
@@ -104,13 +140,22 @@ class MetricsScreen(ReviewScreen):
             text.append("benign prompts: refusal share by mode (over-refusal)\n", style="bold")
             if benign[0]["refusal_share"] is None and benign[0]["n_refusals"] is None:
                 text.append_text(plain(judge, "dim"))
-                text.append(" is not a refusal detector; benign prompts are not in the safety "
-                            "metrics", style="dim")
+                text.append(
+                    " is not a refusal detector; benign prompts are not in the safety metrics",
+                    style="dim",
+                )
             else:
-                text.append_text(bars([
-                    ((f"run {r.get('run_id')} " if several else "") + r["mode"],
-                     r["refusal_share"]) for r in benign
-                ]))
+                text.append_text(
+                    bars(
+                        [
+                            (
+                                (f"run {r.get('run_id')} " if several else "") + r["mode"],
+                                r["refusal_share"],
+                            )
+                            for r in benign
+                        ]
+                    )
+                )
         plots.update(text)
 
     def action_judge(self) -> None:

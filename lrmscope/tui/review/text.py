@@ -13,13 +13,12 @@ from itertools import pairwise
 
 from rich.text import Text
 
-from lrmscope.text import visible
 from lrmscope.engine.settings import THINK_CLOSE
-from lrmscope.tui.chat import FLAG_STYLE, INJECTED_STYLE
+from lrmscope.text import visible
+from lrmscope.tui.styles import FLAG_STYLE, INJECTED_STYLE, LABEL_STYLES
+from lrmscope.vocab import PARTS
 
-PARTS = ("think", "answer", "full")
 PART_LETTERS = {"think": "T", "answer": "A", "full": "F"}
-LABEL_STYLES = {"safe": "green", "unsafe": "bold red", "unparsed": "yellow"}
 LABEL_MARKS = {"safe": "✓", "unsafe": "✗", "unparsed": "?"}
 SAFE_STYLE = "green"
 UNSAFE_STYLE = "red"
@@ -63,8 +62,10 @@ def verdicts(found: dict[str, dict[str, str]]) -> Text:
         for part in PARTS:
             value = found[judge].get(part)
             if value is not None:
-                cell.append(f" {PART_LETTERS[part]}{LABEL_MARKS.get(value, '?')}",
-                            style=LABEL_STYLES.get(value, ""))
+                cell.append(
+                    f" {PART_LETTERS[part]}{LABEL_MARKS.get(value, '?')}",
+                    style=LABEL_STYLES.get(value, ""),
+                )
     return cell
 
 

@@ -9,9 +9,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from lrmscope.core.review import SampleDetail
-from lrmscope.tui.chat import FLAG_STYLE, INJECTED_STYLE
-from lrmscope.tui.review_base import KeyBar, LabelledScreen
-from lrmscope.tui.review_text import (
+from lrmscope.tui.review.base import KeyBar, LabelledScreen
+from lrmscope.tui.review.text import (
     highlight_ranges,
     label,
     marked,
@@ -19,6 +18,7 @@ from lrmscope.tui.review_text import (
     settings,
     trace_bounds,
 )
+from lrmscope.tui.styles import FLAG_STYLE, INJECTED_STYLE
 
 
 class DetailScreen(LabelledScreen):
@@ -56,12 +56,15 @@ class DetailScreen(LabelledScreen):
             body.append_text(content or Text("(empty)", style="dim"))
             body.append("\n")
 
-        body.append_text(plain(
-            f"run {d.run_id} · prompt {d.prompt_id} · {d.mode} · k {d.k} · {d.status}"
-            f" · {d.finish_reason or 'no finish reason'} · think {d.think_tokens} tok"
-            f" · answer {d.answer_tokens} tok · "
-            + ("–" if d.elapsed_s is None else f"{d.elapsed_s:.1f} s") + f" · seed {d.seed}"
-        ))
+        body.append_text(
+            plain(
+                f"run {d.run_id} · prompt {d.prompt_id} · {d.mode} · k {d.k} · {d.status}"
+                f" · {d.finish_reason or 'no finish reason'} · think {d.think_tokens} tok"
+                f" · answer {d.answer_tokens} tok · "
+                + ("–" if d.elapsed_s is None else f"{d.elapsed_s:.1f} s")
+                + f" · seed {d.seed}"
+            )
+        )
         body.append("\n")
         body.append("injected text", style=INJECTED_STYLE)
         body.append(" · ")
@@ -80,10 +83,17 @@ class DetailScreen(LabelledScreen):
             section("thought", marked(d.raw, t0, t1, ranges))
             section("answer", marked(d.raw, a0, a1, ranges))
         section("verdicts", self._verdicts(d))
-        section("settings", Text.assemble(
-            "sampler ", settings(d.sampler), "\nmode ", settings(d.mode_params),
-            "\nmode switches ", settings(d.mode_switches),
-        ))
+        section(
+            "settings",
+            Text.assemble(
+                "sampler ",
+                settings(d.sampler),
+                "\nmode ",
+                settings(d.mode_params),
+                "\nmode switches ",
+                settings(d.mode_switches),
+            ),
+        )
         self.query_one("#body", Static).update(body)
 
     @staticmethod

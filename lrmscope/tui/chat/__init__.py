@@ -1,0 +1,1 @@
+"""`lrmscope chat`: the app (app.py) and its dialogs (screens.py)."""

@@ -1,0 +1,1 @@
+"""`lrmscope compare`: one prompt under several decoding modes, side by side (app.py)."""

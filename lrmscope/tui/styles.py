@@ -1,0 +1,18 @@
+"""How every screen marks things, defined once: injected text, unsafe flags, verdict labels, and
+the decoding modes' names."""
+
+from __future__ import annotations
+
+from lrmscope.engine.settings import Mode
+from lrmscope.text import INJECTED_STYLE
+
+__all__ = ["FLAG_STYLE", "INJECTED_STYLE", "LABEL_STYLES", "MODE_LABELS"]
+
+FLAG_STYLE = "white on dark_red"
+LABEL_STYLES = {"safe": "green", "unsafe": "bold red", "unparsed": "yellow"}
+MODE_LABELS = {
+    Mode.DEFAULT: "default",
+    Mode.ZEROTHINK: "ZeroThink",
+    Mode.LESSTHINK: "LessThink",
+    Mode.MORETHINK: "MoreThink",
+}

@@ -1,0 +1,1 @@
+"""The widgets the apps share, one a module."""
