@@ -92,9 +92,15 @@ def _rs_match(argument: str, options: JudgeOptions) -> Judge:
     "online); version: model fingerprint and dtype",
 )
 def _llama_guard(argument: str, options: JudgeOptions) -> Judge:
-    from lrmscope.engine.judges.hf import LlamaGuardHF
+    return _transformers_judge("LlamaGuardHF", argument, options)
 
-    return LlamaGuardHF(
+
+def _transformers_judge(class_name: str, argument: str, options: JudgeOptions) -> Judge:
+    """A judge of engine/judges/hf.py (torch and transformers load here, not before)."""
+    from lrmscope.engine.judges import hf
+
+    judge_class = getattr(hf, class_name)
+    return judge_class(
         argument,
         device=options.device,
         max_text_tokens=options.max_text_tokens,
@@ -127,14 +133,7 @@ def _llama_guard_gguf(argument: str, options: JudgeOptions) -> Judge:
     "version: model fingerprint and dtype",
 )
 def _harmbench(argument: str, options: JudgeOptions) -> Judge:
-    from lrmscope.engine.judges.hf import HarmBenchHF
-
-    return HarmBenchHF(
-        argument,
-        device=options.device,
-        max_text_tokens=options.max_text_tokens,
-        truncation=options.truncation,
-    )
+    return _transformers_judge("HarmBenchHF", argument, options)
 
 
 @register_judge(
