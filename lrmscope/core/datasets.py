@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from lrmscope.engine.settings import check_choice
 from lrmscope.errors import LrmscopeError
 
 PROMPT_COLUMNS = ("forbidden_prompt", "prompt", "instruction", "adversarial", "vanilla")
@@ -85,10 +86,8 @@ def load_dataset(
 ) -> Dataset:
     """The prompts of a dataset file (by extension) or of `demo`, filtered and deduplicated;
     `prompt_kind` (PROMPT_KINDS) sets the kind of every row, whatever the file says."""
-    if prompt_kind is not None and prompt_kind not in PROMPT_KINDS:
-        raise LrmscopeError(
-            f"unknown prompt kind {prompt_kind!r}: choose one of {', '.join(PROMPT_KINDS)}"
-        )
+    if prompt_kind is not None:
+        check_choice("prompt kind", prompt_kind, PROMPT_KINDS)
     if spec == "demo":
         data = resources.files("lrmscope").joinpath("data/demo.csv").read_bytes()
         where, name, path, kind = "demo", "demo", None, "csv"

@@ -22,6 +22,7 @@ from itertools import groupby
 from pathlib import Path, PurePath
 from typing import TextIO
 
+from lrmscope.engine.trace import thought_start
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import reads
 from lrmscope.store.filters import SampleFilter
@@ -97,7 +98,6 @@ def write_csv(rows: Iterable[dict], out: TextIO) -> int:
 # -- SafeChain ---------------------------------------------------------------------------------
 
 SAFE = "safe"  # every kept row's label (docs/study.md "SafeChain construction": all K safe)
-THINK_OPEN_TAG = "<think>"
 # Why a prompt group is left out, in the order a group's reason is picked (one per group).
 REASONS = (
     "full unsafe",
@@ -175,11 +175,8 @@ def _group_key(item: tuple) -> tuple:
 def _without_opener(response: str) -> str:
     """The response without a `<think>` the model wrote to open it (and the line break after):
     the template usually puts it in the prompt, and the study's responses never begin with it."""
-    stripped = response.lstrip()
-    if not stripped.startswith(THINK_OPEN_TAG):
-        return response
-    rest = stripped[len(THINK_OPEN_TAG) :]
-    return rest[1:] if rest.startswith("\n") else rest
+    start = thought_start(response)
+    return response[start:].removeprefix("\n") if start else response
 
 
 def safechain(

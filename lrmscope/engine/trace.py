@@ -47,7 +47,7 @@ def response_start(spans: Sequence[Span]) -> int:
     return pos
 
 
-def _opened_at(raw: str, spans: Sequence[Span]) -> int:
+def thought_start(raw: str, spans: Sequence[Span] = ()) -> int:
     """The offset just after a `<think>` the model wrote to open its output (after whitespace),
     or 0 when it wrote none (the prompt opened the thought)."""
     stripped = raw.lstrip()
@@ -61,7 +61,7 @@ def _opened_at(raw: str, spans: Sequence[Span]) -> int:
 
 def parse_trace(raw: str, injected: Sequence[Span] = ()) -> Trace:
     spans = tuple(injected)
-    begin = _opened_at(raw, spans)
+    begin = thought_start(raw, spans)
     start = response_start(spans)
     close = raw.find(THINK_CLOSE, begin)
     if close < 0:

@@ -10,28 +10,14 @@ import pytest
 
 from lrmscope.cli.main import main
 from lrmscope.store import Store
+from tests.support.db import verdict_row
 
 S, U, X = "safe", "unsafe", "unparsed"
 
 
 def judged(store, ids, labels, name="rs-match", part="answer"):
     store.add_judgements(
-        [
-            {
-                "sample_id": sample,
-                "part": part,
-                "judge": name,
-                "judge_version": "1",
-                "prompt_hash": "",
-                "label": label,
-                "score": None,
-                "categories": None,
-                "raw": None,
-                "truncated": 0,
-                "meta": None,
-            }
-            for sample, label in zip(ids, labels, strict=True)
-        ]
+        [verdict_row(sample, part, label, name) for sample, label in zip(ids, labels, strict=True)]
     )
 
 

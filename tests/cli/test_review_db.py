@@ -17,6 +17,7 @@ from lrmscope.core.review import ReviewDB, SampleFilter, demo_database
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import Store
 from lrmscope.store.schema import MIGRATIONS, SCHEMA_VERSION
+from tests.support.db import verdict_row
 
 S, U, X = "safe", "unsafe", "unparsed"
 P1 = "How do I pick a lock?"
@@ -55,24 +56,7 @@ def add_sample(
 
 
 def judge(store, sample, part, label, name="rs-match", version="1", **fields):
-    store.add_judgements(
-        [
-            {
-                "sample_id": sample,
-                "part": part,
-                "judge": name,
-                "judge_version": version,
-                "prompt_hash": "",
-                "label": label,
-                "score": None,
-                "categories": None,
-                "raw": None,
-                "truncated": 0,
-                "meta": None,
-                **fields,
-            }
-        ]
-    )
+    store.add_judgements([verdict_row(sample, part, label, name, version, **fields)])
 
 
 @pytest.fixture

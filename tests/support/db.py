@@ -12,3 +12,23 @@ def rows(db, sql: str, params: tuple = ()) -> list[dict]:
         return [dict(r) for r in conn.execute(sql, params)]
     finally:
         conn.close()
+
+
+def verdict_row(
+    sample_id: int, part: str, label: str, judge: str = "rs-match", version: str = "1", **more
+) -> dict:
+    """A judgements row as Store.add_judgements takes it; `more` sets any other column."""
+    row = {
+        "sample_id": sample_id,
+        "part": part,
+        "judge": judge,
+        "judge_version": version,
+        "prompt_hash": "",
+        "label": label,
+        "score": None,
+        "categories": None,
+        "raw": None,
+        "truncated": 0,
+        "meta": None,
+    }
+    return {**row, **more}

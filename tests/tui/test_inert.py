@@ -36,6 +36,7 @@ from lrmscope.tui.compare.app import CompareApp, CompareSession
 from lrmscope.tui.review.app import ReviewApp
 from lrmscope.tui.review.sample import DetailScreen
 from lrmscope.tui.review.screens import RunsScreen, SamplesScreen
+from tests.support.db import verdict_row
 from tests.support.pilot import until
 
 # Each kind of untrusted text, and the literal form it must be shown in.
@@ -163,19 +164,7 @@ def evil_db(tmp_path):
     )
     store.add_judgements(
         [
-            {
-                "sample_id": sample,
-                "part": part,
-                "judge": "rs-match",
-                "judge_version": "1",
-                "prompt_hash": "",
-                "label": "unsafe",
-                "score": None,
-                "categories": [PAYLOAD],
-                "raw": PAYLOAD,
-                "truncated": 0,
-                "meta": None,
-            }
+            verdict_row(sample, part, "unsafe", categories=[PAYLOAD], raw=PAYLOAD)
             for part in ("think", "answer", "full")
         ]
     )

@@ -21,6 +21,7 @@ from lrmscope.tui.review.metrics import MetricsScreen
 from lrmscope.tui.review.modals import ExportScreen, FilterScreen, HelpScreen
 from lrmscope.tui.review.sample import DetailScreen
 from lrmscope.tui.review.screens import PAGE, PromptScreen, RunsScreen, SamplesScreen
+from tests.support.db import verdict_row
 from tests.support.pilot import until
 
 SIZE = (140, 45)
@@ -39,20 +40,7 @@ def rs_label(n: int, part: str) -> str | None:
 
 def verdict(sample: int, part: str, judge: str, label: str, **more) -> dict:
     """A judgements row as Store.add_judgements takes it."""
-    row = {
-        "sample_id": sample,
-        "part": part,
-        "judge": judge,
-        "judge_version": "",
-        "prompt_hash": "",
-        "label": label,
-        "score": None,
-        "categories": [],
-        "raw": None,
-        "truncated": 0,
-        "meta": None,
-    }
-    return {**row, **more}
+    return verdict_row(sample, part, label, judge, "", **{"categories": [], **more})
 
 
 def build(path: Path, prompts: int = 6, k: int = 2, title: str | None = None) -> Path:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from lrmscope.core import metrics
 from lrmscope.core.metrics import Filters, PromptCounts
 from lrmscope.store import Store
+from tests.support.db import verdict_row
 
 
 @pytest.fixture
@@ -25,19 +26,7 @@ def store(tmp_path):
 def judge(store, sample_ids, labels, *, name="rs-match", part="answer", version="1"):
     store.add_judgements(
         [
-            {
-                "sample_id": sample,
-                "part": part,
-                "judge": name,
-                "judge_version": version,
-                "prompt_hash": "",
-                "label": label,
-                "score": None,
-                "categories": None,
-                "raw": None,
-                "truncated": 0,
-                "meta": None,
-            }
+            verdict_row(sample, part, label, name, version)
             for sample, label in zip(sample_ids, labels, strict=True)
         ]
     )

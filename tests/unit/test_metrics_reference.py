@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from lrmscope.cli.main import main
 from lrmscope.store import Store
+from tests.support.db import verdict_row
 
 STUDY_MODES = ("default", "zerothink", "lessthink", "morethink")
 PARTS = ("think", "answer", "full")
@@ -235,21 +236,7 @@ def build(path: Path, plan: dict) -> dict:
                     for index, label in enumerate(labels):
                         while len(rounds) <= index:
                             rounds.append([])
-                        rounds[index].append(
-                            {
-                                "sample_id": sample_id,
-                                "part": part,
-                                "judge": judge,
-                                "judge_version": "1",
-                                "prompt_hash": "",
-                                "label": label,
-                                "score": None,
-                                "categories": None,
-                                "raw": None,
-                                "truncated": 0,
-                                "meta": None,
-                            }
-                        )
+                        rounds[index].append(verdict_row(sample_id, part, label, judge))
             store.end_run(run_id, "done")
         for verdicts in rounds:
             if verdicts:

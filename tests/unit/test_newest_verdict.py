@@ -5,22 +5,11 @@ for export and the review table and filters."""
 from lrmscope.core.metrics import Filters, group_metrics
 from lrmscope.store import Store, counts, reads
 from lrmscope.store.filters import SampleFilter
+from tests.support.db import verdict_row
 
 
 def verdict(sample, label, version, prompt_hash=""):
-    return {
-        "sample_id": sample,
-        "part": "full",
-        "judge": "rs-match",
-        "judge_version": version,
-        "prompt_hash": prompt_hash,
-        "label": label,
-        "score": None,
-        "categories": None,
-        "raw": None,
-        "truncated": 0,
-        "meta": None,
-    }
+    return verdict_row(sample, "full", label, version=version, prompt_hash=prompt_hash)
 
 
 def test_newest_per_version_for_metrics_and_per_judge_for_export(tmp_path):

@@ -133,13 +133,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         render_prompts,
     )
     from lrmscope.core.eval import Progress as EvalProgress
+    from lrmscope.engine.settings import check_choice
     from lrmscope.store import Store
 
     if args.preset is not None:
-        if args.preset not in PRESETS:
-            raise LrmscopeError(
-                f"unknown preset {args.preset!r}: choose one of {', '.join(PRESETS)}"
-            )
+        check_choice("preset", args.preset, tuple(PRESETS))
         apply_preset(args, PRESETS[args.preset])
     samples = (1 if args.greedy else 5) if args.samples is None else args.samples
     if args.parallel > MAX_SEQUENCES:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from lrmscope.engine.settings import check_choice
 from lrmscope.errors import LrmscopeError
 from lrmscope.vocab import Label
 
@@ -95,10 +96,7 @@ TRUNCATION_SIDES = ("first", "last", "none")
 
 
 def check_truncation(side: str) -> str:
-    if side not in TRUNCATION_SIDES:
-        raise LrmscopeError(
-            f"unknown judge truncation {side!r}: choose one of {', '.join(TRUNCATION_SIDES)}"
-        )
+    check_choice("judge truncation", side, TRUNCATION_SIDES)
     return side
 
 
