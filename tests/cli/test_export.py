@@ -427,3 +427,12 @@ def test_safechain_errors(chain_db, tmp_path, capsys, args, message):
     assert not out.exists() and not list(tmp_path.glob(".set.jsonl.*"))
     if "llama-guard" in args:
         assert "(judges there: other, rs-match)" in err
+
+
+def test_safechain_mode_and_run_filters(chain_db, capsys):
+    assert chain(chain_db, "--mode", "zerothink", "--run", 1) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["instruction"] for line in captured.out.splitlines()] == [
+        "instruction s1"
+    ]
+    assert "kept 1 of 1 prompts (mode zerothink, runs 1)" in captured.err

@@ -27,7 +27,7 @@ class LlamaGuardGGUF:
     ) -> None:
         self.backend = LlamaBackend(path, settings)
         self.device = self.backend.info()["device"]
-        self.version = self.backend.model_fingerprint
+        self.version = f"{self.backend.model_fingerprint}:{truncation}"  # the cut, as hf.py
         self.truncation = truncation
         self.prompt_hash = text_hash(self.backend.chat_template, truncation)
         unsafe = self.backend.tokenize_text("unsafe")

@@ -134,7 +134,10 @@ class _TransformersJudge:
             max_text_tokens or self.default_max_text_tokens(room),
             self.default_max_text_tokens(room),
         )
-        self.version = f"{_fingerprint(location)}:{str(dtype).removeprefix('torch.')}"
+        # The cut is part of the version too, so verdicts made under another cut never share a
+        # metric row (metrics group by version; the prompt hash keeps them apart in the store).
+        cut = "uncut" if self.truncation == "none" else f"{self.truncation}{self.max_text_tokens}"
+        self.version = f"{_fingerprint(location)}:{cut}:{str(dtype).removeprefix('torch.')}"
         self._special = [t for t in self.tokenizer.all_special_tokens if t]
         self._special += [
             t.content for t in self.tokenizer.added_tokens_decoder.values() if t.special

@@ -89,7 +89,7 @@ def _rs_match(argument: str, options: JudgeOptions) -> Judge:
     "llama-guard",
     argument="=MODEL",
     summary="Llama Guard 3 (8B or 1B) via transformers; MODEL: a local folder (or a hub id "
-    "online); version: model fingerprint and dtype",
+    "online); version: model fingerprint, cut and dtype",
 )
 def _llama_guard(argument: str, options: JudgeOptions) -> Judge:
     return _transformers_judge("LlamaGuardHF", argument, options)
@@ -111,7 +111,7 @@ def _transformers_judge(class_name: str, argument: str, options: JudgeOptions) -
 @register_judge(
     "llama-guard-gguf",
     argument="=FILE.gguf",
-    summary="Llama Guard 3 as a GGUF, via llama.cpp; version: file fingerprint",
+    summary="Llama Guard 3 as a GGUF, via llama.cpp; version: file fingerprint and cut",
 )
 def _llama_guard_gguf(argument: str, options: JudgeOptions) -> Judge:
     from lrmscope.engine.judges.guard_gguf import LlamaGuardGGUF
@@ -130,7 +130,7 @@ def _llama_guard_gguf(argument: str, options: JudgeOptions) -> Judge:
     "harmbench",
     argument="=MODEL",
     summary="HarmBench-Llama-2-13b-cls via transformers; MODEL: a local folder; "
-    "version: model fingerprint and dtype",
+    "version: model fingerprint, cut and dtype",
 )
 def _harmbench(argument: str, options: JudgeOptions) -> Judge:
     return _transformers_judge("HarmBenchHF", argument, options)
