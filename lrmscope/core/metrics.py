@@ -275,32 +275,60 @@ def _order(key: tuple) -> tuple:
     )
 
 
-def _think_lengths(rows: Iterable[tuple]) -> dict[tuple, ThinkLengths]:
+def _think_lengths(
+    conn: sqlite3.Connection, buckets: Iterable[tuple], *, by_category: bool
+) -> dict[tuple, ThinkLengths]:
     """ThinkLengths per (run_id, mode, dataset, judge, judge_version, part, category), from the
-    store's counts of samples per thought length (shortest first)."""
-    histograms: dict[tuple, dict[str, list[tuple[int, int]]]] = {}
-    for *group, label, tokens, n in rows:
-        histograms.setdefault(tuple(group), {}).setdefault(label, []).append((tokens, n))
+    store's counts of samples per bucket of thought lengths (store/counts.py think_buckets)."""
+    histograms: dict[tuple, dict[str, list[tuple[int, int, int]]]] = {}
+    for *columns, label, bucket, n, tokens in buckets:
+        histograms.setdefault(tuple(columns), {}).setdefault(label, []).append((bucket, n, tokens))
     found = {}
-    for key, by_label in histograms.items():
+    for group, by_label in histograms.items():
         values = {}
         for label, histogram in by_label.items():
-            values[f"{label}_median"], values[f"{label}_mean"] = median_and_mean(histogram)
-        found[key] = ThinkLengths(**values)
+            values[f"{label}_median"], values[f"{label}_mean"] = _median_and_mean(
+                conn, (*group, label), histogram, by_category=by_category
+            )
+        found[group] = ThinkLengths(**values)
     return found
 
 
-def median_and_mean(histogram: Sequence[tuple[int, int]]) -> tuple[float, float]:
-    """Median and mean of values given as (value, how many) pairs sorted by value, not empty."""
-    n = sum(count for _, count in histogram)
+def _median_and_mean(
+    conn: sqlite3.Connection,
+    group: tuple,
+    buckets: Sequence[tuple[int, int, int]],
+    *,
+    by_category: bool,
+) -> tuple[float, float]:
+    """Median and mean thought length of a group and label, from its (bucket, samples, sum of
+    lengths) in bucket order: the mean from the sums, the median from the lengths of the one or
+    two buckets that hold the middle ranks, which the store reads alone."""
+    n = sum(count for _, count, _ in buckets)
     middle = ((n - 1) // 2, n // 2)  # the ranks of the one or two middle values, from 0
+    first = last = before = seen = 0
+    for bucket, count, _ in buckets:
+        if seen <= middle[0] < seen + count:
+            first, before = bucket, seen
+        if seen <= middle[1] < seen + count:
+            last = bucket
+            break
+        seen += count
+    lengths = store_counts.think_lengths(conn, group, (first, last), by_category=by_category)
+    low, high = ranked(lengths, (middle[0] - before, middle[1] - before))
+    return (low + high) / 2, sum(tokens for _, _, tokens in buckets) / n
+
+
+def ranked(histogram: Sequence[tuple[int, int]], ranks: Sequence[int]) -> list[int]:
+    """The values at these ranks (from 0, ascending) of values given as (value, how many) pairs
+    sorted by value."""
     found: list[int] = []
     seen = 0
     for value, count in histogram:
-        while len(found) < 2 and seen + count > middle[len(found)]:
+        while len(found) < len(ranks) and seen + count > ranks[len(found)]:
             found.append(value)
         seen += count
-    return (found[0] + found[1]) / 2, sum(value * count for value, count in histogram) / n
+    return found
 
 
 def group_metrics(
@@ -323,7 +351,7 @@ def group_metrics(
         kinds, prompts = groups.setdefault((tuple(columns), kind == BENIGN), (set(), Counter()))
         kinds.add(kind)
         prompts[PromptCounts(safe, unsafe, unparsed)] += n_prompts
-    lengths = _think_lengths(counted.lengths)
+    lengths = _think_lengths(conn, counted.buckets, by_category=by_category)
     finished = {tuple(row[:5]): row[5] for row in counted.finished}
     found = []
     for key in sorted(groups, key=_order):

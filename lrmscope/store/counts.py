@@ -1,59 +1,53 @@
-"""What `lrmscope metrics` is made of, counted in SQL: the newest verdicts (store/filters.py
-`newest`) on the samples a SampleFilter selects, grouped by run, mode, dataset, judge, judge
-version and part (and prompt category, with `by_category`), optionally only some judges, parts
-and modes.
+"""What `lrmscope metrics` is made of: the newest verdicts (store/filters.py `newest`) on the
+finished samples of some runs, grouped by run, mode, dataset, judge, judge version and part (and
+prompt category, with `by_category`), optionally only some judges, parts and modes; and, for
+calibration, verdicts beside human labels.
 
-The counts come back per group, never per sample: prompts by their verdict counts (how many
-prompts had 3 safe and 2 unsafe samples), thought lengths by how many samples had each length, so
-the rows read grow with distinct lengths, never with samples or prompts.
+The metrics' counts are read from the tallies that triggers keep (schema v6, docs/architecture.md
+"Tallies"), per group, never per sample: prompts by their verdict counts (how many prompts had 3
+safe and 2 unsafe samples), thought lengths by how many samples had each length, so the rows read
+grow with distinct lengths, never with samples or prompts.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
-from lrmscope.store.db import connect
 from lrmscope.store.filters import SampleFilter, marks, newest
+from lrmscope.store.schema import THINK_BUCKET
 from lrmscope.vocab import HUMAN
 
 
 def _narrowed(
-    judges: Sequence[str], parts: Sequence[str], modes: Sequence[str]
+    judges: Sequence[str], parts: Sequence[str], modes: Sequence[str], verdicts: str = "j"
 ) -> tuple[str, list]:
-    """` AND` terms keeping verdicts `j` of these judges and parts on samples `s` of these modes
-    (an empty sequence keeps all), and their parameters."""
+    """` AND` terms keeping verdicts (alias `verdicts`) of these judges and parts on samples `s`
+    of these modes (an empty sequence keeps all), and their parameters."""
     sql, params = "", list[str]()
-    for column, values in (("j.judge", judges), ("j.part", parts), ("s.mode", modes)):
+    for column, values in (
+        (f"{verdicts}.judge", judges),
+        (f"{verdicts}.part", parts),
+        ("s.mode", modes),
+    ):
         if values:
             sql += f" AND {column} IN ({marks(values)})"
             params += values
     return sql, params
 
 
-def _verdicts(
-    f: SampleFilter,
-    judges: Sequence[str],
-    parts: Sequence[str],
-    modes: Sequence[str],
-    *,
-    prompts: bool = False,
+def _tallied(
+    f: SampleFilter, judges: Sequence[str], parts: Sequence[str], modes: Sequence[str]
 ) -> tuple[str, list]:
-    """FROM and WHERE of the newest verdicts `j` on the samples `s` chosen (with their prompts
-    `p`, if asked). The samples are read from the index samples_browse, which holds every
-    column read here: without it SQLite may pick an index that sends it to the sample rows,
-    whose text spills over many pages."""
-    where, params = f.where()
-    narrowed, more = _narrowed(judges, parts, modes)
-    join = " JOIN prompts p ON p.id = s.prompt_id" if prompts else ""
-    return (
-        " FROM samples s INDEXED BY samples_browse JOIN judgements j ON j.sample_id = s.id"
-        f"{join} WHERE {where}{narrowed} AND {newest('j')}",
-        [*params, *more],
-    )
+    """The condition on a tally `s` (schema v6) for the filter's runs and the judges, parts and
+    modes asked. The tallies count finished samples by run: a filter that selects samples any
+    other way cannot be read from them."""
+    if replace(f, runs=(), run_kinds=()) != SampleFilter(statuses=("done",)):
+        raise ValueError(f"the tallies count finished samples by run only, not by {f}")
+    where, params = replace(f, statuses=()).where()
+    narrowed, more = _narrowed(judges, parts, modes, verdicts="s")
+    return where + narrowed, [*params, *more]
 
 
 def prompt_histogram(
@@ -67,25 +61,20 @@ def prompt_histogram(
 ) -> list[tuple]:
     """Per group and prompt kind, how many prompts had each (safe, unsafe, unparsed) count of
     verdicts: run_id, model_path, mode, dataset, judge, judge_version, part, category (None
-    unless by_category), prompt kind, n_safe, n_unsafe, n_unparsed, prompts. (Grouping keys go
-    integers first: SQLite sorts them faster.)"""
-    category = "p.category" if by_category else "NULL"
-    source, params = _verdicts(f, judges, parts, modes)
+    unless by_category), prompt kind, n_safe, n_unsafe, n_unparsed, prompts."""
+    category = "nullif(s.category, '')" if by_category else "NULL"
+    where, params = _tallied(f, judges, parts, modes)
     return conn.execute(
-        f"SELECT c.run_id, r.model_path, c.mode, p.dataset, c.judge, c.judge_version, c.part,"
-        f" {category}, p.kind, c.n_safe, c.n_unsafe, c.n_unparsed, count(*)"
-        " FROM (SELECT s.prompt_id, s.run_id, s.mode, j.part, j.judge, j.judge_version,"
-        " sum(j.label = 'safe') AS n_safe, sum(j.label = 'unsafe') AS n_unsafe,"
-        f" sum(j.label = 'unparsed') AS n_unparsed{source}"
-        " GROUP BY s.prompt_id, s.run_id, s.mode, j.part, j.judge, j.judge_version) c"
-        " JOIN prompts p ON p.id = c.prompt_id JOIN runs r ON r.id = c.run_id"
-        " GROUP BY c.n_safe, c.n_unsafe, c.n_unparsed, c.run_id, c.mode, p.dataset, c.judge,"
-        f" c.judge_version, c.part, {category}, p.kind",
+        f"SELECT s.run_id, r.model_path, s.mode, s.dataset, s.judge, s.judge_version, s.part,"
+        f" {category}, s.kind, s.n_safe, s.n_unsafe, s.n_unparsed, sum(s.prompts)"
+        f" FROM verdict_histogram s JOIN runs r ON r.id = s.run_id WHERE s.prompts > 0 AND {where}"
+        " GROUP BY s.run_id, s.mode, s.dataset, s.judge, s.judge_version, s.part,"
+        f" {category}, s.kind, s.n_safe, s.n_unsafe, s.n_unparsed",
         params,
     ).fetchall()
 
 
-def think_lengths(
+def think_buckets(
     conn: sqlite3.Connection,
     f: SampleFilter,
     *,
@@ -94,20 +83,42 @@ def think_lengths(
     modes: Sequence[str] = (),
     by_category: bool = False,
 ) -> list[tuple]:
-    """How many samples of harmful and unknown prompts had each thought length (think_tokens),
-    per group and label (safe or unsafe; unparsed verdicts and samples without a count left
-    out), shortest first: run_id, mode, dataset, judge, judge_version, part, category (None
-    unless by_category), label, think_tokens, samples."""
-    category = "p.category" if by_category else "NULL"
-    source, params = _verdicts(f, judges, parts, modes, prompts=True)
+    """How many samples of harmful and unknown prompts had a thought length in each bucket of
+    THINK_BUCKET tokens, and the sum of their lengths, per group and label (safe or unsafe;
+    unparsed verdicts and samples without a count left out), buckets in order: run_id, mode,
+    dataset, judge, judge_version, part, category (None unless by_category), label, bucket,
+    samples, tokens."""
+    category = "nullif(s.category, '')" if by_category else "NULL"
+    where, params = _tallied(f, judges, parts, modes)
     return conn.execute(
-        "SELECT s.run_id, s.mode, p.dataset, j.judge, j.judge_version, j.part,"
-        f" {category}, j.label, s.think_tokens, count(*){source}"
-        " AND j.label != 'unparsed' AND s.think_tokens IS NOT NULL AND p.kind != 'benign'"
-        " GROUP BY s.think_tokens, s.run_id, s.mode, j.part, j.judge, j.judge_version, j.label,"
-        f" p.dataset, {category} ORDER BY s.think_tokens",
+        "SELECT s.run_id, s.mode, s.dataset, s.judge, s.judge_version, s.part,"
+        f" {category}, s.label, s.bucket, sum(s.samples), sum(s.tokens) FROM think_buckets s"
+        f" WHERE s.samples > 0 AND {where}"
+        " GROUP BY s.run_id, s.mode, s.dataset, s.judge, s.judge_version, s.part,"
+        f" {category}, s.label, s.bucket ORDER BY s.bucket",
         params,
     ).fetchall()
+
+
+def think_lengths(
+    conn: sqlite3.Connection, group: tuple, buckets: tuple[int, int], *, by_category: bool
+) -> list[tuple[int, int]]:
+    """How many samples had each thought length in the buckets first to last, shortest first, of
+    one group and label as think_buckets names it: run_id, mode, dataset, judge, judge_version,
+    part, category (with by_category; None: the prompts without one), label."""
+    run_id, mode, dataset, judge, version, part, category, label = group
+    first, last = buckets
+    sql = (
+        "SELECT think_tokens, sum(samples) FROM think_tally WHERE run_id = ? AND mode = ?"
+        " AND dataset = ? AND judge = ? AND judge_version = ? AND part = ? AND label = ?"
+        " AND think_tokens BETWEEN ? AND ?"
+    )
+    params = [run_id, mode, dataset, judge, version, part, label]
+    params += [first * THINK_BUCKET, (last + 1) * THINK_BUCKET - 1]
+    if by_category:
+        sql += " AND category = ?"
+        params.append(category or "")
+    return conn.execute(sql + " GROUP BY think_tokens ORDER BY think_tokens", params).fetchall()
 
 
 def finished_samples(
@@ -115,22 +126,22 @@ def finished_samples(
 ) -> list[tuple]:
     """The samples the filter selects per run_id, mode, dataset, category (None unless
     by_category) and whether the prompt is benign: those five, then the count."""
-    category = "p.category" if by_category else "NULL"
-    where, params = f.where()
+    category = "nullif(s.category, '')" if by_category else "NULL"
+    where, params = _tallied(f, (), (), ())
     return conn.execute(
-        f"SELECT s.run_id, s.mode, p.dataset, {category}, p.kind = 'benign', count(*)"
-        f" FROM samples s JOIN prompts p ON p.id = s.prompt_id WHERE {where}"
-        f" GROUP BY s.run_id, s.mode, p.dataset, {category}, p.kind = 'benign'",
+        f"SELECT s.run_id, s.mode, s.dataset, {category}, s.kind = 'benign', sum(s.samples)"
+        f" FROM sample_tally s WHERE s.samples > 0 AND {where}"
+        f" GROUP BY s.run_id, s.mode, s.dataset, {category}, s.kind = 'benign'",
         params,
     ).fetchall()
 
 
 @dataclass(frozen=True)
 class MetricCounts:
-    """What the metrics are made of: prompt_histogram, think_lengths and finished_samples."""
+    """What the metrics are made of: prompt_histogram, think_buckets and finished_samples."""
 
     prompts: list[tuple]
-    lengths: list[tuple]
+    buckets: list[tuple]
     finished: list[tuple]
 
 
@@ -143,36 +154,13 @@ def metric_counts(
     modes: Sequence[str] = (),
     by_category: bool = False,
 ) -> MetricCounts:
-    """The three counts of the metrics. The two long ones, each a pass over every verdict, run
-    side by side when the database is a file: the thought lengths on a connection of their own
-    in a second thread (SQLite reads in parallel in WAL mode, and Python lets go of the GIL
-    while it does)."""
-
-    def prompts(c: sqlite3.Connection) -> list[tuple]:
-        return prompt_histogram(
-            c, f, judges=judges, parts=parts, modes=modes, by_category=by_category
-        )
-
-    def lengths(c: sqlite3.Connection) -> list[tuple]:
-        return think_lengths(c, f, judges=judges, parts=parts, modes=modes, by_category=by_category)
-
-    def lengths_apart(path: str) -> list[tuple]:
-        own = connect(Path(path))
-        try:
-            return lengths(own)
-        finally:
-            own.close()
-
-    path = conn.execute("PRAGMA database_list").fetchone()[2]
-    if not path:  # an in-memory database: one connection only
-        return MetricCounts(
-            prompts(conn), lengths(conn), finished_samples(conn, f, by_category=by_category)
-        )
-    with ThreadPoolExecutor(1) as pool:
-        later = pool.submit(lengths_apart, path)
-        found = prompts(conn)
-        finished = finished_samples(conn, f, by_category=by_category)
-        return MetricCounts(found, later.result(), finished)
+    """The three counts of the metrics, read from the tallies: the finished samples of the
+    filter's runs (the filter may select by runs and run kinds only)."""
+    return MetricCounts(
+        prompt_histogram(conn, f, judges=judges, parts=parts, modes=modes, by_category=by_category),
+        think_buckets(conn, f, judges=judges, parts=parts, modes=modes, by_category=by_category),
+        finished_samples(conn, f, by_category=by_category),
+    )
 
 
 def verdict_inventory(conn: sqlite3.Connection) -> list[tuple[int, str, str, str, str]]:

@@ -345,13 +345,20 @@ class Store:
     def prompt_id(self, dataset: str, prompt_key: str, text: str, **fields) -> int:
         """The prompt's id, saved first if new. `kind` (harmful, benign, unknown; default
         unknown) is saved with a new prompt, and replaces the kind of a saved one only when
-        that one is unknown."""
+        that one is unknown. A blank category is none (the tallies, schema v6, mark none so)."""
         kind = fields.get("kind") or "unknown"
         with self.conn:
             self.conn.execute(
                 "INSERT OR IGNORE INTO prompts (dataset, prompt_key, text, category, source, kind)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (dataset, prompt_key, text, fields.get("category"), fields.get("source"), kind),
+                (
+                    dataset,
+                    prompt_key,
+                    text,
+                    fields.get("category") or None,
+                    fields.get("source"),
+                    kind,
+                ),
             )
             if kind != "unknown":
                 self.conn.execute(

@@ -297,7 +297,266 @@ DROP INDEX judgements_sample_label;
 CREATE INDEX judgements_verdict ON judgements(sample_id, part, judge, judge_version, label);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# v6: the metrics' counts, kept as the data changes (docs/architecture.md "Tallies"), so
+# `lrmscope metrics` reads a few hundred rows instead of every verdict. A verdict counts while it
+# is the newest of its judge and version on its sample and part (lrmscope/store/filters.py
+# `newest`) and its sample is finished (status 'done'):
+#   prompt_tally       per run, mode, prompt, judge, version and part: its safe / unsafe /
+#                      unparsed verdicts (rows with none are deleted);
+#   verdict_histogram  per group and prompt kind: how many prompts had each count of the above;
+#   think_tally        per group, label and thought length: how many samples of harmful and
+#                      unknown prompts (unparsed verdicts and samples without a length left out);
+#   think_buckets      the same by buckets of THINK_BUCKET tokens, with the sum of their lengths:
+#                      a median is found in its bucket, then read among the lengths of that
+#                      bucket alone (lrmscope/store/counts.py `think_lengths`);
+#   sample_tally       per run, mode and prompt attributes: how many finished samples.
+# The tallies after prompt_tally hold the prompt's dataset, category ('' for none) and kind, so
+# their reads join nothing but runs; rows that fall to 0 stay and reads skip them. Every change
+# goes through the view `verdict_change` (one row: a verdict starts, +1, or stops, -1, counting),
+# so the rule of what a verdict adds is written once. A verdict is never updated in place (a
+# trigger forbids it): a new verdict is a new row. A blank prompt category becomes none, as ''
+# marks none here.
+_PREVIOUS = (  # of the verdict `v` (new or old): the newest one before it, by its judge and version
+    "(SELECT max(e.id) FROM judgements e WHERE e.sample_id = {v}.sample_id AND e.part = {v}.part"
+    " AND e.judge = {v}.judge AND e.judge_version = {v}.judge_version AND e.id < {v}.id)"
+)
+_LATEST = (  # the verdict `v` is the newest of its judge and version (the newest-verdict rule)
+    "NOT EXISTS (SELECT 1 FROM judgements later WHERE later.sample_id = {v}.sample_id"
+    " AND later.part = {v}.part AND later.judge = {v}.judge"
+    " AND later.judge_version = {v}.judge_version AND later.id > {v}.id)"
+)
+_NEWEST = _LATEST.format(v="j")
+_SAMPLE_KEY = "run_id, mode, dataset, category, kind"
+_HISTOGRAM_KEY = f"{_SAMPLE_KEY}, judge, judge_version, part, n_safe, n_unsafe, n_unparsed"
+_GROUP_KEY = "run_id, mode, dataset, judge, judge_version, part, label"
+_THINK_KEY = f"{_GROUP_KEY}, think_tokens, category"
+_BUCKET_KEY = f"{_GROUP_KEY}, category, bucket"
+THINK_BUCKET = 256
+
+
+def _add(table: str, key: str, column: str) -> str:
+    """The upsert tail adding `column` of the rows inserted into `table` to the rows there."""
+    return f" ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + excluded.{column};"
+
+
+def _verdicts_of(row: str, sign: int) -> str:
+    """`row`'s (old or new sample) newest verdicts starting (+1) or stopping (-1) to count."""
+    return (
+        f"INSERT INTO verdict_change SELECT {row}.run_id, {row}.mode, {row}.prompt_id,"
+        f" {row}.think_tokens, j.judge, j.judge_version, j.part, j.label, {sign}"
+        f" FROM judgements j WHERE {row}.status = 'done' AND j.sample_id = {row}.id"
+        f" AND {_LATEST.format(v='j')};\n"
+        f"INSERT INTO sample_tally SELECT {row}.run_id, {row}.mode, p.dataset,"
+        f" ifnull(p.category, ''), p.kind, {sign} FROM prompts p"
+        f" WHERE {row}.status = 'done' AND p.id = {row}.prompt_id"
+        + _add("sample_tally", _SAMPLE_KEY, "samples")
+    )
+
+
+def _prompt_moves(row: str, sign: str) -> str:
+    """The prompt `row`'s (old or new) counts in the three tallies that hold prompt attributes,
+    added with `sign` ('' or '-'): a changed dataset, category or kind moves them."""
+    attributes = f"{row}.dataset, ifnull({row}.category, ''), {row}.kind"
+    return (
+        f"INSERT INTO verdict_histogram SELECT t.run_id, t.mode, {attributes}, t.judge,"
+        " t.judge_version, t.part, t.n_safe, t.n_unsafe, t.n_unparsed,"
+        f" {sign}count(*) FROM prompt_tally t WHERE t.prompt_id = {row}.id"
+        " GROUP BY t.run_id, t.mode, t.judge, t.judge_version, t.part, t.n_safe, t.n_unsafe,"
+        " t.n_unparsed" + _add("verdict_histogram", _HISTOGRAM_KEY, "prompts") + "\n"
+        f"INSERT INTO think_tally SELECT s.run_id, s.mode, {row}.dataset, j.judge,"
+        f" j.judge_version, j.part, j.label, s.think_tokens, ifnull({row}.category, ''),"
+        f" {sign}count(*) FROM samples s JOIN judgements j ON j.sample_id = s.id"
+        f" WHERE s.prompt_id = {row}.id AND {row}.kind != 'benign' AND s.status = 'done'"
+        " AND s.think_tokens IS NOT NULL"
+        f" AND j.label != 'unparsed' AND {_LATEST.format(v='j')}"
+        " GROUP BY s.run_id, s.mode, j.judge, j.judge_version, j.part, j.label, s.think_tokens"
+        + _add("think_tally", _THINK_KEY, "samples")
+        + "\n"
+        f"INSERT INTO sample_tally SELECT s.run_id, s.mode, {attributes}, {sign}count(*)"
+        f" FROM samples s WHERE s.prompt_id = {row}.id AND s.status = 'done'"
+        " GROUP BY s.run_id, s.mode" + _add("sample_tally", _SAMPLE_KEY, "samples")
+    )
+
+
+def _bucket_of(samples: str) -> str:
+    """`samples` more of think_tally's new row, added to its bucket."""
+    return (
+        "INSERT INTO think_buckets VALUES (new.run_id, new.mode, new.dataset, new.judge,"
+        " new.judge_version, new.part, new.label, new.category,"
+        f" new.think_tokens / {THINK_BUCKET}, {samples}, ({samples}) * new.think_tokens)"
+        f" ON CONFLICT ({_BUCKET_KEY}) DO UPDATE SET samples = samples + excluded.samples,"
+        " tokens = tokens + excluded.tokens;"
+    )
+
+
+def _histogram_of(row: str, sign: int) -> str:
+    """The prompt_tally row `row` (old or new) counted (+1) or not (-1) in verdict_histogram."""
+    return (
+        f"INSERT INTO verdict_histogram SELECT {row}.run_id, {row}.mode, p.dataset,"
+        f" ifnull(p.category, ''), p.kind, {row}.judge, {row}.judge_version, {row}.part,"
+        f" {row}.n_safe, {row}.n_unsafe, {row}.n_unparsed, {sign} FROM prompts p"
+        f" WHERE p.id = {row}.prompt_id AND {row}.n_safe + {row}.n_unsafe + {row}.n_unparsed > 0"
+        + _add("verdict_histogram", _HISTOGRAM_KEY, "prompts")
+    )
+
+
+_V6 = f"""
+UPDATE prompts SET category = NULL WHERE category = '';
+
+CREATE TABLE prompt_tally (
+    run_id INTEGER NOT NULL, mode TEXT NOT NULL, prompt_id INTEGER NOT NULL,
+    judge TEXT NOT NULL, judge_version TEXT NOT NULL, part TEXT NOT NULL,
+    n_safe INTEGER NOT NULL, n_unsafe INTEGER NOT NULL, n_unparsed INTEGER NOT NULL,
+    PRIMARY KEY (run_id, mode, prompt_id, judge, judge_version, part)
+) WITHOUT ROWID;
+CREATE INDEX prompt_tally_prompt ON prompt_tally(prompt_id);
+CREATE TABLE verdict_histogram (
+    run_id INTEGER NOT NULL, mode TEXT NOT NULL, dataset TEXT NOT NULL, category TEXT NOT NULL,
+    kind TEXT NOT NULL, judge TEXT NOT NULL, judge_version TEXT NOT NULL, part TEXT NOT NULL,
+    n_safe INTEGER NOT NULL, n_unsafe INTEGER NOT NULL, n_unparsed INTEGER NOT NULL,
+    prompts INTEGER NOT NULL,
+    PRIMARY KEY ({_HISTOGRAM_KEY})
+) WITHOUT ROWID;
+CREATE TABLE think_tally (
+    run_id INTEGER NOT NULL, mode TEXT NOT NULL, dataset TEXT NOT NULL, judge TEXT NOT NULL,
+    judge_version TEXT NOT NULL, part TEXT NOT NULL, label TEXT NOT NULL,
+    think_tokens INTEGER NOT NULL, category TEXT NOT NULL, samples INTEGER NOT NULL,
+    PRIMARY KEY ({_THINK_KEY})
+) WITHOUT ROWID;
+CREATE TABLE think_buckets (
+    run_id INTEGER NOT NULL, mode TEXT NOT NULL, dataset TEXT NOT NULL, judge TEXT NOT NULL,
+    judge_version TEXT NOT NULL, part TEXT NOT NULL, label TEXT NOT NULL,
+    category TEXT NOT NULL, bucket INTEGER NOT NULL, samples INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    PRIMARY KEY ({_BUCKET_KEY})
+) WITHOUT ROWID;
+CREATE TABLE sample_tally (
+    run_id INTEGER NOT NULL, mode TEXT NOT NULL, dataset TEXT NOT NULL, category TEXT NOT NULL,
+    kind TEXT NOT NULL, samples INTEGER NOT NULL,
+    PRIMARY KEY ({_SAMPLE_KEY})
+) WITHOUT ROWID;
+
+INSERT INTO prompt_tally
+SELECT s.run_id, s.mode, s.prompt_id, j.judge, j.judge_version, j.part,
+       sum(j.label = 'safe'), sum(j.label = 'unsafe'), sum(j.label = 'unparsed')
+FROM samples s JOIN judgements j ON j.sample_id = s.id
+WHERE s.status = 'done' AND {_NEWEST}
+GROUP BY s.run_id, s.mode, s.prompt_id, j.judge, j.judge_version, j.part;
+INSERT INTO verdict_histogram
+SELECT t.run_id, t.mode, p.dataset, ifnull(p.category, ''), p.kind, t.judge, t.judge_version,
+       t.part, t.n_safe, t.n_unsafe, t.n_unparsed, count(*)
+FROM prompt_tally t JOIN prompts p ON p.id = t.prompt_id
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11;
+INSERT INTO think_tally
+SELECT s.run_id, s.mode, p.dataset, j.judge, j.judge_version, j.part, j.label, s.think_tokens,
+       ifnull(p.category, ''), count(*)
+FROM samples s JOIN prompts p ON p.id = s.prompt_id JOIN judgements j ON j.sample_id = s.id
+WHERE s.status = 'done' AND s.think_tokens IS NOT NULL AND j.label != 'unparsed'
+  AND p.kind != 'benign' AND {_NEWEST}
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+INSERT INTO think_buckets
+SELECT {_GROUP_KEY}, category, think_tokens / {THINK_BUCKET}, sum(samples),
+       sum(samples * think_tokens)
+FROM think_tally GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+INSERT INTO sample_tally
+SELECT s.run_id, s.mode, p.dataset, ifnull(p.category, ''), p.kind, count(*)
+FROM samples s JOIN prompts p ON p.id = s.prompt_id WHERE s.status = 'done'
+GROUP BY 1, 2, 3, 4, 5;
+
+CREATE VIEW verdict_change AS
+SELECT NULL AS run_id, NULL AS mode, NULL AS prompt_id, NULL AS think_tokens, NULL AS judge,
+       NULL AS judge_version, NULL AS part, NULL AS label, NULL AS sign
+WHERE 0;
+CREATE TRIGGER verdict_change_tally INSTEAD OF INSERT ON verdict_change BEGIN
+INSERT INTO prompt_tally VALUES (new.run_id, new.mode, new.prompt_id, new.judge,
+    new.judge_version, new.part, new.sign * (new.label = 'safe'),
+    new.sign * (new.label = 'unsafe'), new.sign * (new.label = 'unparsed'))
+ON CONFLICT (run_id, mode, prompt_id, judge, judge_version, part) DO UPDATE SET
+    n_safe = n_safe + excluded.n_safe, n_unsafe = n_unsafe + excluded.n_unsafe,
+    n_unparsed = n_unparsed + excluded.n_unparsed;
+INSERT INTO think_tally
+SELECT new.run_id, new.mode, p.dataset, new.judge, new.judge_version, new.part, new.label,
+       new.think_tokens, ifnull(p.category, ''), new.sign
+FROM prompts p
+WHERE p.id = new.prompt_id AND p.kind != 'benign' AND new.think_tokens IS NOT NULL
+  AND new.label != 'unparsed'
+{_add("think_tally", _THINK_KEY, "samples")}
+END;
+
+CREATE TRIGGER think_tally_insert AFTER INSERT ON think_tally BEGIN
+{_bucket_of("new.samples")}
+END;
+CREATE TRIGGER think_tally_update AFTER UPDATE ON think_tally BEGIN
+{_bucket_of("new.samples - old.samples")}
+END;
+
+CREATE TRIGGER prompt_tally_insert AFTER INSERT ON prompt_tally BEGIN
+{_histogram_of("new", 1)}
+END;
+CREATE TRIGGER prompt_tally_update AFTER UPDATE ON prompt_tally BEGIN
+{_histogram_of("old", -1)}
+{_histogram_of("new", 1)}
+DELETE FROM prompt_tally
+WHERE new.n_safe + new.n_unsafe + new.n_unparsed = 0 AND run_id = new.run_id
+  AND mode = new.mode AND prompt_id = new.prompt_id AND judge = new.judge
+  AND judge_version = new.judge_version AND part = new.part;
+END;
+
+CREATE TRIGGER judgements_tally_insert AFTER INSERT ON judgements
+WHEN {_LATEST.format(v="new")}
+BEGIN
+INSERT INTO verdict_change
+SELECT s.run_id, s.mode, s.prompt_id, s.think_tokens, j.judge, j.judge_version, j.part, j.label, -1
+FROM samples s JOIN judgements j ON j.sample_id = s.id
+WHERE s.id = new.sample_id AND s.status = 'done' AND j.id = {_PREVIOUS.format(v="new")};
+INSERT INTO verdict_change
+SELECT s.run_id, s.mode, s.prompt_id, s.think_tokens, new.judge, new.judge_version, new.part,
+       new.label, 1
+FROM samples s WHERE s.id = new.sample_id AND s.status = 'done';
+END;
+CREATE TRIGGER judgements_tally_delete AFTER DELETE ON judgements
+WHEN {_LATEST.format(v="old")}
+BEGIN
+INSERT INTO verdict_change
+SELECT s.run_id, s.mode, s.prompt_id, s.think_tokens, old.judge, old.judge_version, old.part,
+       old.label, -1
+FROM samples s WHERE s.id = old.sample_id AND s.status = 'done';
+INSERT INTO verdict_change
+SELECT s.run_id, s.mode, s.prompt_id, s.think_tokens, j.judge, j.judge_version, j.part, j.label, 1
+FROM samples s JOIN judgements j ON j.sample_id = s.id
+WHERE s.id = old.sample_id AND s.status = 'done' AND j.id = {_PREVIOUS.format(v="old")};
+END;
+CREATE TRIGGER judgements_written_once
+BEFORE UPDATE OF id, sample_id, part, judge, judge_version, label ON judgements
+BEGIN
+SELECT RAISE(ABORT, 'a verdict is written once: add a new one instead of changing it');
+END;
+
+CREATE TRIGGER samples_tally_insert AFTER INSERT ON samples WHEN new.status = 'done' BEGIN
+{_verdicts_of("new", 1)}
+END;
+CREATE TRIGGER samples_tally_update
+AFTER UPDATE OF status, think_tokens, run_id, mode, prompt_id ON samples
+WHEN (old.status = 'done' OR new.status = 'done')
+ AND (old.status != new.status OR old.think_tokens IS NOT new.think_tokens
+      OR old.run_id != new.run_id OR old.mode != new.mode OR old.prompt_id != new.prompt_id)
+BEGIN
+{_verdicts_of("old", -1)}
+{_verdicts_of("new", 1)}
+END;
+CREATE TRIGGER samples_tally_delete BEFORE DELETE ON samples WHEN old.status = 'done' BEGIN
+{_verdicts_of("old", -1)}
+END;
+
+CREATE TRIGGER prompts_tally_update AFTER UPDATE OF dataset, category, kind ON prompts
+WHEN old.dataset != new.dataset OR old.category IS NOT new.category OR old.kind != new.kind
+BEGIN
+{_prompt_moves("old", "-")}
+{_prompt_moves("new", "")}
+END;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -249,11 +249,11 @@ def test_safe_at_k_is_the_strictest(counts):
     assert s.n_unparsed == sum(c[2] for c in counts)
 
 
-@given(st.dictionaries(st.integers(0, 20000), st.integers(1, 5), min_size=1))
-def test_median_and_mean_from_counts(counts):
+@given(st.dictionaries(st.integers(0, 20000), st.integers(1, 5), min_size=1), st.data())
+def test_values_at_ranks_from_counts(counts, data):
     values = [value for value, n in sorted(counts.items()) for _ in range(n)]
-    median, mean = metrics.median_and_mean(sorted(counts.items()))
-    assert median == statistics.median(values) and mean == pytest.approx(statistics.mean(values))
+    ranks = sorted(data.draw(st.lists(st.integers(0, len(values) - 1), min_size=1, max_size=3)))
+    assert metrics.ranked(sorted(counts.items()), ranks) == [values[rank] for rank in ranks]
 
 
 @settings(max_examples=25, deadline=None)
