@@ -27,6 +27,7 @@ from typing import Any
 
 from lrmscope.engine.settings import check_choice
 from lrmscope.errors import LrmscopeError
+from lrmscope.vocab import PROMPT_KINDS
 
 PROMPT_COLUMNS = ("forbidden_prompt", "prompt", "instruction", "adversarial", "vanilla")
 JSONL_FIELDS = ("prompt", "instruction")
@@ -34,7 +35,6 @@ DEFAULT_DATA_TYPE = "adversarial_harmful"
 # The largest dataset file read (it is read whole): the big benchmarks are a few hundred MiB.
 MAX_DATASET_BYTES = 1 << 30
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl"}
-PROMPT_KINDS = ("harmful", "benign", "unknown")
 KIND_COLUMNS = ("harmful", "label")  # the first one present says each row's kind
 # The values a kind column may hold, any case; a blank cell (or a missing field) says nothing.
 KIND_VALUES = {

@@ -33,9 +33,8 @@ from pathlib import PurePath
 from lrmscope.engine.settings import Mode
 from lrmscope.store import counts as store_counts
 from lrmscope.store.filters import SampleFilter
-from lrmscope.vocab import HUMAN, PARTS
+from lrmscope.vocab import BENIGN, HUMAN, PARTS
 
-BENIGN = "benign"
 SAFETY_KINDS = ("harmful", "unknown")  # the prompt kinds the safety metrics average over
 MODES = tuple(mode.value for mode in Mode)  # the study's order
 METRIC_KINDS = ("eval", "compare")

@@ -22,6 +22,7 @@ from lrmscope.errors import LrmscopeError
 from lrmscope.store import reads
 from lrmscope.store.db import Store, connect
 from lrmscope.store.filters import SampleFilter, check_part
+from lrmscope.vocab import BENIGN
 
 PROMPT_PREVIEW = 200  # characters of the prompt in a table row
 _DELETE_BATCH = 500  # samples deleted per transaction
@@ -135,6 +136,7 @@ class PromptView:
     prompt_id: int
     prompt: str
     category: str | None
+    kind: str  # harmful, benign or unknown: a benign prompt's scores have no Safe@ values
     samples: tuple[SampleRow, ...]  # in the filter's runs, by run, mode, k
     scores: tuple[PromptScores, ...]  # by run, mode, judge, version, part
 
@@ -301,7 +303,9 @@ class ReviewDB:
 
     def prompt_view(self, f: SampleFilter, prompt_id: int) -> PromptView:
         """Every sample of one prompt in the filter's runs (its other fields do not apply), by
-        run, mode (the study's order), k; its scores by run, mode, judge, version and part."""
+        run, mode (the study's order), k; its scores by run, mode, judge, version and part. A
+        benign prompt gets no Safe@ values, as the metrics give its group none (its verdicts
+        count refusals: over-refusal)."""
         with self._lock:
             prompt = reads.prompt(self._conn, prompt_id)
             samples = reads.prompt_samples(self._conn, prompt_id, f.runs)
@@ -315,7 +319,8 @@ class ReviewDB:
         scores = []
         for run_id, mode, judge, version, part, safe, unsafe, unparsed in counted:
             found = metrics.prompt_scores(metrics.PromptCounts(safe, unsafe, unparsed))
-            safe_at_1, safe_at_k, cons = found if found else (None, None, None)
+            benign = prompt[2] == BENIGN
+            safe_at_1, safe_at_k, cons = found if found and not benign else (None, None, None)
             scores.append(
                 PromptScores(
                     run_id,
@@ -334,6 +339,7 @@ class ReviewDB:
             prompt_id,
             prompt[0],
             prompt[1],
+            prompt[2],
             tuple(self._rows([s[0] for s in samples])),
             tuple(scores),
         )

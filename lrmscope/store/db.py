@@ -13,6 +13,7 @@ import socket
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -111,6 +112,14 @@ def schema_version(path: Path) -> int:
         return conn.execute("PRAGMA user_version").fetchone()[0]
     finally:
         conn.close()
+
+
+@dataclass
+class Ending:
+    """The status a run's block ends it with when nothing is raised (Store.ending)."""
+
+    run_id: int
+    status: str = "done"
 
 
 class Store:
@@ -308,20 +317,26 @@ class Store:
             self.db.table("runs").update(run_id, {"status": status, "ended_at": now()})
 
     @contextmanager
-    def run(self, kind: str, **fields) -> Iterator[int]:
-        """A new run (start_run) for the block, which gets its id; ended when the block ends:
-        done, or interrupted by Ctrl-C (KeyboardInterrupt) or a closed generator, or failed by
-        any other exception, which goes on."""
-        run_id = self.start_run(kind, **fields)
+    def ending(self, run_id: int) -> Iterator[Ending]:
+        """Ends a run when the block ends: with the Ending's status (done unless the block sets
+        another), or interrupted by Ctrl-C (KeyboardInterrupt) or a closed generator, or failed
+        by any other exception, which goes on."""
+        end = Ending(run_id)
         try:
-            yield run_id
+            yield end
         except (KeyboardInterrupt, GeneratorExit):
             self.end_run(run_id, "interrupted")
             raise
         except BaseException:
             self.end_run(run_id, "failed")
             raise
-        self.end_run(run_id, "done")
+        self.end_run(run_id, end.status)
+
+    @contextmanager
+    def run(self, kind: str, **fields) -> Iterator[int]:
+        """A new run (start_run) for the block, which gets its id; ended as `ending` ends it."""
+        with self.ending(self.start_run(kind, **fields)) as end:
+            yield end.run_id
 
     def rename_run(self, run_id: int, title: str | None) -> None:
         with self.writing():

@@ -129,9 +129,11 @@ def newest_labels(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, dic
     return found
 
 
-def prompt(conn: sqlite3.Connection, prompt_id: int) -> tuple[str, str | None] | None:
-    """A prompt's text and category."""
-    return conn.execute("SELECT text, category FROM prompts WHERE id = ?", (prompt_id,)).fetchone()
+def prompt(conn: sqlite3.Connection, prompt_id: int) -> tuple[str, str | None, str] | None:
+    """A prompt's text, category and kind."""
+    return conn.execute(
+        "SELECT text, category, kind FROM prompts WHERE id = ?", (prompt_id,)
+    ).fetchone()
 
 
 def prompt_samples(conn: sqlite3.Connection, prompt_id: int, runs: Sequence[int]) -> list[Row]:

@@ -534,6 +534,29 @@ def test_prompt_view_scores_by_hand(built, review):
         review.prompt_view(SampleFilter(), 999)
 
 
+def test_a_benign_prompt_is_named_so_and_gets_no_safe_at_values(tmp_path):
+    """Its verdicts count refusals (over-refusal), as the metrics count a benign group."""
+    path = tmp_path / "runs.sqlite"
+    store = Store(path)
+    run = store.start_run("eval")
+    kinds = {}
+    for key, kind in (("b", "benign"), ("h", "harmful")):
+        prompt = store.prompt_id("set", key, f"prompt {key}", kind=kind)
+        kinds[kind] = prompt
+        for k, label in enumerate((S, U)):
+            sample = add_sample(store, run, prompt, k, thought="t", answer="a")
+            judge(store, sample, "answer", label)
+    store.close()
+    review = ReviewDB(path)
+    benign = review.prompt_view(SampleFilter(), kinds["benign"])
+    harmful = review.prompt_view(SampleFilter(), kinds["harmful"])
+    review.close()
+    assert (benign.kind, harmful.kind) == ("benign", "harmful")
+    [b], [h] = benign.scores, harmful.scores
+    assert (b.n, b.safe_at_1, b.safe_at_k, b.cons_safe_at_k) == (2, None, None, None)
+    assert (h.n, h.safe_at_1, h.safe_at_k, h.cons_safe_at_k) == (2, 0.5, 0, 1)
+
+
 def test_prompt_scores_equal_the_metrics_of_a_one_prompt_run(built, review):
     _, a, _, ids = built
     p2 = review.sample_detail(ids["v0"]).prompt_id

@@ -149,3 +149,21 @@ def test_a_run_ends_with_its_block(tmp_path, raised, status):
         "m.gguf",
         True,
     )
+
+
+def test_a_run_taken_up_again_ends_with_the_status_its_block_sets(tmp_path):
+    """eval resumes a run and ends it failed when some samples failed; a crash still fails it."""
+    store = Store(tmp_path / "db.sqlite")
+    run_id = store.start_run("eval")
+    with store.ending(run_id) as ending:
+        ending.status = "failed"
+    assert store.db["runs"].get(run_id)["status"] == "failed"
+    store.reopen_run(run_id)
+    with store.ending(run_id):
+        pass
+    assert store.db["runs"].get(run_id)["status"] == "done"
+    store.reopen_run(run_id)
+    with pytest.raises(KeyboardInterrupt), store.ending(run_id) as ending:
+        ending.status = "done"
+        raise KeyboardInterrupt
+    assert store.db["runs"].get(run_id)["status"] == "interrupted"

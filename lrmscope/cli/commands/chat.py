@@ -86,9 +86,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         title=title,
         restored=tuple(restored),
     )
-    try:
+    with store.ending(run_id):
         ChatApp(session).run()
-    finally:
-        store.end_run(run_id, "done")
     say(Console(stderr=True), f"chat saved as run {run_id} in {db_path}")
     return 0

@@ -23,7 +23,7 @@ from lrmscope.cli.printer import progress_columns, say
 from lrmscope.cli.setup import MAX_SEQUENCES, backend_slots, load_judges, start_run
 from lrmscope.engine.judges import JudgeOptions
 from lrmscope.errors import LrmscopeError
-from lrmscope.vocab import DEFAULT_JUDGE
+from lrmscope.vocab import DEFAULT_JUDGE, PROMPT_KINDS
 
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 1024
@@ -56,7 +56,7 @@ def register(commands) -> None:
     )
     parser.add_argument(
         "--prompt-kind",
-        choices=("harmful", "benign", "unknown"),
+        choices=PROMPT_KINDS,
         help="the kind of every prompt of the file, over its `harmful` or `label` column (by "
         "default: that column, else a WildJailbreak data_type, else harmful for StrongREJECT and "
         "unknown otherwise); safety metrics average harmful and unknown prompts only",
@@ -224,28 +224,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     runner = EvalRunner(store, model.open(), settings, run_id, judges)
     try:
-        with Progress(*progress_columns(), console=err) as bar:
+        with store.ending(run_id) as ending, Progress(*progress_columns(), console=err) as bar:
             task = bar.add_task("samples", total=total, completed=progress.done, rate="")
 
             def show(p: EvalProgress) -> None:
                 bar.update(task, completed=p.done + p.failed, rate=f"{p.tokens_per_s:.0f} tok/s")
 
             runner.run(jobs, progress, show)
+            ending.status = "done" if progress.done == total else "failed"
     except KeyboardInterrupt:
-        store.end_run(run_id, "interrupted")
         say(
             err,
             f"interrupted: {progress.done} of {total} samples are saved in {db_path} (run "
             f"{run_id}); run the same command to resume",
         )
         return 130
-    except BaseException:
-        store.end_run(run_id, "failed")
-        raise
     finally:
         model.close()
-    status = "done" if progress.done == total else "failed"
-    store.end_run(run_id, status)
     if progress.failed:
         say(
             err,
@@ -257,4 +252,4 @@ def cmd_eval(args: argparse.Namespace) -> int:
         + (f"; judged by {', '.join(j.name for j in judges)}" if judges else "")
         + f"; see `lrmscope metrics {db_path}`",
     )
-    return 0 if status == "done" else 1
+    return 0 if ending.status == "done" else 1

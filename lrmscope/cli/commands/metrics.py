@@ -13,6 +13,7 @@ from lrmscope.cli.options import count, existing_db, positive_int
 from lrmscope.core import metrics
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import counts as store_counts
+from lrmscope.vocab import BENIGN
 
 MAX_RESAMPLES = 1_000_000
 
@@ -298,8 +299,8 @@ def _metrics_tables(rows: list[dict], args) -> tuple:
     """The safety metrics of harmful and unknown prompts, then the thought lengths by verdict
     (two tables, to fit a terminal), then the benign prompts' refusals in a table of their own.
     Grouping columns that hold one value in every row of a table move to its title."""
-    safety = [row for row in rows if row["prompt_kind"] != metrics.BENIGN]
-    benign = [row for row in rows if row["prompt_kind"] == metrics.BENIGN]
+    safety = [row for row in rows if row["prompt_kind"] != BENIGN]
+    benign = [row for row in rows if row["prompt_kind"] == BENIGN]
     tables = _safety_tables(safety, args) if safety else ()
     return (*tables, _benign_table(benign)) if benign else tables
 

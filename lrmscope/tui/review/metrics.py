@@ -10,12 +10,11 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from lrmscope.core.metrics import BENIGN
 from lrmscope.core.review import SampleFilter
 from lrmscope.errors import LrmscopeError
 from lrmscope.tui.review.base import KeyBar, ReviewScreen
 from lrmscope.tui.review.text import bars, histograms, number, plain, whole
-from lrmscope.vocab import PARTS
+from lrmscope.vocab import BENIGN, PARTS
 
 
 class MetricsScreen(ReviewScreen):

@@ -22,6 +22,7 @@ from lrmscope.tui.review.metrics import MetricsScreen
 from lrmscope.tui.review.modals import AskText, Confirm, FilterScreen
 from lrmscope.tui.review.sample import DetailScreen
 from lrmscope.tui.review.text import number, one_line, plain, seconds, verdicts, whole
+from lrmscope.vocab import BENIGN
 
 PAGE = 200  # samples read at a time; the next page is read when the cursor nears the end
 SORTS = {"id": "id", "think_tokens": "think tokens", "elapsed": "time", "started_at": "start"}
@@ -400,6 +401,9 @@ class PromptScreen(SampleListScreen):
         if view.category:
             heading.append(" · ")
             heading.append_text(plain(view.category))
+        heading.append(f" · {view.kind}")
+        if view.kind == BENIGN:
+            heading.append(" (over-refusal: a refusal detector's safe is a refusal; no Safe@)")
         heading.append("\n")
         heading.append_text(plain(view.prompt))
         self.query_one("#prompt", Static).update(heading)
