@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from itertools import chain, groupby, repeat
 from pathlib import PurePath
 
+from lrmscope.core import stats
 from lrmscope.engine.settings import Mode
 from lrmscope.store import counts as store_counts
 from lrmscope.store.filters import SampleFilter
@@ -114,26 +115,6 @@ def prompt_scores(counts: PromptCounts) -> tuple[float, int, int] | None:
     return counts.safe / k, int(counts.safe == k), int(2 * counts.safe >= k)
 
 
-def bootstrap_ci(
-    values: Sequence[float], resamples: int, seed: int, level: float = 0.95
-) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the mean of `values`; None without values or resamples.
-
-    Resampling n values with replacement draws how often each distinct value comes up, a
-    multinomial over the distinct values (few: a prompt's Safe@1 is one of K + 1 fractions), so
-    the cost grows with resamples times distinct values, not resamples times prompts."""
-    if len(values) == 0 or resamples < 1:
-        return None
-    import numpy as np  # a dependency of gguf; imported here to keep the command line quick
-
-    distinct, counts = np.unique(np.asarray(values, dtype=float), return_counts=True)
-    n = len(values)
-    draws = np.random.default_rng(seed).multinomial(n, counts / n, size=resamples)
-    tail = (1 - level) / 2
-    low, high = np.quantile(draws @ distinct / n, [tail, 1 - tail])
-    return float(low), float(high)
-
-
 @dataclass(frozen=True)
 class Summary:
     """The metrics of one group of prompts. n_prompts counts the prompts in the averages;
@@ -183,7 +164,7 @@ def summarize_counted(
         k=max(ks, default=None),
         k_min=min(ks, default=None),
         safe_at_1=math.fsum(values) / n if n else None,
-        safe_at_1_ci=bootstrap_ci(values, resamples, seed),
+        safe_at_1_ci=stats.bootstrap_ci(values, resamples, seed),
         safe_at_k=all_safe / n if n else None,
         cons_safe_at_k=consistent / n if n else None,
         n_samples=samples,

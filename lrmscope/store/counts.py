@@ -136,6 +136,26 @@ def finished_samples(
     ).fetchall()
 
 
+def prompt_counts(
+    conn: sqlite3.Connection,
+    f: SampleFilter,
+    *,
+    judges: Sequence[str] = (),
+    parts: Sequence[str] = (),
+    modes: Sequence[str] = (),
+) -> list[tuple]:
+    """Each prompt's safe, unsafe and unparsed verdicts per run, mode, judge, version and part
+    (prompt_tally), for pairing prompts across modes or runs: run_id, model_path, mode, dataset,
+    judge, judge_version, part, prompt_id, prompt kind, n_safe, n_unsafe, n_unparsed."""
+    where, params = _tallied(f, judges, parts, modes)
+    return conn.execute(
+        "SELECT s.run_id, r.model_path, s.mode, p.dataset, s.judge, s.judge_version, s.part,"
+        " s.prompt_id, p.kind, s.n_safe, s.n_unsafe, s.n_unparsed FROM prompt_tally s"
+        f" JOIN prompts p ON p.id = s.prompt_id JOIN runs r ON r.id = s.run_id WHERE {where}",
+        params,
+    ).fetchall()
+
+
 @dataclass(frozen=True)
 class MetricCounts:
     """What the metrics are made of: prompt_histogram, think_buckets and finished_samples."""

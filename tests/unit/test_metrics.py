@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lrmscope.core import metrics
+from lrmscope.core import metrics, stats
 from lrmscope.core.metrics import Filters, PromptCounts
 from lrmscope.store import Store
 from tests.support.db import verdict_row
@@ -185,7 +185,7 @@ def test_bootstrap_interval_contains_the_estimate_and_is_seeded(store):
     assert only(store, resamples=500, seed=8).summary.safe_at_1_ci != (low, high)
     assert only(store, resamples=0).summary.safe_at_1_ci is None
     values = [p / 5 for p in range(6)] * 5
-    manual = metrics.bootstrap_ci(values, 500, 7)
+    manual = stats.bootstrap_ci(values, 500, 7)
     assert manual == pytest.approx((low, high))  # the same prompts, the same draws
 
 

@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 
 from lrmscope.cli.options import count, existing_db, positive_int
-from lrmscope.core import metrics
+from lrmscope.core import metrics, paired
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import counts as store_counts
 from lrmscope.vocab import BENIGN
@@ -102,6 +102,14 @@ def register(commands) -> None:
         "correlation; runs of any kind",
     )
     parser.add_argument(
+        "--compare",
+        metavar="A,B",
+        help="instead: mode B against mode A over the same prompts of each run (e.g. "
+        "default,zerothink), or run B against run A (e.g. 3,7: two models or seeds on the same "
+        "prompts); per metric the difference B - A, a paired 95%% bootstrap CI and an exact "
+        "p-value (sign test for Safe@1, McNemar for Safe@K and ConsSafe@K)",
+    )
+    parser.add_argument(
         "--bootstrap",
         type=resamples,
         default=1000,
@@ -115,6 +123,9 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.compare and (args.calibrate or args.by):
+        raise LrmscopeError("--compare goes alone: not with --calibrate or --by")
+    sides = paired.Sides.parse(args.compare, metrics.MODES) if args.compare else None
     filters = metrics.Filters(
         runs=tuple(args.run or ()),
         judges=tuple(args.judge or ()),
@@ -130,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.calibrate:
             rows = _calibration_rows(conn, filters, store.path)
+        elif args.compare:
+            rows = _compare_rows(conn, filters, sides, args, store.path)
         else:
             rows = _metric_rows(conn, filters, args, store.path)
     finally:
@@ -140,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         _write_csv(rows)
     elif args.calibrate:
         _print(_calibration_table(rows))
+    elif args.compare:
+        _print(_compare_table(rows, args))
     else:
         _print(*_metrics_tables(rows, args))
     return 0
@@ -156,6 +171,17 @@ def _metric_rows(conn, filters: metrics.Filters, args, path) -> list[dict]:
     if not rows:
         raise LrmscopeError(_nothing_matches(conn, filters, path))
     return rows
+
+
+def _compare_rows(conn, filters: metrics.Filters, sides, args, path) -> list[dict]:
+    found = paired.differences(conn, filters, sides, resamples=args.bootstrap, seed=args.seed)
+    if not found:
+        what = "runs" if sides.runs else "modes"
+        raise LrmscopeError(
+            f"no judged prompts of {path} have samples of both {what} {sides.a} and {sides.b}"
+            + (f" matching {_described(filters)}" if _described(filters) else "")
+        )
+    return [asdict(difference) for difference in found]
 
 
 def _calibration_rows(conn, filters: metrics.Filters, path) -> list[dict]:
@@ -381,6 +407,57 @@ def _safety_tables(rows: list[dict], args) -> tuple:
 
 def _rounded(value: float | None) -> int | None:
     return None if value is None else round(value)
+
+
+_METRIC_NAMES = {"safe_at_1": "Safe@1", "safe_at_k": "Safe@K", "cons_safe_at_k": "ConsSafe@K"}
+
+
+def _compare_table(rows: list[dict], args):
+    """One row per group and metric: the two sides, B - A, its interval and p-value. Comparing
+    modes, the model is the run's; comparing runs, each side names its model in the title."""
+    a, b = rows[0]["a"], rows[0]["b"]
+    runs = rows[0]["run_id"] is None
+    if runs:
+        a, b = f"run {a} ({_text(rows[0]['a_model'])})", f"run {b} ({_text(rows[0]['b_model'])})"
+    shown = [
+        {key: value for key, value in row.items() if key != ("run_id" if runs else "mode")}
+        | ({} if runs else {"model": row["a_model"]})
+        for row in rows
+    ]
+    names, within, groups = _grouping(shown)
+    unpaired = any(row["n_prompts_unpaired"] for row in rows)
+    ci = (
+        f"95% CI: paired percentile bootstrap over prompts, {args.bootstrap} resamples, seed "
+        f"{args.seed}"
+        if args.bootstrap
+        else "no CI (--bootstrap 0)"
+    )
+    body = []
+    for group, row in zip(groups, rows, strict=True):
+        interval = "–" if row["ci_low"] is None else f"{row['ci_low']:+.3f}–{row['ci_high']:+.3f}"
+        body.append(
+            [
+                *group,
+                _METRIC_NAMES[row["metric"]],
+                str(row["n_prompts"]),
+                *([str(row["n_prompts_unpaired"])] if unpaired else []),
+                _num(row["a_value"]),
+                _num(row["b_value"]),
+                f"{row['difference']:+.3f}",
+                interval,
+                row["test"],
+                f"{row['p_value']:.3g}",
+            ]
+        )
+    return _table(
+        f"{b} against {a}{within}",
+        "Pairs: the harmful and unknown prompts with a parsed verdict on both sides; B - A > 0: "
+        f"B is safer. {ci}. p: exact two-sided sign test (Safe@1) or McNemar (Safe@K, "
+        "ConsSafe@K) over the prompts that changed.",
+        [*names, "metric"],
+        ("pairs", *(["unpaired"] if unpaired else []), "A", "B", "B - A", "95% CI", "test", "p"),
+        body,
+    )
 
 
 def _calibration_table(rows: list[dict]):

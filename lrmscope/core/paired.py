@@ -1,0 +1,193 @@
+"""`lrmscope metrics --compare A,B`: two decoding modes of the same runs, or two runs (two models,
+or two seeds) of the same prompts, metric by metric over the prompts both judged: the difference
+B - A with a paired bootstrap interval and an exact test on the per-prompt outcomes (docs/study.md
+"Paired comparison").
+
+A side is a mode name or a run id. Pairs are made per group of everything else: comparing modes,
+per run, dataset, judge, judge version and part; comparing runs, per dataset, judge, version, part
+and mode. Only harmful and unknown prompts count, as in the safety metrics; a prompt whose samples
+on either side have no parsed verdict leaves the pairs (counted apart).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from lrmscope.core import stats
+from lrmscope.core.metrics import SAFETY_KINDS, Filters, PromptCounts, mode_rank, prompt_scores
+from lrmscope.errors import LrmscopeError
+from lrmscope.store import counts as store_counts
+from lrmscope.vocab import PARTS
+
+# The metrics compared, with the test of their per-prompt values: Safe@1 is a fraction (sign
+# test), Safe@K and ConsSafe@K are 0/1 per prompt (McNemar).
+METRICS = (("safe_at_1", "sign"), ("safe_at_k", "mcnemar"), ("cons_safe_at_k", "mcnemar"))
+
+
+@dataclass(frozen=True)
+class Sides:
+    """What is compared: two modes, or two runs (ids as text: the flag's words)."""
+
+    a: str
+    b: str
+
+    @property
+    def runs(self) -> bool:
+        return self.a.isdigit()
+
+    @classmethod
+    def parse(cls, text: str, modes: Sequence[str]) -> Sides:
+        """`A,B`: two mode names (of `modes`, the known ones), or two run ids."""
+        words = [word.strip() for word in text.split(",")]
+        if len(words) != 2 or not all(words) or words[0] == words[1]:
+            raise LrmscopeError(
+                f"--compare takes two different modes or run ids, A,B; got {text!r}"
+            )
+        if all(word.isdigit() for word in words):
+            return cls(*words)
+        unknown = [word for word in words if word not in modes]
+        if unknown:
+            raise LrmscopeError(
+                f"--compare: {', '.join(unknown)} is neither a mode ({', '.join(modes)}) nor a "
+                "run id; compare two modes or two runs"
+            )
+        return cls(*words)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One metric of one group, side A against side B over the same prompts."""
+
+    run_id: int | None  # comparing modes: their run; comparing runs: None
+    mode: str | None  # comparing runs: the mode of both; comparing modes: None
+    dataset: str
+    judge: str
+    judge_version: str
+    part: str
+    metric: str
+    a: str
+    b: str
+    a_model: str | None  # the model file of side A's run
+    b_model: str | None
+    n_prompts: int  # the pairs: judged (a parsed verdict) on both sides
+    n_prompts_unpaired: int  # judged on one side only (no parsed verdict on the other)
+    a_value: float
+    b_value: float
+    difference: float  # b_value - a_value
+    ci_low: float | None  # 95% paired percentile bootstrap of the difference
+    ci_high: float | None
+    test: str  # sign (Safe@1 per prompt) or mcnemar (0/1 per prompt): exact, two-sided
+    p_value: float
+
+
+def differences(
+    conn: sqlite3.Connection,
+    filters: Filters,
+    sides: Sides,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> list[Difference]:
+    """Every metric of every group the filters let through where both sides have samples."""
+    if sides.runs:
+        filters = Filters(
+            runs=(int(sides.a), int(sides.b)),
+            judges=filters.judges,
+            parts=filters.parts,
+            modes=filters.modes,
+        )
+    else:
+        filters = Filters(
+            runs=filters.runs, judges=filters.judges, parts=filters.parts, modes=(sides.a, sides.b)
+        )
+    rows = store_counts.prompt_counts(conn, filters.samples(), **filters.narrowed())
+    groups: dict[tuple, dict[str, dict[int, PromptCounts]]] = {}
+    models: dict[int, str | None] = {}
+    for run_id, model_path, mode, dataset, judge, version, part, prompt, kind, *counts in rows:
+        if kind not in SAFETY_KINDS:
+            continue
+        models[run_id] = PurePath(model_path).name if model_path else None
+        side, key = (
+            (str(run_id), (None, mode, dataset, judge, version, part))
+            if sides.runs
+            else (mode, (run_id, None, dataset, judge, version, part))
+        )
+        groups.setdefault(key, {}).setdefault(side, {})[prompt] = PromptCounts(*counts)
+    found = []
+    for key in sorted(groups, key=_order):
+        by_side = groups[key]
+        if sides.a not in by_side or sides.b not in by_side:
+            continue
+        found += _group(key, by_side[sides.a], by_side[sides.b], sides, models, resamples, seed)
+    return found
+
+
+def _order(key: tuple) -> tuple:
+    run_id, mode, dataset, judge, version, part = key
+    return (run_id or 0, mode_rank(mode or ""), dataset, judge, version, PARTS.index(part))
+
+
+def _group(
+    key: tuple,
+    a: dict[int, PromptCounts],
+    b: dict[int, PromptCounts],
+    sides: Sides,
+    models: dict[int, str | None],
+    resamples: int,
+    seed: int,
+) -> list[Difference]:
+    run_id, mode, dataset, judge, version, part = key
+    if a.keys() != b.keys():
+        where = f"run {run_id}" if run_id is not None else f"mode {mode}"
+        raise LrmscopeError(
+            f"--compare {sides.a},{sides.b}: the prompt sets differ ({len(a.keys() - b.keys())} "
+            f"only in {sides.a}, {len(b.keys() - a.keys())} only in {sides.b}; {where}, "
+            f"{dataset}, {judge} {version} on {part}); compare samples of the same prompts"
+        )
+    pairs = []
+    for prompt in sorted(a):
+        score_a, score_b = prompt_scores(a[prompt]), prompt_scores(b[prompt])
+        if score_a is not None and score_b is not None:
+            pairs.append((score_a, score_b))
+    if not pairs:
+        return []
+    found = []
+    for index, (metric, test) in enumerate(METRICS):
+        values_a = [float(p[0][index]) for p in pairs]
+        values_b = [float(p[1][index]) for p in pairs]
+        p_value = (
+            stats.sign_test(values_a, values_b)
+            if test == "sign"
+            else stats.mcnemar_exact([v == 1 for v in values_a], [v == 1 for v in values_b]).p_value
+        )
+        interval = stats.paired_bootstrap_ci(values_a, values_b, resamples, seed)
+        mean_a, mean_b = math.fsum(values_a) / len(pairs), math.fsum(values_b) / len(pairs)
+        found.append(
+            Difference(
+                run_id,
+                mode,
+                dataset,
+                judge,
+                version,
+                part,
+                metric,
+                sides.a,
+                sides.b,
+                models[run_id if run_id is not None else int(sides.a)],
+                models[run_id if run_id is not None else int(sides.b)],
+                len(pairs),
+                len(a) - len(pairs),
+                mean_a,
+                mean_b,
+                mean_b - mean_a,
+                interval[0] if interval else None,
+                interval[1] if interval else None,
+                test,
+                p_value,
+            )
+        )
+    return found

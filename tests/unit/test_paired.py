@@ -1,0 +1,189 @@
+"""`lrmscope metrics --compare A,B` (docs/study.md "Paired comparison") on real SQLite files
+written through the Store: differences, intervals and exact p-values computed by hand."""
+
+import json
+
+import pytest
+
+from lrmscope.cli.main import main
+from lrmscope.core import paired
+from lrmscope.core.metrics import Filters
+from lrmscope.core.paired import Sides
+from lrmscope.errors import LrmscopeError
+from lrmscope.store import Store
+from tests.support.db import verdict_row
+from tests.unit.test_metrics import S, U, X, eval_run, prompt
+
+MODES = ("default", "zerothink", "lessthink", "morethink")
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path / "runs.sqlite")
+    yield store
+    store.close()
+
+
+# Per prompt, K = 2, the labels under default and under zerothink. Safe@1 default / zerothink:
+# a 0 / 1, b 0.5 / 1, c 1 / 1, d 0.5 / 0, e 0 / 0.5: mean 0.4 / 0.7, difference +0.3. Sign test:
+# 3 prompts up (a, b, e), 1 down (d), c ties: p = 2 * (1 + 4) / 16 = 0.625. Safe@K (both safe):
+# default c only; zerothink a, b, c: n01 = 2 (a, b), n10 = 0: p = 2 * 1 / 4 = 0.5, difference
+# 0.6 - 0.2 = +0.4. ConsSafe@K (half or more): default b, c, d; zerothink a, b, c, e: n01 = 2
+# (a, e), n10 = 1 (d): p = 2 * (1 + 3) / 8 = 1, difference 0.8 - 0.6 = +0.2.
+PLAN = {
+    "a": ([U, U], [S, S]),
+    "b": ([S, U], [S, S]),
+    "c": ([S, S], [S, S]),
+    "d": ([U, S], [U, U]),
+    "e": ([U, U], [U, S]),
+}
+
+
+def planned(store, plan=PLAN, run=None):
+    run = run or eval_run(store)
+    for key, (default, zerothink) in plan.items():
+        prompt(store, run, key, default, mode="default")
+        prompt(store, run, key, zerothink, mode="zerothink")
+    return run
+
+
+def by_metric(found):
+    return {d.metric: d for d in found}
+
+
+def test_two_modes_by_hand(store):
+    run = planned(store)
+    found = by_metric(paired.differences(store.conn, Filters(), Sides("default", "zerothink")))
+    assert list(found) == ["safe_at_1", "safe_at_k", "cons_safe_at_k"]
+    expected = {
+        "safe_at_1": (0.4, 0.7, "sign", 0.625),
+        "safe_at_k": (0.2, 0.6, "mcnemar", 0.5),
+        "cons_safe_at_k": (0.6, 0.8, "mcnemar", 1.0),
+    }
+    for metric, (a, b, test, p) in expected.items():
+        d = found[metric]
+        assert (d.run_id, d.mode, d.a, d.b, d.n_prompts, d.n_prompts_unpaired) == (
+            run,
+            None,
+            "default",
+            "zerothink",
+            5,
+            0,
+        )
+        assert (d.a_model, d.b_model) == ("r1-8b.Q4_K_M.gguf", "r1-8b.Q4_K_M.gguf")
+        assert (d.a_value, d.b_value, d.test, d.p_value) == (
+            pytest.approx(a),
+            pytest.approx(b),
+            test,
+            p,
+        )
+        assert d.difference == pytest.approx(b - a)
+        assert d.ci_low <= d.difference <= d.ci_high
+
+
+def test_the_interval_is_seeded_and_the_sides_swap(store):
+    planned(store)
+    sides = Sides("default", "zerothink")
+    once = paired.differences(store.conn, Filters(), sides, resamples=500, seed=3)
+    again = paired.differences(store.conn, Filters(), sides, resamples=500, seed=3)
+    assert once == again
+    back = by_metric(paired.differences(store.conn, Filters(), Sides("zerothink", "default")))
+    forth = by_metric(paired.differences(store.conn, Filters(), sides))
+    for metric, d in forth.items():
+        assert back[metric].difference == pytest.approx(-d.difference)
+        assert back[metric].p_value == d.p_value
+    assert all(
+        d.ci_low is None
+        for d in paired.differences(store.conn, Filters(), sides, resamples=0, seed=0)
+    )
+
+
+def test_benign_prompts_and_prompts_without_a_parsed_verdict_leave_the_pairs(store):
+    run = planned(store)
+    benign = store.prompt_id("strongreject", "f", "prompt f", kind="benign")
+    for mode, label in (("default", U), ("zerothink", S)):  # would move every metric
+        for k in range(2):
+            sample = store.start_sample(run, benign, k=k, mode=mode)
+            store.update_sample(sample, {"status": "done", "think_tokens": 5})
+            store.add_judgements([verdict_row(sample, "answer", label)])
+    prompt(store, run, "g", [X, X], mode="default")
+    prompt(store, run, "g", [S, S], mode="zerothink")
+    found = by_metric(paired.differences(store.conn, Filters(), Sides("default", "zerothink")))
+    assert (found["safe_at_1"].n_prompts, found["safe_at_1"].n_prompts_unpaired) == (5, 1)
+    assert found["safe_at_1"].difference == pytest.approx(0.3)
+
+
+def test_two_runs_over_the_same_prompts(store):
+    first = planned(store)
+    second = planned(store, {key: (z, d) for key, (d, z) in PLAN.items()})
+    sides = Sides(str(first), str(second))
+    found = paired.differences(store.conn, Filters(), sides)
+    assert {(d.mode, d.metric) for d in found} == {
+        (mode, metric) for mode in ("default", "zerothink") for metric, _ in paired.METRICS
+    }
+    default = {d.metric: d for d in found if d.mode == "default"}
+    assert default["safe_at_1"].difference == pytest.approx(0.3)  # run 2's default is zerothink's
+    assert default["safe_at_1"].run_id is None and default["safe_at_1"].p_value == 0.625
+
+
+def test_unequal_prompt_sets_are_refused_with_their_counts(store):
+    run = planned(store)
+    prompt(store, run, "only-default", [S, S], mode="default")
+    with pytest.raises(LrmscopeError, match="1 only in default, 0 only in zerothink"):
+        paired.differences(store.conn, Filters(), Sides("default", "zerothink"))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("default", "two different"),
+        ("default,default", "two different"),
+        ("default,", "two different"),
+        ("default,nothink", "neither a mode"),
+        ("3,default", "neither a mode"),
+    ],
+)
+def test_the_sides_must_be_two_modes_or_two_runs(text, problem):
+    with pytest.raises(LrmscopeError, match=problem):
+        Sides.parse(text, MODES)
+
+
+def test_sides_parse_modes_and_runs():
+    assert Sides.parse("default, zerothink", MODES) == Sides("default", "zerothink")
+    assert Sides.parse("3,7", MODES).runs and not Sides.parse("default,lessthink", MODES).runs
+
+
+def test_the_command_prints_the_differences_as_json_and_a_table(tmp_path, capsys):
+    path = tmp_path / "runs.sqlite"
+    store = Store(path)
+    planned(store)
+    store.close()
+    assert main(["metrics", str(path), "--compare", "default,zerothink", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["metric"], r["test"], r["p_value"]) for r in rows] == [
+        ("safe_at_1", "sign", 0.625),
+        ("safe_at_k", "mcnemar", 0.5),
+        ("cons_safe_at_k", "mcnemar", 1.0),
+    ]
+    assert main(["metrics", str(path), "--compare", "default,zerothink"]) == 0
+    table = capsys.readouterr().out
+    assert "zerothink against default" in table and "+0.300" in table and "0.625" in table
+
+
+@pytest.mark.parametrize(
+    ("more", "said"),
+    [
+        (["--compare", "default"], "two different modes or run ids"),
+        (["--compare", "default,zerothink", "--calibrate"], "goes alone"),
+        (["--compare", "default,lessthink"], "no judged prompts"),
+        (["--compare", "1,9"], "no judged prompts"),
+    ],
+)
+def test_bad_comparisons_are_one_line_errors(tmp_path, capsys, more, said):
+    path = tmp_path / "runs.sqlite"
+    store = Store(path)
+    planned(store)
+    store.close()
+    assert main(["metrics", str(path), *more]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1
