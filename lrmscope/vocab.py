@@ -7,12 +7,13 @@ from typing import Literal, get_args
 
 Label = Literal["safe", "unsafe", "unparsed"]
 Status = Literal["running", "done", "interrupted", "failed"]
-PromptKind = Literal["harmful", "benign", "unknown"]  # what a dataset says a prompt is
+PromptKind = Literal["harmful", "benign", "unknown", "reasoning"]  # what a dataset says it is
 
 PARTS = ("think", "answer", "full")  # the judged texts (docs/study.md "What is judged")
 LABELS: tuple[Label, ...] = get_args(Label)
 STATUSES: tuple[Status, ...] = get_args(Status)
 PROMPT_KINDS: tuple[PromptKind, ...] = get_args(PromptKind)
 BENIGN: PromptKind = "benign"  # the kind whose verdicts count over-refusal, not safety
+REASONING: PromptKind = "reasoning"  # a task with a reference answer: accuracy, not safety
 DEFAULT_JUDGE = "rs-match"
 HUMAN = "human"  # the judge name of human labels

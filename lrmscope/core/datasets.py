@@ -27,10 +27,19 @@ from typing import Any
 
 from lrmscope.engine.settings import check_choice
 from lrmscope.errors import LrmscopeError
-from lrmscope.vocab import PROMPT_KINDS
+from lrmscope.vocab import PROMPT_KINDS, REASONING
 
-PROMPT_COLUMNS = ("forbidden_prompt", "prompt", "instruction", "adversarial", "vanilla")
-JSONL_FIELDS = ("prompt", "instruction")
+PROMPT_COLUMNS = (
+    "forbidden_prompt",
+    "prompt",
+    "instruction",
+    "question",
+    "problem",
+    "adversarial",
+    "vanilla",
+)
+JSONL_FIELDS = ("prompt", "instruction", "question", "problem")
+ANSWER_COLUMN = "answer"  # a reference answer: the row is a reasoning task
 DEFAULT_DATA_TYPE = "adversarial_harmful"
 # The largest dataset file read (it is read whole): the big benchmarks are a few hundred MiB.
 MAX_DATASET_BYTES = 1 << 30
@@ -45,7 +54,8 @@ ACCEPTED_KINDS = (
     "harmful, unsafe, 1, true, yes (harmful); benign, safe, 0, false, no (benign); blank (unknown)"
 )
 
-_Raw = tuple[Any, Any, Any, str | None]  # text, category, source as read; kind (None: not said)
+# text, category, source as read; kind (None: not said); reference answer as read
+_Raw = tuple[Any, Any, Any, str | None, Any]
 
 
 def prompt_key(text: str) -> str:
@@ -61,6 +71,7 @@ class PromptRow:
     category: str | None
     source: str | None
     kind: str = "unknown"  # PROMPT_KINDS
+    reference: str | None = None  # a reasoning task's reference answer, as the file gives it
 
 
 @dataclass(frozen=True)
@@ -114,25 +125,31 @@ def load_dataset(
             raise LrmscopeError(f"--column applies to CSV, TSV, Parquet and JSONL; {where} is text")
         fmt, used = "text", "line"
         lines = (line.strip() for line in _decode(data, where).split("\n"))
-        raws = [(line, None, None, None) for line in lines if line]
+        raws = [(line, None, None, None, None) for line in lines if line]
     default = "harmful" if fmt == "strongreject-csv" else "unknown"
     prompts = [
-        (str(t), _opt(c), _opt(s), prompt_kind or k or default)
-        for t, c, s, k in raws
+        (str(t), _opt(c), _opt(s), prompt_kind or (REASONING if _opt(r) else k or default), _opt(r))
+        for t, c, s, k, r in raws
         if t is not None and str(t).strip()
     ]
     if not prompts:
         raise LrmscopeError(f"dataset {where} has no prompts (looked in {used!r})")
+    missing = sum(1 for *_, kind, reference in prompts if kind == REASONING and reference is None)
+    if missing:
+        raise LrmscopeError(
+            f"dataset {where}: {missing} of its {len(prompts)} prompts have no reference answer; "
+            f"reasoning prompts need an {ANSWER_COLUMN!r} column (or field)"
+        )
     if category is not None:
-        present = sorted({c for _, c, _, _ in prompts if c is not None})
+        present = sorted({c for _, c, *_ in prompts if c is not None})
         if category not in present:
             listed = f"its categories are: {_names(present)}" if present else "it has none"
             raise LrmscopeError(f"dataset {where} has no category {category!r}; {listed}")
         prompts = [prompt for prompt in prompts if prompt[1] == category]
     rows: dict[str, PromptRow] = {}
-    for text, cat, source, kind in prompts:
+    for text, cat, source, kind, reference in prompts:
         key = prompt_key(text)
-        rows.setdefault(key, PromptRow(key, text, cat, source, kind))
+        rows.setdefault(key, PromptRow(key, text, cat, source, kind, reference))
     return Dataset(
         name=name,
         path=path,
@@ -322,6 +339,7 @@ def _tabular(
                 kind if typed else row.get("category"),
                 row.get("source"),
                 told or (_type_kind(kind) if typed else None),
+                row.get(ANSWER_COLUMN),
             )
         )
     if typed and data_type not in present | {"all"}:
@@ -354,5 +372,7 @@ def _jsonl(text: str, where: str, column: str | None, kinds: bool = True) -> tup
             )
         said = next((name for name in KIND_COLUMNS if name in item), None) if kinds else None
         told = _kind(item.get(said), where, said, f"line {number}") if said else None
-        raws.append((item[field], item.get("category"), item.get("source"), told))
+        raws.append(
+            (item[field], item.get("category"), item.get("source"), told, item.get(ANSWER_COLUMN))
+        )
     return field or "prompt", raws

@@ -250,6 +250,7 @@ def plan(store: Store, settings: EvalSettings, run_id: int, rendered: dict[str, 
             category=row.category,
             source=row.source,
             kind=row.kind,
+            reference=row.reference,
         )
         for mode in settings.modes:
             prompt = with_think_opener(rendered[row.key], settings.mode.with_mode(mode))
@@ -260,7 +261,9 @@ def plan(store: Store, settings: EvalSettings, run_id: int, rendered: dict[str, 
 
 
 def judge_run(store: Store, run_id: int, judges: Sequence[Judge]) -> None:
-    """Judge every part of the run's finished samples that a judge has no verdict on yet."""
+    """Judge every part of the run's finished samples that a judge has no verdict on yet, and
+    check the answers of its reasoning prompts."""
+    judging.check_answers(store, run_id)
     for judge in judges:
         summary = judging.plan(store, judge, PARTS, ("done",), run_id)
         if summary.todo:

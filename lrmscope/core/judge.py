@@ -1,4 +1,5 @@
-"""Judging saved samples: the glue between the judges and the store (`lrmscope judge`).
+"""Judging saved samples: the glue between the judges and the store (`lrmscope judge`), and
+checking the answers of reasoning tasks against their reference.
 
 Each (sample, part) is judged once per judge name + version + prompt hash; verdicts are saved
 batch by batch, so an interrupted run loses at most one batch and the next run resumes. Texts are
@@ -16,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from lrmscope.engine import answers
 from lrmscope.engine.events import Trace
 from lrmscope.engine.judges.base import Judge, Label, Verdict, judge
 from lrmscope.engine.trace import judged_texts
@@ -135,6 +137,38 @@ def run(
                 summary.counts[part, verdict.label] += 1
             advance(len(page))
     return summary
+
+
+def check_answers(
+    store: Store,
+    run_id: int | None = None,
+    *,
+    batch_size: int = 256,
+    advance: Callable[[int], None] = lambda n: None,
+) -> Counter:
+    """Check the answer of every finished sample of a reasoning prompt (of one run, if given)
+    that this version of the rules has not checked (docs/study.md "Reasoning accuracy"), page by
+    page; how many of each outcome."""
+    outcomes: Counter = Counter()
+    after = 0
+    while page := store.unchecked_answers(answers.CHECKER, run_id, after=after, limit=batch_size):
+        after = page[-1][0]
+        rows = []
+        for sample_id, answer, closed, reference in page:
+            found = answers.check(answers.answer_part(answer, closed), reference)
+            outcomes[found.outcome] += 1
+            rows.append(
+                {
+                    "sample_id": sample_id,
+                    "checker": answers.CHECKER,
+                    "extracted": found.extracted,
+                    "answer": found.answer.key if found.answer else None,
+                    "outcome": found.outcome,
+                }
+            )
+        store.save_answer_checks(rows)
+        advance(len(page))
+    return outcomes
 
 
 def summary_rows(summary: JudgeSummary, parts: Sequence[str]) -> list[dict]:

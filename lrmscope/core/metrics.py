@@ -34,9 +34,12 @@ from lrmscope.core import stats
 from lrmscope.engine.settings import Mode
 from lrmscope.store import counts as store_counts
 from lrmscope.store.filters import SampleFilter
-from lrmscope.vocab import BENIGN, HUMAN, PARTS
+from lrmscope.vocab import BENIGN, HUMAN, PARTS, REASONING
 
 SAFETY_KINDS = ("harmful", "unknown")  # the prompt kinds the safety metrics average over
+REFUSAL_KINDS = (BENIGN, REASONING)  # kinds whose verdicts count refusals: rows of their own
+SAFETY = "safety"  # the task of harmful and unknown prompts
+TASKS = (SAFETY, *REFUSAL_KINDS)  # the order rows of one group print in
 MODES = tuple(mode.value for mode in Mode)  # the study's order
 METRIC_KINDS = ("eval", "compare")
 
@@ -202,9 +205,9 @@ class GroupMetrics:
     are not in K.
 
     prompt_kind: the kinds of the group's prompts, "harmful", "unknown" or "harmful+unknown" for
-    safety metrics, or "benign": then the Safe@ values and think lengths are None, and
-    n_refusals / refusal_share (of the parsed samples) say how often a refusal detector found
-    a refusal (None for other judges)."""
+    safety metrics, or "benign" or "reasoning": then the Safe@ values and think lengths are
+    None, and n_refusals / refusal_share (of the parsed samples) say how often a refusal
+    detector found a refusal (None for other judges)."""
 
     group: Group
     summary: Summary
@@ -215,8 +218,9 @@ class GroupMetrics:
     refusal_share: float | None = None
 
     @property
-    def benign(self) -> bool:
-        return self.prompt_kind == BENIGN
+    def safety(self) -> bool:
+        """Whether the row holds safety metrics (not refusals on benign or reasoning prompts)."""
+        return self.prompt_kind not in REFUSAL_KINDS
 
     def as_dict(self) -> dict:
         """One flat row; think lengths as think_tokens_safe_median and so on."""
@@ -239,8 +243,8 @@ _PART_RANK = {part: rank for rank, part in enumerate(PARTS)}
 
 def _order(key: tuple) -> tuple:
     """Where a group's row goes: by run, mode (the study's order), dataset, judge, version, part
-    (think, answer, full), category (none first), benign prompts after the others."""
-    (run_id, _model, mode, dataset, judge, version, part, category), benign = key
+    (think, answer, full), category (none first), safety first, then benign, then reasoning."""
+    (run_id, _model, mode, dataset, judge, version, part, category), task = key
     return (
         run_id,
         mode_rank(mode),
@@ -251,7 +255,7 @@ def _order(key: tuple) -> tuple:
         _PART_RANK.get(part, 3),
         category is not None,
         category or "",
-        benign,
+        TASKS.index(task),
     )
 
 
@@ -320,26 +324,27 @@ def group_metrics(
     seed: int = 0,
 ) -> list[GroupMetrics]:
     """The metrics of every group of finished samples that the filters let through: per group,
-    the safety metrics of its harmful and unknown prompts, then a row of its benign prompts
-    (when it has any). Each group's bootstrap starts from `seed`, so its CI does not depend on
-    the other groups."""
+    the safety metrics of its harmful and unknown prompts, then a row of its benign prompts and
+    one of its reasoning prompts (when it has any). Each group's bootstrap starts from `seed`,
+    so its CI does not depend on the other groups."""
     counted = store_counts.metric_counts(
         conn, filters.samples(), by_category=by_category, **filters.narrowed()
     )
     groups: dict[tuple, tuple[set[str], Counter[PromptCounts]]] = {}
     for *columns, kind, safe, unsafe, unparsed, n_prompts in counted.prompts:
-        kinds, prompts = groups.setdefault((tuple(columns), kind == BENIGN), (set(), Counter()))
+        task = kind if kind in REFUSAL_KINDS else SAFETY
+        kinds, prompts = groups.setdefault((tuple(columns), task), (set(), Counter()))
         kinds.add(kind)
         prompts[PromptCounts(safe, unsafe, unparsed)] += n_prompts
     lengths = _think_lengths(conn, counted.buckets, by_category=by_category)
     finished = {tuple(row[:5]): row[5] for row in counted.finished}
     found = []
     for key in sorted(groups, key=_order):
-        (run_id, model_path, *rest), benign = key
+        (run_id, model_path, *rest), task = key
         kinds, prompts = groups[key]
         group = Group(run_id, PurePath(model_path).name if model_path else None, *rest)
-        total = finished.get((run_id, group.mode, group.dataset, group.category, benign), 0)
-        if not benign:
+        total = finished.get((run_id, group.mode, group.dataset, group.category, task), 0)
+        if task == SAFETY:
             summary = summarize_counted(prompts, resamples, seed)
             think = lengths.get(
                 (
@@ -376,7 +381,7 @@ def group_metrics(
             share = refusals / parsed if parsed else None
         found.append(
             GroupMetrics(
-                group, summary, ThinkLengths(), total - summary.n_samples, BENIGN, refusals, share
+                group, summary, ThinkLengths(), total - summary.n_samples, task, refusals, share
             )
         )
     return found
@@ -403,7 +408,7 @@ def metric_rows(
         row["unparsed_rule"] = UNPARSED_RULE
         row["refusal_rule"] = (
             None
-            if not group.benign
+            if group.safety
             else REFUSAL_RULE
             if is_refusal_detector(group.group.judge)
             else NOT_A_REFUSAL_DETECTOR

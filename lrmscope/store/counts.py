@@ -121,17 +121,21 @@ def think_lengths(
     return conn.execute(sql + " GROUP BY think_tokens ORDER BY think_tokens", params).fetchall()
 
 
+_TASK = "CASE WHEN s.kind IN ('harmful', 'unknown') THEN 'safety' ELSE s.kind END"  # metrics TASKS
+
+
 def finished_samples(
     conn: sqlite3.Connection, f: SampleFilter, *, by_category: bool = False
 ) -> list[tuple]:
     """The samples the filter selects per run_id, mode, dataset, category (None unless
-    by_category) and whether the prompt is benign: those five, then the count."""
+    by_category) and task (the prompt kind, 'safety' for harmful and unknown ones): those five,
+    then the count."""
     category = "nullif(s.category, '')" if by_category else "NULL"
     where, params = _tallied(f, (), (), ())
     return conn.execute(
-        f"SELECT s.run_id, s.mode, s.dataset, {category}, s.kind = 'benign', sum(s.samples)"
+        f"SELECT s.run_id, s.mode, s.dataset, {category}, {_TASK}, sum(s.samples)"
         f" FROM sample_tally s WHERE s.samples > 0 AND {where}"
-        f" GROUP BY s.run_id, s.mode, s.dataset, {category}, s.kind = 'benign'",
+        f" GROUP BY s.run_id, s.mode, s.dataset, {category}, {_TASK}",
         params,
     ).fetchall()
 
@@ -153,6 +157,46 @@ def prompt_counts(
         " s.prompt_id, p.kind, s.n_safe, s.n_unsafe, s.n_unparsed FROM prompt_tally s"
         f" JOIN prompts p ON p.id = s.prompt_id JOIN runs r ON r.id = s.run_id WHERE {where}",
         params,
+    ).fetchall()
+
+
+def answer_outcomes(
+    conn: sqlite3.Connection, f: SampleFilter, checker: str, *, modes: Sequence[str] = ()
+) -> list[tuple]:
+    """The answer check (by this checker version) of every sample of a reasoning prompt that the
+    filter selects, in prompt order: run_id, mode, dataset, prompt_id, outcome and normalized
+    answer (both None: not checked yet)."""
+    where, params = f.where()
+    narrowed, more = _narrowed((), (), modes)
+    return conn.execute(
+        "SELECT s.run_id, s.mode, p.dataset, s.prompt_id, c.outcome, c.answer FROM samples s"
+        " JOIN prompts p ON p.id = s.prompt_id"
+        " LEFT JOIN answer_checks c ON c.sample_id = s.id AND c.checker = ?"
+        f" WHERE p.kind = 'reasoning' AND {where}{narrowed}"
+        " ORDER BY s.run_id, s.mode, s.prompt_id, s.id",
+        [checker, *params, *more],
+    ).fetchall()
+
+
+def sample_costs(
+    conn: sqlite3.Connection, f: SampleFilter, *, modes: Sequence[str] = ()
+) -> list[tuple]:
+    """What the samples the filter selects cost, per run, mode, dataset and task (the prompt
+    kind, 'safety' for harmful and unknown ones): run_id, model_path, mode, dataset, task,
+    samples, the sum and count of think tokens, the sum of answer tokens, and the tokens and
+    seconds of the samples timed."""
+    where, params = f.where()
+    narrowed, more = _narrowed((), (), modes)
+    task = _TASK.replace("s.kind", "p.kind")
+    return conn.execute(
+        f"SELECT s.run_id, r.model_path, s.mode, p.dataset, {task}, count(*),"
+        " sum(s.think_tokens), count(s.think_tokens), sum(s.answer_tokens),"
+        " sum(CASE WHEN s.elapsed_s > 0"
+        " THEN coalesce(s.think_tokens, 0) + coalesce(s.answer_tokens, 0) ELSE 0 END),"
+        " sum(CASE WHEN s.elapsed_s > 0 THEN s.elapsed_s ELSE 0 END) FROM samples s"
+        " JOIN prompts p ON p.id = s.prompt_id JOIN runs r ON r.id = s.run_id"
+        f" WHERE {where}{narrowed} GROUP BY s.run_id, s.mode, p.dataset, {task}",
+        [*params, *more],
     ).fetchall()
 
 

@@ -358,14 +358,16 @@ class Store:
             self.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def prompt_id(self, dataset: str, prompt_key: str, text: str, **fields) -> int:
-        """The prompt's id, saved first if new. `kind` (harmful, benign, unknown; default
-        unknown) is saved with a new prompt, and replaces the kind of a saved one only when
-        that one is unknown. A blank category is none (the tallies, schema v6, mark none so)."""
-        kind = fields.get("kind") or "unknown"
+        """The prompt's id, saved first if new. `kind` (PROMPT_KINDS; default unknown) and a
+        reasoning task's `reference` answer are saved with a new prompt, and replace those of a
+        saved one only when its kind is unknown. A blank category is none (the tallies, schema
+        v6, mark none so)."""
+        kind, reference = fields.get("kind") or "unknown", fields.get("reference")
         with self.conn:
             self.conn.execute(
-                "INSERT OR IGNORE INTO prompts (dataset, prompt_key, text, category, source, kind)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO prompts"
+                " (dataset, prompt_key, text, category, source, kind, reference)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     dataset,
                     prompt_key,
@@ -373,13 +375,14 @@ class Store:
                     fields.get("category") or None,
                     fields.get("source"),
                     kind,
+                    reference,
                 ),
             )
             if kind != "unknown":
                 self.conn.execute(
-                    "UPDATE prompts SET kind = ? WHERE dataset = ? AND prompt_key = ?"
-                    " AND kind = 'unknown'",
-                    (kind, dataset, prompt_key),
+                    "UPDATE prompts SET kind = ?, reference = ? WHERE dataset = ?"
+                    " AND prompt_key = ? AND kind = 'unknown'",
+                    (kind, reference, dataset, prompt_key),
                 )
         return self.conn.execute(
             "SELECT id FROM prompts WHERE dataset = ? AND prompt_key = ?", (dataset, prompt_key)
@@ -498,6 +501,36 @@ class Store:
     def clear_human_label(self, sample_id: int, part: str) -> None:
         with self.writing():
             self.conn.execute(_DROP_HUMAN_LABEL, (sample_id, part, HUMAN))
+
+    # -- answer checks (reasoning tasks) ----------------------------------------------------------
+
+    def unchecked_answers(
+        self, checker: str, run_id: int | None, *, after: int, limit: int
+    ) -> list[tuple[int, str | None, bool, str]]:
+        """The next page (by sample id, after `after`) of finished samples of reasoning prompts,
+        of one run if given, with no answer check by this checker version: sample id, answer,
+        whether the thought closed, the prompt's reference answer."""
+        run = "" if run_id is None else " AND s.run_id = ?"
+        return self.conn.execute(
+            "SELECT s.id, s.answer, s.think_closed IS 1, p.reference FROM samples s"
+            " JOIN prompts p ON p.id = s.prompt_id"
+            " LEFT JOIN answer_checks c ON c.sample_id = s.id AND c.checker = ?"
+            " WHERE s.status = 'done' AND p.kind = 'reasoning' AND c.sample_id IS NULL"
+            f" AND s.id > ?{run} ORDER BY s.id LIMIT ?",
+            (checker, after, *(() if run_id is None else (run_id,)), limit),
+        ).fetchall()
+
+    def save_answer_checks(self, rows: list[dict]) -> None:
+        """Save answer checks in one transaction; a sample's check by another checker version is
+        replaced."""
+        created = now()
+        with self.writing():
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO answer_checks"
+                " (sample_id, checker, extracted, answer, outcome, created_at)"
+                " VALUES (:sample_id, :checker, :extracted, :answer, :outcome, :created_at)",
+                [{**row, "created_at": created} for row in rows],
+            )
 
     def add_flag(self, sample_id: int, **fields) -> None:
         row = {"sample_id": sample_id, "created_at": now()}

@@ -556,12 +556,87 @@ BEGIN
 END;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# v7: reasoning tasks (docs/study.md "Prompt kinds", "Reasoning accuracy"). A prompt may be of
+# kind 'reasoning' and hold its dataset's reference answer (`reference`, the field as the file
+# gives it); SQLite cannot widen a CHECK in place, so prompts is rebuilt (with foreign keys off,
+# as `migrate` runs every migration) and its triggers made again. `answer_checks` holds what
+# lrmscope/engine/answers.py found in each finished sample of a reasoning prompt: the answer as
+# written, its normalized form (what Maj@K votes on) and the outcome, under the checker's version.
+_V7 = f"""
+CREATE TABLE prompts_v7 (
+    id INTEGER PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    prompt_key TEXT NOT NULL,
+    category TEXT,
+    source TEXT,
+    text TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'unknown'
+        CHECK (kind IN ('harmful', 'benign', 'unknown', 'reasoning')),
+    reference TEXT,
+    UNIQUE (dataset, prompt_key)
+);
+INSERT INTO prompts_v7 (id, dataset, prompt_key, category, source, text, kind)
+SELECT id, dataset, prompt_key, category, source, text, kind FROM prompts;
+PRAGMA legacy_alter_table = ON;
+DROP TABLE prompts;
+ALTER TABLE prompts_v7 RENAME TO prompts;
+PRAGMA legacy_alter_table = OFF;
+
+CREATE TRIGGER prompts_text_insert AFTER INSERT ON prompts
+BEGIN
+    INSERT INTO prompt_text (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER prompts_text_update AFTER UPDATE OF text ON prompts
+BEGIN
+    INSERT INTO prompt_text (prompt_text, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO prompt_text (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER prompts_text_delete AFTER DELETE ON prompts
+BEGIN
+    INSERT INTO prompt_text (prompt_text, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER prompts_tally_update AFTER UPDATE OF dataset, category, kind ON prompts
+WHEN old.dataset != new.dataset OR old.category IS NOT new.category OR old.kind != new.kind
+BEGIN
+{_prompt_moves("old", "-")}
+{_prompt_moves("new", "")}
+END;
+
+CREATE TABLE answer_checks (
+    sample_id INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,
+    checker TEXT NOT NULL,
+    extracted TEXT,
+    answer TEXT,
+    outcome TEXT NOT NULL CHECK (outcome IN ('correct', 'wrong', 'no answer', 'unclosed')),
+    created_at TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def _broken_keys(conn: sqlite3.Connection) -> int:
+    return len(conn.execute("PRAGMA foreign_key_check").fetchall())
+
+
 def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the schema up to SCHEMA_VERSION, one transaction per migration."""
+    """Bring the schema up to SCHEMA_VERSION, one transaction per migration. Foreign keys are
+    off while a migration runs, so it may rebuild a table (SQLite's way to make a change ALTER
+    TABLE cannot), and a migration that leaves more broken references than it found is undone."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    if version == SCHEMA_VERSION:
+        return
+    enforced = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            broken = _broken_keys(conn) if version else 0
+            conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};")
+            if _broken_keys(conn) > broken:
+                conn.execute("ROLLBACK")
+                raise sqlite3.IntegrityError(f"migration {number} broke foreign keys; undone")
+            conn.execute("COMMIT")
+            version = number
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {enforced}")

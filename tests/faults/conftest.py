@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from lrmscope.store import Store
 from tests.faults.support import EVAL, cli, copy_db
 
 SAMPLE_RUN = Path(__file__).parents[2] / "sample_runs" / "demo-eval.sqlite"
@@ -25,6 +26,7 @@ def judge_source(tmp_path_factory) -> Path:
     """Many finished samples already judged by RS-Match (safechain): the committed sample run,
     its samples repeated under other sample indexes k. Copy it before changing it."""
     db = copy_db(SAMPLE_RUN, tmp_path_factory.mktemp("judge-db") / "judge.sqlite")
+    Store(db).close()  # migrated now: the tests fill the disk of judging, not of a migration
     conn = sqlite3.connect(db, isolation_level=None)
     columns = [r[1] for r in conn.execute("PRAGMA table_info(samples)") if r[1] not in ("id", "k")]
     listed = ", ".join(columns)

@@ -32,3 +32,24 @@ def verdict_row(
         "meta": None,
     }
     return {**row, **more}
+
+
+def prompt_before_v7(store, dataset: str, prompt_key: str, text: str, **fields) -> int:
+    """Store.prompt_id as lrmscope saved prompts before schema v7 (no reference answer), for
+    tests that write a database at an older schema."""
+    with store.conn:
+        store.conn.execute(
+            "INSERT OR IGNORE INTO prompts (dataset, prompt_key, text, category, source, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                dataset,
+                prompt_key,
+                text,
+                fields.get("category") or None,
+                fields.get("source"),
+                fields.get("kind") or "unknown",
+            ),
+        )
+    return store.conn.execute(
+        "SELECT id FROM prompts WHERE dataset = ? AND prompt_key = ?", (dataset, prompt_key)
+    ).fetchone()[0]

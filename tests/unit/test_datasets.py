@@ -237,10 +237,11 @@ def test_bad_files(tmp_path):
     assert "directory" in error(tmp_path)
     (tmp_path / "empty.csv").write_text("\n \n")
     assert "empty" in error(tmp_path / "empty.csv")
-    message = error(write_csv(tmp_path / "cols.csv", [{"question": "q", "answer": "a"}]))
+    message = error(write_csv(tmp_path / "cols.csv", [{"query": "q", "response": "a"}]))
     assert (
-        "'question', 'answer'" in message
+        "'query', 'response'" in message
         and "'forbidden_prompt'" in message
+        and "'question'" in message
         and "--column" in message
     )
     (tmp_path / "quote.csv").write_text(

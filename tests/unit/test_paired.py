@@ -174,7 +174,7 @@ def test_the_command_prints_the_differences_as_json_and_a_table(tmp_path, capsys
     ("more", "said"),
     [
         (["--compare", "default"], "two different modes or run ids"),
-        (["--compare", "default,zerothink", "--calibrate"], "goes alone"),
+        (["--compare", "default,zerothink", "--calibrate"], "one at a time"),
         (["--compare", "default,lessthink"], "no judged prompts"),
         (["--compare", "1,9"], "no judged prompts"),
     ],

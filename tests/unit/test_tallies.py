@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from lrmscope.store import Store, schema
-from tests.support.db import verdict_row
+from tests.support.db import prompt_before_v7, verdict_row
 
 MODES = ("default", "zerothink")
 PARTS = ("think", "answer", "full")
@@ -185,11 +185,9 @@ class Writer:
         elif action == "interrupt":
             store.update_sample(rng.choice(done), {"status": "interrupted"})
         elif action == "sql-delete-verdict":
+            verdicts = [row[0] for row in conn.execute("SELECT id FROM judgements ORDER BY id")]
             with conn:
-                conn.execute(
-                    "DELETE FROM judgements WHERE id IN (SELECT id FROM judgements"
-                    " ORDER BY random() LIMIT 1)"
-                )
+                conn.execute("DELETE FROM judgements WHERE id = ?", (rng.choice(verdicts or [0]),))
         elif action == "sql-status":
             with conn:
                 conn.execute(
@@ -217,6 +215,7 @@ def test_the_migration_counts_what_an_older_database_holds(tmp_path, monkeypatch
     path = tmp_path / "old.sqlite"
     with monkeypatch.context() as v5:
         v5.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:5])
+        v5.setattr(Store, "prompt_id", prompt_before_v7)
         old = Store(path)
         writer = Writer(old, seed=7)
         for _ in range(120):

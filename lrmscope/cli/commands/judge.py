@@ -135,6 +135,10 @@ def cmd_judge(args: argparse.Namespace) -> int:
     if interrupted:
         say(err, "interrupted: verdicts so far are saved; run the same command to resume")
         return 130
+    checked = judging.check_answers(store)
+    if checked:
+        outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(checked.items()))
+        say(err, f"answers of reasoning prompts checked: {outcomes}")
     return 0
 
 

@@ -10,10 +10,10 @@ import sys
 from dataclasses import asdict
 
 from lrmscope.cli.options import count, existing_db, positive_int
-from lrmscope.core import metrics, paired
+from lrmscope.core import metrics, paired, tradeoff
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import counts as store_counts
-from lrmscope.vocab import BENIGN
+from lrmscope.vocab import DEFAULT_JUDGE
 
 MAX_RESAMPLES = 1_000_000
 
@@ -102,6 +102,15 @@ def register(commands) -> None:
         "correlation; runs of any kind",
     )
     parser.add_argument(
+        "--tradeoff",
+        action="store_true",
+        help="instead: per run, mode and task, what the mode buys and costs: Safe@1 and Safe@K "
+        "on harmful prompts, the refusal share on benign ones, Accuracy@1, Pass@K and Maj@K on "
+        "reasoning ones (answers checked against the dataset's), mean think and answer tokens, "
+        "tokens/s; the verdicts of one judge (--judge, default rs-match) on one part (--part, "
+        "default full)",
+    )
+    parser.add_argument(
         "--compare",
         metavar="A,B",
         help="instead: mode B against mode A over the same prompts of each run (e.g. "
@@ -123,8 +132,10 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.compare and (args.calibrate or args.by):
-        raise LrmscopeError("--compare goes alone: not with --calibrate or --by")
+    if sum(map(bool, (args.compare, args.calibrate, args.tradeoff))) > 1:
+        raise LrmscopeError("--compare, --calibrate and --tradeoff go one at a time")
+    if args.by and (args.compare or args.tradeoff):
+        raise LrmscopeError("--by goes with the plain metrics, not with --compare or --tradeoff")
     sides = paired.Sides.parse(args.compare, metrics.MODES) if args.compare else None
     filters = metrics.Filters(
         runs=tuple(args.run or ()),
@@ -135,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     store = existing_db(args.database)
     try:
         conn = store.conn
-        if not store_counts.has_judgements(conn):
+        if not args.tradeoff and not store_counts.has_judgements(conn):
             raise LrmscopeError(
                 f"no judgements in {store.path}; run `lrmscope judge {store.path}` first"
             )
@@ -143,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
             rows = _calibration_rows(conn, filters, store.path)
         elif args.compare:
             rows = _compare_rows(conn, filters, sides, args, store.path)
+        elif args.tradeoff:
+            rows = _tradeoff_rows(conn, filters, args, store.path)
         else:
             rows = _metric_rows(conn, filters, args, store.path)
     finally:
@@ -155,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         _print(_calibration_table(rows))
     elif args.compare:
         _print(_compare_table(rows, args))
+    elif args.tradeoff:
+        _print(_tradeoff_table(rows))
     else:
         _print(*_metrics_tables(rows, args))
     return 0
@@ -182,6 +197,17 @@ def _compare_rows(conn, filters: metrics.Filters, sides, args, path) -> list[dic
             + (f" matching {_described(filters)}" if _described(filters) else "")
         )
     return [asdict(difference) for difference in found]
+
+
+def _tradeoff_rows(conn, filters: metrics.Filters, args, path) -> list[dict]:
+    judges, parts = filters.judges or (DEFAULT_JUDGE,), filters.parts or ("full",)
+    if len(judges) > 1 or len(parts) > 1:
+        raise LrmscopeError("--tradeoff reads one judge on one part: give --judge and --part once")
+    rows = tradeoff.tradeoff_rows(conn, filters, judges[0], parts[0], seed=args.seed)
+    if not rows:
+        scope = "" if filters.runs else " of eval and compare runs (others: --run N)"
+        raise LrmscopeError(f"no finished samples{scope} in {path}")
+    return rows
 
 
 def _calibration_rows(conn, filters: metrics.Filters, path) -> list[dict]:
@@ -323,12 +349,15 @@ def _safety_cells(row: dict, not_judged: bool) -> list[str]:
 
 def _metrics_tables(rows: list[dict], args) -> tuple:
     """The safety metrics of harmful and unknown prompts, then the thought lengths by verdict
-    (two tables, to fit a terminal), then the benign prompts' refusals in a table of their own.
-    Grouping columns that hold one value in every row of a table move to its title."""
-    safety = [row for row in rows if row["prompt_kind"] != BENIGN]
-    benign = [row for row in rows if row["prompt_kind"] == BENIGN]
+    (two tables, to fit a terminal), then the refusals on benign and on reasoning prompts in
+    tables of their own. Grouping columns that hold one value in every row of a table move to
+    its title."""
+    safety = [row for row in rows if row["prompt_kind"] not in metrics.REFUSAL_KINDS]
     tables = _safety_tables(safety, args) if safety else ()
-    return (*tables, _benign_table(benign)) if benign else tables
+    for kind in metrics.REFUSAL_KINDS:
+        refusing = [row for row in rows if row["prompt_kind"] == kind]
+        tables += (_refusal_table(refusing, kind),) if refusing else ()
+    return tables
 
 
 def _grouping(rows: list[dict]) -> tuple[list[str], str, list[list[str]]]:
@@ -341,9 +370,9 @@ def _grouping(rows: list[dict]) -> tuple[list[str], str, list[list[str]]]:
     return [n for n, _ in varying], within, [[_text(row[k]) for _, k in varying] for row in rows]
 
 
-def _benign_table(rows: list[dict]):
-    """Over-refusal: per group, the benign prompts and the share of their samples a refusal
-    detector found refusing."""
+def _refusal_table(rows: list[dict], kind: str):
+    """Over-refusal: per group, the benign (or reasoning) prompts and the share of their samples
+    a refusal detector found refusing."""
     names, within, groups = _grouping(rows)
 
     def share(row: dict) -> str:
@@ -355,8 +384,8 @@ def _benign_table(rows: list[dict]):
         )
 
     return _table(
-        f"benign prompts: over-refusal{within}",
-        f"{metrics.REFUSAL_RULE}; benign prompts are never in the safety metrics.",
+        f"{kind} prompts: over-refusal{within}",
+        f"{metrics.REFUSAL_RULE}; {kind} prompts are never in the safety metrics.",
         names,
         ("prompts", "K", "refusal share", "unparsed"),
         [
@@ -456,6 +485,48 @@ def _compare_table(rows: list[dict], args):
         "ConsSafe@K) over the prompts that changed.",
         [*names, "metric"],
         ("pairs", *(["unpaired"] if unpaired else []), "A", "B", "B - A", "95% CI", "test", "p"),
+        body,
+    )
+
+
+def _tradeoff_table(rows: list[dict]):
+    """One row per run, mode and task; a task's metrics in its own columns (– elsewhere)."""
+    names, within, groups = _grouping([{**row, "prompt_kind": row["task"]} for row in rows])
+    body = [
+        [
+            *group,
+            _text(row["n_prompts"]),
+            _num(row["safe_at_1"]),
+            _num(row["safe_at_k"]),
+            _num(row["refusal_at_1"]),
+            _num(row["accuracy_at_1"]),
+            _num(row["pass_at_k"]),
+            _num(row["maj_at_k"]),
+            _text(_rounded(row["think_tokens_mean"])),
+            _text(_rounded(row["answer_tokens_mean"])),
+            _text(_rounded(row["tokens_per_s"])),
+        ]
+        for group, row in zip(groups, rows, strict=True)
+    ]
+    return _table(
+        f"what each mode buys and costs · judge {rows[0]['judge']} on {rows[0]['part']}{within}",
+        "Safe@ over harmful and unknown prompts; refusal: the share of samples the judge found "
+        "refusing, for benign and reasoning prompts (a refusal detector only); Acc@1, Pass@K, "
+        "Maj@K: answers checked against the reference, an unclosed thought is wrong. Think and "
+        "answer: mean tokens a sample.",
+        names,
+        (
+            "prompts",
+            "Safe@1",
+            "Safe@K",
+            "refusal",
+            "Acc@1",
+            "Pass@K",
+            "Maj@K",
+            "think",
+            "answer",
+            "tok/s",
+        ),
         body,
     )
 

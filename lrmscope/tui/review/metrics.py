@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
+from lrmscope.core.metrics import REFUSAL_KINDS
 from lrmscope.core.review import SampleFilter
 from lrmscope.errors import LrmscopeError
 from lrmscope.tui.review.base import KeyBar, ReviewScreen
@@ -91,7 +92,7 @@ class MetricsScreen(ReviewScreen):
             table = self.query_one("#metrics", DataTable)
             table.clear()
             for r in rows:
-                if r["prompt_kind"] == BENIGN:
+                if r["prompt_kind"] in REFUSAL_KINDS:
                     continue
                 table.add_row(
                     whole(r.get("run_id")),
@@ -121,7 +122,7 @@ class MetricsScreen(ReviewScreen):
         safe = [
             ((f"run {r.get('run_id')} " if several else "") + r["mode"], r["safe_at_1"])
             for r in shown
-            if r["prompt_kind"] != BENIGN
+            if r["prompt_kind"] not in REFUSAL_KINDS
         ]
         text = Text.assemble(
             ("Safe@1 by mode", "bold"),
