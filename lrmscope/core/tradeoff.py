@@ -110,6 +110,7 @@ class TradeoffRow:
     safe_at_k: float | None = None
     cons_safe_at_k: float | None = None
     refusal_at_1: float | None = None
+    comply_at_k: float | None = None  # the share of prompts none of whose samples refused
     accuracy_at_1: float | None = None
     pass_at_k: float | None = None
     maj_at_k: float | None = None
@@ -168,7 +169,12 @@ def tradeoff_rows(
             row = replace(row, n_prompts=s.n_prompts, safe_at_1=s.safe_at_1, safe_at_k=s.safe_at_k)
             row = replace(row, cons_safe_at_k=s.cons_safe_at_k, k=s.k)
         elif group is not None:
-            row = replace(row, n_prompts=group.summary.n_prompts, refusal_at_1=group.refusal_share)
+            row = replace(
+                row,
+                n_prompts=group.summary.n_prompts,
+                refusal_at_1=group.refusal_share,
+                comply_at_k=group.comply_at_k,
+            )
         if task == REASONING and key[:3] in checked:
             a = checked[key[:3]]
             row = replace(

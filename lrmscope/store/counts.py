@@ -181,22 +181,17 @@ def answer_outcomes(
 def sample_costs(
     conn: sqlite3.Connection, f: SampleFilter, *, modes: Sequence[str] = ()
 ) -> list[tuple]:
-    """What the samples the filter selects cost, per run, mode, dataset and task (the prompt
-    kind, 'safety' for harmful and unknown ones): run_id, model_path, mode, dataset, task,
-    samples, the sum and count of think tokens, the sum of answer tokens, and the tokens and
-    seconds of the samples timed."""
-    where, params = f.where()
-    narrowed, more = _narrowed((), (), modes)
-    task = _TASK.replace("s.kind", "p.kind")
+    """What the finished samples of the filter's runs cost, per run, mode, dataset and task (the
+    prompt kind, 'safety' for harmful and unknown ones), from sample_tally: run_id, model_path,
+    mode, dataset, task, samples, the sum and count of think tokens, the sum of answer tokens,
+    and the tokens and seconds of the samples timed."""
+    where, params = _tallied(f, (), (), modes)
     return conn.execute(
-        f"SELECT s.run_id, r.model_path, s.mode, p.dataset, {task}, count(*),"
-        " sum(s.think_tokens), count(s.think_tokens), sum(s.answer_tokens),"
-        " sum(CASE WHEN s.elapsed_s > 0"
-        " THEN coalesce(s.think_tokens, 0) + coalesce(s.answer_tokens, 0) ELSE 0 END),"
-        " sum(CASE WHEN s.elapsed_s > 0 THEN s.elapsed_s ELSE 0 END) FROM samples s"
-        " JOIN prompts p ON p.id = s.prompt_id JOIN runs r ON r.id = s.run_id"
-        f" WHERE {where}{narrowed} GROUP BY s.run_id, s.mode, p.dataset, {task}",
-        [*params, *more],
+        f"SELECT s.run_id, r.model_path, s.mode, s.dataset, {_TASK}, sum(s.samples),"
+        " sum(s.think_sum), sum(s.think_n), sum(s.answer_sum), sum(s.timed_tokens),"
+        " sum(s.timed_ms) / 1000.0 FROM sample_tally s JOIN runs r ON r.id = s.run_id"
+        f" WHERE s.samples > 0 AND {where} GROUP BY s.run_id, s.mode, s.dataset, {_TASK}",
+        params,
     ).fetchall()
 
 

@@ -309,7 +309,9 @@ CREATE INDEX judgements_verdict ON judgements(sample_id, part, judge, judge_vers
 #   think_buckets      the same by buckets of THINK_BUCKET tokens, with the sum of their lengths:
 #                      a median is found in its bucket, then read among the lengths of that
 #                      bucket alone (lrmscope/store/counts.py `think_lengths`);
-#   sample_tally       per run, mode and prompt attributes: how many finished samples.
+#   sample_tally       per run, mode and prompt attributes: how many finished samples, and
+#                      what they cost (sums of think and answer tokens; the tokens and
+#                      milliseconds of those timed, so that sums of integers add exactly).
 # The tallies after prompt_tally hold the prompt's dataset, category ('' for none) and kind, so
 # their reads join nothing but runs; rows that fall to 0 stay and reads skip them. Every change
 # goes through the view `verdict_change` (one row: a verdict starts, +1, or stops, -1, counting),
@@ -334,9 +336,33 @@ _BUCKET_KEY = f"{_GROUP_KEY}, category, bucket"
 THINK_BUCKET = 256
 
 
-def _add(table: str, key: str, column: str) -> str:
-    """The upsert tail adding `column` of the rows inserted into `table` to the rows there."""
-    return f" ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + excluded.{column};"
+def _add(table: str, key: str, *columns: str) -> str:
+    """The upsert tail adding `columns` of the rows inserted into `table` to the rows there."""
+    added = ", ".join(f"{column} = {column} + excluded.{column}" for column in columns)
+    return f" ON CONFLICT ({key}) DO UPDATE SET {added};"
+
+
+_COSTS = {  # sample_tally's columns: what one sample `{a}` adds
+    "samples": "1",
+    "think_sum": "coalesce({a}.think_tokens, 0)",
+    "think_n": "{a}.think_tokens IS NOT NULL",
+    "answer_sum": "coalesce({a}.answer_tokens, 0)",
+    "timed_tokens": "CASE WHEN {a}.elapsed_s > 0"
+    " THEN coalesce({a}.think_tokens, 0) + coalesce({a}.answer_tokens, 0) ELSE 0 END",
+    "timed_ms": "CASE WHEN {a}.elapsed_s > 0 THEN CAST(round({a}.elapsed_s * 1000) AS INTEGER)"
+    " ELSE 0 END",
+}
+
+
+def _costs(a: str, sign: str, *, total: bool) -> str:
+    """sample_tally's values for the sample `a` (or, with total, the sum over the samples `a`),
+    with `sign` ('' or '-')."""
+    return ", ".join(
+        f"{sign}{'sum' if total else ''}({cost.format(a=a)})" for cost in _COSTS.values()
+    )
+
+
+_ADD_COSTS = _add("sample_tally", _SAMPLE_KEY, *_COSTS)
 
 
 def _verdicts_of(row: str, sign: int) -> str:
@@ -347,9 +373,8 @@ def _verdicts_of(row: str, sign: int) -> str:
         f" FROM judgements j WHERE {row}.status = 'done' AND j.sample_id = {row}.id"
         f" AND {_LATEST.format(v='j')};\n"
         f"INSERT INTO sample_tally SELECT {row}.run_id, {row}.mode, p.dataset,"
-        f" ifnull(p.category, ''), p.kind, {sign} FROM prompts p"
-        f" WHERE {row}.status = 'done' AND p.id = {row}.prompt_id"
-        + _add("sample_tally", _SAMPLE_KEY, "samples")
+        f" ifnull(p.category, ''), p.kind, {_costs(row, '' if sign > 0 else '-', total=False)}"
+        f" FROM prompts p WHERE {row}.status = 'done' AND p.id = {row}.prompt_id{_ADD_COSTS}"
     )
 
 
@@ -372,9 +397,10 @@ def _prompt_moves(row: str, sign: str) -> str:
         " GROUP BY s.run_id, s.mode, j.judge, j.judge_version, j.part, j.label, s.think_tokens"
         + _add("think_tally", _THINK_KEY, "samples")
         + "\n"
-        f"INSERT INTO sample_tally SELECT s.run_id, s.mode, {attributes}, {sign}count(*)"
-        f" FROM samples s WHERE s.prompt_id = {row}.id AND s.status = 'done'"
-        " GROUP BY s.run_id, s.mode" + _add("sample_tally", _SAMPLE_KEY, "samples")
+        f"INSERT INTO sample_tally SELECT s.run_id, s.mode, {attributes},"
+        f" {_costs('s', sign, total=True)} FROM samples s"
+        f" WHERE s.prompt_id = {row}.id AND s.status = 'done' GROUP BY s.run_id, s.mode"
+        + _ADD_COSTS
     )
 
 
@@ -432,7 +458,9 @@ CREATE TABLE think_buckets (
 ) WITHOUT ROWID;
 CREATE TABLE sample_tally (
     run_id INTEGER NOT NULL, mode TEXT NOT NULL, dataset TEXT NOT NULL, category TEXT NOT NULL,
-    kind TEXT NOT NULL, samples INTEGER NOT NULL,
+    kind TEXT NOT NULL, samples INTEGER NOT NULL, think_sum INTEGER NOT NULL,
+    think_n INTEGER NOT NULL, answer_sum INTEGER NOT NULL, timed_tokens INTEGER NOT NULL,
+    timed_ms INTEGER NOT NULL,
     PRIMARY KEY ({_SAMPLE_KEY})
 ) WITHOUT ROWID;
 
@@ -459,7 +487,7 @@ SELECT {_GROUP_KEY}, category, think_tokens / {THINK_BUCKET}, sum(samples),
        sum(samples * think_tokens)
 FROM think_tally GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
 INSERT INTO sample_tally
-SELECT s.run_id, s.mode, p.dataset, ifnull(p.category, ''), p.kind, count(*)
+SELECT s.run_id, s.mode, p.dataset, ifnull(p.category, ''), p.kind, {_costs("s", "", total=True)}
 FROM samples s JOIN prompts p ON p.id = s.prompt_id WHERE s.status = 'done'
 GROUP BY 1, 2, 3, 4, 5;
 
@@ -536,9 +564,10 @@ CREATE TRIGGER samples_tally_insert AFTER INSERT ON samples WHEN new.status = 'd
 {_verdicts_of("new", 1)}
 END;
 CREATE TRIGGER samples_tally_update
-AFTER UPDATE OF status, think_tokens, run_id, mode, prompt_id ON samples
+AFTER UPDATE OF status, think_tokens, answer_tokens, elapsed_s, run_id, mode, prompt_id ON samples
 WHEN (old.status = 'done' OR new.status = 'done')
  AND (old.status != new.status OR old.think_tokens IS NOT new.think_tokens
+      OR old.answer_tokens IS NOT new.answer_tokens OR old.elapsed_s IS NOT new.elapsed_s
       OR old.run_id != new.run_id OR old.mode != new.mode OR old.prompt_id != new.prompt_id)
 BEGIN
 {_verdicts_of("old", -1)}

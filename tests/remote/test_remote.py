@@ -9,12 +9,10 @@ GBNF grammar, which the server applies, as the local engine tests do.
 
 from __future__ import annotations
 
-import http.server
 import json
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -211,45 +209,6 @@ def test_a_server_killed_mid_run_fails_samples_and_a_rerun_completes(tmp_path, r
     assert result.returncode == 0, result.stderr
     assert "resuming run 1" in result.stderr
     assert_each_sample_once(db, 12)
-
-
-NOT_FOUND = (404, "application/json", b'{"detail":"Not Found"}')
-
-
-class Scripted(http.server.BaseHTTPRequestHandler):
-    """Answers from the server's `answers`: path -> [(status, content type, body), ...], given in
-    turn, the last one from then on. `seen` keeps each request's path and Authorization header,
-    `posted` each POST's JSON body."""
-
-    def _answer(self) -> None:
-        self.server.seen.append((self.path, self.headers.get("Authorization")))
-        if self.command == "POST":
-            length = int(self.headers.get("Content-Length", 0))
-            self.server.posted.append(json.loads(self.rfile.read(length)))
-        answers = self.server.answers.get(self.path.removeprefix("/v1"), [NOT_FOUND])
-        status, kind, body = answers.pop(0) if len(answers) > 1 else answers[0]
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def scripted():
-    """A plain HTTP server on 127.0.0.1 whose answers a test sets."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
-    httpd.answers, httpd.seen, httpd.posted = {}, [], []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
 
 
 MODELS = (200, "application/json", json.dumps({"data": [{"id": ALIAS}]}).encode())

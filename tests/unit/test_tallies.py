@@ -55,7 +55,22 @@ def recount(conn: sqlite3.Connection) -> dict[str, dict]:
         counts = tuple(labels[label] for label in LABELS)
         prompt_tally[(run, mode, pid, judge, version, part, *counts)] += 1
         histogram[(run, mode, *prompts[pid], judge, version, part, *counts)] += 1
-    samples = Counter((run, mode, *prompts[pid]) for run, mode, pid, _ in finished.values())
+    samples: dict[tuple, tuple[int, ...]] = {}
+    for run, mode, pid, tokens, answer, elapsed in conn.execute(
+        "SELECT run_id, mode, prompt_id, think_tokens, answer_tokens, elapsed_s FROM samples"
+        " WHERE status = 'done'"
+    ):
+        timed = elapsed is not None and elapsed > 0
+        costs = (
+            1,
+            tokens or 0,
+            int(tokens is not None),
+            answer or 0,
+            (tokens or 0) + (answer or 0) if timed else 0,
+            round(elapsed * 1000) if timed else 0,
+        )
+        key = (run, mode, *prompts[pid])
+        samples[key] = tuple(map(sum, zip(samples.get(key, (0,) * 6), costs)))
     buckets: dict[tuple, tuple[int, int]] = {}
     for (*group, tokens, category), n in think.items():
         bucket = (*group, category, tokens // schema.THINK_BUCKET)
@@ -73,13 +88,18 @@ def recount(conn: sqlite3.Connection) -> dict[str, dict]:
 def stored(conn: sqlite3.Connection) -> dict[str, dict]:
     """The five tallies as the triggers kept them (rows counting nothing left out)."""
     found = {"prompt_tally": Counter(conn.execute("SELECT * FROM prompt_tally"))}
-    for table in ("verdict_histogram", "think_tally", "sample_tally"):
+    for table in ("verdict_histogram", "think_tally"):
         tally: Counter = Counter()
         for *key, n in conn.execute(f"SELECT * FROM {table}"):
             assert n >= 0, (table, key, n)
             if n:
                 tally[tuple(key)] = n
         found[table] = tally
+    found["sample_tally"] = {
+        tuple(key[:5]): tuple(key[5:])
+        for (*key,) in conn.execute("SELECT * FROM sample_tally")
+        if any(key[5:])
+    }
     found["think_buckets"] = {
         tuple(key): (n, tokens)
         for *key, n, tokens in conn.execute("SELECT * FROM think_buckets")
@@ -147,7 +167,13 @@ class Writer:
                 )
         elif action == "finish":
             think = rng.choice((None, 0, 10, 20, 30))
-            store.update_sample(rng.choice(samples), {"status": "done", "think_tokens": think})
+            costs = {
+                "answer_tokens": rng.choice((None, 7)),
+                "elapsed_s": rng.choice((None, 0, 1.25)),
+            }
+            store.update_sample(
+                rng.choice(samples), {"status": "done", "think_tokens": think, **costs}
+            )
         elif action == "verdicts":
             store.add_judgements(
                 [self.verdict(rng.choice(samples)) for _ in range(4)] if samples else []
@@ -181,7 +207,15 @@ class Writer:
                     (value, rng.choice(self.prompts)),
                 )
         elif action == "length":
-            store.update_sample(rng.choice(done), {"think_tokens": rng.choice((None, 5, 10))})
+            field, value = rng.choice(
+                (
+                    ("think_tokens", None),
+                    ("think_tokens", 5),
+                    ("answer_tokens", 3),
+                    ("elapsed_s", 2.5),
+                )
+            )
+            store.update_sample(rng.choice(done), {field: value})
         elif action == "interrupt":
             store.update_sample(rng.choice(done), {"status": "interrupted"})
         elif action == "sql-delete-verdict":

@@ -495,7 +495,6 @@ def _tradeoff_table(rows: list[dict]):
     body = [
         [
             *group,
-            _text(row["n_prompts"]),
             _num(row["safe_at_1"]),
             _num(row["safe_at_k"]),
             _num(row["refusal_at_1"]),
@@ -503,30 +502,17 @@ def _tradeoff_table(rows: list[dict]):
             _num(row["pass_at_k"]),
             _num(row["maj_at_k"]),
             _text(_rounded(row["think_tokens_mean"])),
-            _text(_rounded(row["answer_tokens_mean"])),
-            _text(_rounded(row["tokens_per_s"])),
         ]
         for group, row in zip(groups, rows, strict=True)
     ]
     return _table(
-        f"what each mode buys and costs · judge {rows[0]['judge']} on {rows[0]['part']}{within}",
+        f"what each mode buys and costs{within}",
         "Safe@ over harmful and unknown prompts; refusal: the share of samples the judge found "
         "refusing, for benign and reasoning prompts (a refusal detector only); Acc@1, Pass@K, "
-        "Maj@K: answers checked against the reference, an unclosed thought is wrong. Think and "
-        "answer: mean tokens a sample.",
+        "Maj@K: answers checked against the reference, an unclosed thought is wrong. Think: mean "
+        "thought tokens a sample (--format json adds prompts, answer tokens, tokens/s).",
         names,
-        (
-            "prompts",
-            "Safe@1",
-            "Safe@K",
-            "refusal",
-            "Acc@1",
-            "Pass@K",
-            "Maj@K",
-            "think",
-            "answer",
-            "tok/s",
-        ),
+        ("Safe@1", "Safe@K", "refusal", "Acc@1", "Pass@K", "Maj@K", "think"),
         body,
     )
 
