@@ -165,12 +165,13 @@ def answer_outcomes(
 ) -> list[tuple]:
     """The answer check (by this checker version) of every sample of a reasoning prompt that the
     filter selects, in prompt order: run_id, mode, dataset, prompt_id, outcome and normalized
-    answer (both None: not checked yet)."""
+    answer (both None: not checked yet). The reasoning prompts come first (CROSS JOIN keeps that
+    order), so a run without any reads no sample."""
     where, params = f.where()
     narrowed, more = _narrowed((), (), modes)
     return conn.execute(
-        "SELECT s.run_id, s.mode, p.dataset, s.prompt_id, c.outcome, c.answer FROM samples s"
-        " JOIN prompts p ON p.id = s.prompt_id"
+        "SELECT s.run_id, s.mode, p.dataset, s.prompt_id, c.outcome, c.answer FROM prompts p"
+        " CROSS JOIN samples s ON s.prompt_id = p.id"
         " LEFT JOIN answer_checks c ON c.sample_id = s.id AND c.checker = ?"
         f" WHERE p.kind = 'reasoning' AND {where}{narrowed}"
         " ORDER BY s.run_id, s.mode, s.prompt_id, s.id",

@@ -201,14 +201,14 @@ def think_tokens_by_label(
 ) -> list[tuple[str, int]]:
     """(label, think tokens) of the finished samples the filter selects, by the newest verdict
     of `judge` on `part` (`newest`, per_judge) when safe or unsafe, fewest tokens first.
-    Samples of benign prompts are left out, as the safety metrics leave them out."""
+    Only samples of harmful and unknown prompts count, as in the safety metrics."""
     where, params = f.where()
     return conn.execute(
         "SELECT j.label, s.think_tokens FROM samples s JOIN judgements j"
         " ON j.sample_id = s.id AND j.judge = ? AND j.part = ?"
         f" WHERE {where} AND s.status = 'done' AND s.think_tokens IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM prompts pk WHERE pk.id = s.prompt_id"
-        " AND pk.kind = 'benign')"
+        " AND EXISTS (SELECT 1 FROM prompts pk WHERE pk.id = s.prompt_id"
+        " AND pk.kind IN ('harmful', 'unknown'))"
         f" AND j.label IN ('safe', 'unsafe') AND {newest('j', per_judge=True)}"
         " ORDER BY s.think_tokens",
         (judge, part, *params),

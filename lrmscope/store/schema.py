@@ -305,7 +305,8 @@ CREATE INDEX judgements_verdict ON judgements(sample_id, part, judge, judge_vers
 #                      unparsed verdicts (rows with none are deleted);
 #   verdict_histogram  per group and prompt kind: how many prompts had each count of the above;
 #   think_tally        per group, label and thought length: how many samples of harmful and
-#                      unknown prompts (unparsed verdicts and samples without a length left out);
+#                      unknown prompts, the safety metrics' (unparsed verdicts and samples
+#                      without a length left out);
 #   think_buckets      the same by buckets of THINK_BUCKET tokens, with the sum of their lengths:
 #                      a median is found in its bucket, then read among the lengths of that
 #                      bucket alone (lrmscope/store/counts.py `think_lengths`);
@@ -328,6 +329,7 @@ _LATEST = (  # the verdict `v` is the newest of its judge and version (the newes
     " AND later.judge_version = {v}.judge_version AND later.id > {v}.id)"
 )
 _NEWEST = _LATEST.format(v="j")
+_SAFETY_KINDS = "('harmful', 'unknown')"  # the prompts of the safety metrics and their lengths
 _SAMPLE_KEY = "run_id, mode, dataset, category, kind"
 _HISTOGRAM_KEY = f"{_SAMPLE_KEY}, judge, judge_version, part, n_safe, n_unsafe, n_unparsed"
 _GROUP_KEY = "run_id, mode, dataset, judge, judge_version, part, label"
@@ -391,7 +393,7 @@ def _prompt_moves(row: str, sign: str) -> str:
         f"INSERT INTO think_tally SELECT s.run_id, s.mode, {row}.dataset, j.judge,"
         f" j.judge_version, j.part, j.label, s.think_tokens, ifnull({row}.category, ''),"
         f" {sign}count(*) FROM samples s JOIN judgements j ON j.sample_id = s.id"
-        f" WHERE s.prompt_id = {row}.id AND {row}.kind != 'benign' AND s.status = 'done'"
+        f" WHERE s.prompt_id = {row}.id AND {row}.kind IN {_SAFETY_KINDS} AND s.status = 'done'"
         " AND s.think_tokens IS NOT NULL"
         f" AND j.label != 'unparsed' AND {_LATEST.format(v='j')}"
         " GROUP BY s.run_id, s.mode, j.judge, j.judge_version, j.part, j.label, s.think_tokens"
@@ -480,7 +482,7 @@ SELECT s.run_id, s.mode, p.dataset, j.judge, j.judge_version, j.part, j.label, s
        ifnull(p.category, ''), count(*)
 FROM samples s JOIN prompts p ON p.id = s.prompt_id JOIN judgements j ON j.sample_id = s.id
 WHERE s.status = 'done' AND s.think_tokens IS NOT NULL AND j.label != 'unparsed'
-  AND p.kind != 'benign' AND {_NEWEST}
+  AND p.kind IN {_SAFETY_KINDS} AND {_NEWEST}
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
 INSERT INTO think_buckets
 SELECT {_GROUP_KEY}, category, think_tokens / {THINK_BUCKET}, sum(samples),
@@ -506,7 +508,7 @@ INSERT INTO think_tally
 SELECT new.run_id, new.mode, p.dataset, new.judge, new.judge_version, new.part, new.label,
        new.think_tokens, ifnull(p.category, ''), new.sign
 FROM prompts p
-WHERE p.id = new.prompt_id AND p.kind != 'benign' AND new.think_tokens IS NOT NULL
+WHERE p.id = new.prompt_id AND p.kind IN {_SAFETY_KINDS} AND new.think_tokens IS NOT NULL
   AND new.label != 'unparsed'
 {_add("think_tally", _THINK_KEY, "samples")}
 END;
@@ -555,18 +557,33 @@ FROM samples s JOIN judgements j ON j.sample_id = s.id
 WHERE s.id = old.sample_id AND s.status = 'done' AND j.id = {_PREVIOUS.format(v="old")};
 END;
 CREATE TRIGGER judgements_written_once
-BEFORE UPDATE OF id, sample_id, part, judge, judge_version, label ON judgements
+BEFORE UPDATE OF id, sample_id, part, judge, judge_version, prompt_hash, label ON judgements
 BEGIN
 SELECT RAISE(ABORT, 'a verdict is written once: add a new one instead of changing it');
+END;
+-- A REPLACE deletes the row it replaces without the delete triggers (unless recursive triggers
+-- are on): a verdict or sample that is there already is kept, never replaced (prompts: v7).
+CREATE TRIGGER judgements_kept BEFORE INSERT ON judgements
+WHEN EXISTS (SELECT 1 FROM judgements WHERE id = new.id OR (sample_id = new.sample_id
+    AND part = new.part AND judge = new.judge AND judge_version = new.judge_version
+    AND prompt_hash = new.prompt_hash))
+BEGIN
+SELECT RAISE(IGNORE);
+END;
+CREATE TRIGGER samples_kept BEFORE INSERT ON samples
+WHEN EXISTS (SELECT 1 FROM samples WHERE id = new.id)
+BEGIN
+SELECT RAISE(ABORT, 'a sample is there with this id: update it instead of replacing it');
 END;
 
 CREATE TRIGGER samples_tally_insert AFTER INSERT ON samples WHEN new.status = 'done' BEGIN
 {_verdicts_of("new", 1)}
 END;
 CREATE TRIGGER samples_tally_update
-AFTER UPDATE OF status, think_tokens, answer_tokens, elapsed_s, run_id, mode, prompt_id ON samples
+AFTER UPDATE OF id, status, think_tokens, answer_tokens, elapsed_s, run_id, mode, prompt_id
+ON samples
 WHEN (old.status = 'done' OR new.status = 'done')
- AND (old.status != new.status OR old.think_tokens IS NOT new.think_tokens
+ AND (old.id != new.id OR old.status != new.status OR old.think_tokens IS NOT new.think_tokens
       OR old.answer_tokens IS NOT new.answer_tokens OR old.elapsed_s IS NOT new.elapsed_s
       OR old.run_id != new.run_id OR old.mode != new.mode OR old.prompt_id != new.prompt_id)
 BEGIN
@@ -630,6 +647,13 @@ BEGIN
 {_prompt_moves("old", "-")}
 {_prompt_moves("new", "")}
 END;
+-- as v6 keeps verdicts and samples (a REPLACE would skip the tallies' triggers)
+CREATE TRIGGER prompts_kept BEFORE INSERT ON prompts
+WHEN EXISTS (SELECT 1 FROM prompts WHERE id = new.id
+    OR (dataset = new.dataset AND prompt_key = new.prompt_key))
+BEGIN
+SELECT RAISE(IGNORE);
+END;
 
 CREATE TABLE answer_checks (
     sample_id INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,
@@ -649,23 +673,46 @@ def _broken_keys(conn: sqlite3.Connection) -> int:
     return len(conn.execute("PRAGMA foreign_key_check").fetchall())
 
 
+def _statements(script: str) -> list[str]:
+    """A script's statements, one each (a trigger with its body): `executescript` would commit
+    the transaction `migrate` holds."""
+    found, statement = [], ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            found.append(statement)
+            statement = ""
+    return found
+
+
 def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the schema up to SCHEMA_VERSION, one transaction per migration. Foreign keys are
-    off while a migration runs, so it may rebuild a table (SQLite's way to make a change ALTER
-    TABLE cannot), and a migration that leaves more broken references than it found is undone."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA_VERSION:
+    """Bring the schema up to SCHEMA_VERSION, one transaction per migration, which holds the
+    write lock from before it reads the version: two processes opening an old database at once
+    migrate it once. Foreign keys are off while a migration runs, so it may rebuild a table
+    (SQLite's way to make a change ALTER TABLE cannot), and a migration that leaves more broken
+    references than it found is undone."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
         return
     enforced = conn.execute("PRAGMA foreign_keys").fetchone()[0]
     conn.execute("PRAGMA foreign_keys = OFF")
     try:
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            broken = _broken_keys(conn) if version else 0
-            conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};")
-            if _broken_keys(conn) > broken:
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version >= len(MIGRATIONS):
+                    conn.execute("COMMIT")
+                    return
+                broken = _broken_keys(conn) if version else 0
+                for statement in _statements(MIGRATIONS[version]):
+                    conn.execute(statement)
+                if _broken_keys(conn) > broken:
+                    raise sqlite3.IntegrityError(f"migration {version + 1} broke foreign keys")
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
                 conn.execute("ROLLBACK")
-                raise sqlite3.IntegrityError(f"migration {number} broke foreign keys; undone")
-            conn.execute("COMMIT")
-            version = number
+                raise
     finally:
+        conn.execute("PRAGMA legacy_alter_table = OFF")
         conn.execute(f"PRAGMA foreign_keys = {enforced}")

@@ -50,8 +50,10 @@ def test_judgement_labels_are_constrained_and_unique(tmp_path):
         "created_at": "now",
     }
     store.db["judgements"].insert(row)
-    with pytest.raises(sqlite3.IntegrityError):
-        store.db["judgements"].insert(row)
+    first = store.conn.execute("SELECT id, label FROM judgements").fetchall()
+    store.db["judgements"].insert(row)  # a verdict is written once: the first is kept
+    store.db["judgements"].insert({**row, "label": "unsafe"}, replace=True)  # not replaced
+    assert store.conn.execute("SELECT id, label FROM judgements").fetchall() == first
     with pytest.raises(sqlite3.IntegrityError):
         store.db["judgements"].insert({**row, "part": "think", "label": "maybe"})
 

@@ -6,6 +6,7 @@ sample, part, judge and version), so a trigger that forgets a case shows up as a
 
 from __future__ import annotations
 
+import math
 import random
 import sqlite3
 from collections import Counter
@@ -18,6 +19,7 @@ from tests.support.db import prompt_before_v7, verdict_row
 MODES = ("default", "zerothink")
 PARTS = ("think", "answer", "full")
 LABELS = ("safe", "unsafe", "unparsed")
+KINDS = ("harmful", "benign", "unknown", "reasoning")
 
 
 def recount(conn: sqlite3.Connection) -> dict[str, dict]:
@@ -47,7 +49,7 @@ def recount(conn: sqlite3.Connection) -> dict[str, dict]:
         run, mode, pid, tokens = finished[sid]
         per_prompt.setdefault((run, mode, pid, judge, version, part), Counter())[label] += 1
         dataset, category, kind = prompts[pid]
-        if label != "unparsed" and tokens is not None and kind != "benign":
+        if label != "unparsed" and tokens is not None and kind in ("harmful", "unknown"):
             think[(run, mode, dataset, judge, version, part, label, tokens, category)] += 1
     histogram: Counter = Counter()
     prompt_tally: Counter = Counter()
@@ -67,7 +69,7 @@ def recount(conn: sqlite3.Connection) -> dict[str, dict]:
             int(tokens is not None),
             answer or 0,
             (tokens or 0) + (answer or 0) if timed else 0,
-            round(elapsed * 1000) if timed else 0,
+            math.floor(elapsed * 1000 + 0.5) if timed else 0,  # SQLite's round: half up
         )
         key = (run, mode, *prompts[pid])
         samples[key] = tuple(map(sum, zip(samples.get(key, (0,) * 6), costs)))
@@ -109,10 +111,15 @@ def stored(conn: sqlite3.Connection) -> dict[str, dict]:
 
 
 class Writer:
-    """Random changes of every kind to one database, through the Store and with plain SQL."""
+    """Random changes of every kind to one database, through the Store and with plain SQL on a
+    connection of its own, as another tool would write (recursive triggers off: a REPLACE then
+    deletes without the delete triggers)."""
 
-    def __init__(self, store: Store, seed: int) -> None:
+    def __init__(self, store: Store, seed: int, kinds: tuple[str, ...] = KINDS) -> None:
         self.store = store
+        self.kinds = kinds
+        self.plain = sqlite3.connect(store.path, isolation_level=None, timeout=30)
+        self.plain.execute("PRAGMA foreign_keys = ON")
         self.rng = random.Random(seed)
         self.runs = [store.start_run("eval")]
         self.prompts = [self.new_prompt() for _ in range(3)]
@@ -124,7 +131,7 @@ class Writer:
             key,
             f"text of {key}",
             category=self.rng.choice((None, "", "crime", "drugs")),
-            kind=self.rng.choice((None, "harmful", "benign")),
+            kind=self.rng.choice((None, *self.kinds)),
         )
 
     def sample_ids(self, **where) -> list[int]:
@@ -142,13 +149,13 @@ class Writer:
         )
 
     def step(self) -> str:
-        rng, store, conn = self.rng, self.store, self.store.conn
+        rng, store, conn = self.rng, self.store, self.plain
         samples, done = self.sample_ids(), self.sample_ids(status="done")
         actions = ["run", "prompt", "sample", "sample", "sql-sample", "verdicts", "verdicts"]
         if samples:
             actions += ["finish", "finish", "label", "unlabel", "drop", "retitle"]
         if done:
-            actions += ["length", "interrupt", "sql-delete-verdict", "sql-status"]
+            actions += ["length", "interrupt", "sql-delete-verdict", "sql-replace", "sql-status"]
         action = rng.choice(actions)
         if action == "run":
             self.runs.append(store.start_run("compare"))
@@ -159,12 +166,11 @@ class Writer:
                 rng.choice(self.runs), rng.choice(self.prompts), mode=rng.choice(MODES), k=0
             )
         elif action == "sql-sample":  # written finished at once, as an import would
-            with conn:
-                conn.execute(
-                    "INSERT INTO samples (run_id, prompt_id, mode, think_tokens, status,"
-                    " started_at) VALUES (?, ?, ?, ?, 'done', '')",
-                    (rng.choice(self.runs), rng.choice(self.prompts), rng.choice(MODES), 7),
-                )
+            conn.execute(
+                "INSERT INTO samples (run_id, prompt_id, mode, think_tokens, status,"
+                " started_at) VALUES (?, ?, ?, ?, 'done', '')",
+                (rng.choice(self.runs), rng.choice(self.prompts), rng.choice(MODES), 7),
+            )
         elif action == "finish":
             think = rng.choice((None, 0, 10, 20, 30))
             costs = {
@@ -195,17 +201,15 @@ class Writer:
         elif action == "retitle":  # another kind, category or dataset for a prompt
             column, value = rng.choice(
                 (
-                    ("kind", "harmful"),
-                    ("kind", "unknown"),
+                    ("kind", rng.choice(self.kinds)),
                     ("category", None),
                     ("dataset", f"moved{rng.randrange(10**9)}"),
                 )
             )
-            with conn:
-                conn.execute(
-                    f"UPDATE prompts SET {column} = ? WHERE id = ?",
-                    (value, rng.choice(self.prompts)),
-                )
+            conn.execute(
+                f"UPDATE prompts SET {column} = ? WHERE id = ?",
+                (value, rng.choice(self.prompts)),
+            )
         elif action == "length":
             field, value = rng.choice(
                 (
@@ -220,13 +224,19 @@ class Writer:
             store.update_sample(rng.choice(done), {"status": "interrupted"})
         elif action == "sql-delete-verdict":
             verdicts = [row[0] for row in conn.execute("SELECT id FROM judgements ORDER BY id")]
-            with conn:
-                conn.execute("DELETE FROM judgements WHERE id = ?", (rng.choice(verdicts or [0]),))
+            conn.execute("DELETE FROM judgements WHERE id = ?", (rng.choice(verdicts or [0]),))
+        elif action == "sql-replace":  # the newest verdict written over, as REPLACE does
+            [verdict] = conn.execute(
+                "SELECT sample_id, part, judge, judge_version, prompt_hash FROM judgements"
+                " ORDER BY id DESC LIMIT 1"
+            ).fetchall() or [(rng.choice(done), "full", "rs-match", "1", "")]
+            conn.execute(
+                "INSERT OR REPLACE INTO judgements (sample_id, part, judge, judge_version,"
+                " prompt_hash, label, created_at) VALUES (?, ?, ?, ?, ?, 'unparsed', '')",
+                verdict,
+            )
         elif action == "sql-status":
-            with conn:
-                conn.execute(
-                    "UPDATE samples SET status = 'failed' WHERE id = ?", (rng.choice(done),)
-                )
+            conn.execute("UPDATE samples SET status = 'failed' WHERE id = ?", (rng.choice(done),))
         return action
 
 
@@ -235,11 +245,48 @@ def test_the_tallies_equal_a_count_from_scratch_after_every_change(tmp_path, see
     store = Store(tmp_path / "db.sqlite")
     writer = Writer(store, seed)
     seen = Counter()
+    most = 0  # the most prompts counted at once: the tallies were not empty all along
     for _ in range(150):
         action = writer.step()
         seen[action] += 1
-        assert stored(store.conn) == recount(store.conn), f"after {action} ({dict(seen)})"
-    assert sum(recount(store.conn)["verdict_histogram"].values()) > 0  # it counted something
+        expected = recount(store.conn)
+        assert stored(store.conn) == expected, f"after {action} ({dict(seen)})"
+        most = max(most, sum(expected["verdict_histogram"].values()))
+    assert most > 0
+    store.close()
+
+
+def test_a_verdict_sample_or_prompt_written_over_is_kept(tmp_path):
+    """REPLACE deletes the row it replaces without the delete triggers (recursive triggers are
+    off in most tools), which would leave the tallies counting it: what is there is kept."""
+    store = Store(tmp_path / "db.sqlite")
+    run = store.start_run("eval")
+    prompt = store.prompt_id("ds", "p", "text", kind="harmful")
+    sample = store.start_sample(run, prompt, mode="default")
+    store.update_sample(sample, {"status": "done", "think_tokens": 3})
+    store.add_judgements([verdict_row(sample, "full", "safe", prompt_hash="h")])
+    plain = sqlite3.connect(store.path, isolation_level=None)
+    before = stored(plain)
+    plain.execute(
+        "INSERT OR REPLACE INTO judgements (sample_id, part, judge, judge_version, prompt_hash,"
+        " label, created_at) VALUES (?, 'full', 'rs-match', '1', 'h', 'unsafe', '')",
+        (sample,),
+    )
+    plain.execute(
+        "INSERT OR REPLACE INTO prompts (id, dataset, prompt_key, text, kind)"
+        " VALUES (?, 'ds', 'p', 'text', 'benign')",
+        (prompt,),
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="a sample is there"):
+        plain.execute(
+            "INSERT OR REPLACE INTO samples (id, run_id, prompt_id, mode, status, started_at)"
+            " VALUES (?, ?, ?, 'default', 'done', '')",
+            (sample, run, prompt),
+        )
+    assert plain.execute("SELECT label FROM judgements").fetchall() == [("safe",)]
+    assert plain.execute("SELECT kind FROM prompts").fetchall() == [("harmful",)]
+    assert stored(plain) == before == recount(plain)
+    plain.close()
     store.close()
 
 
@@ -251,7 +298,7 @@ def test_the_migration_counts_what_an_older_database_holds(tmp_path, monkeypatch
         v5.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:5])
         v5.setattr(Store, "prompt_id", prompt_before_v7)
         old = Store(path)
-        writer = Writer(old, seed=7)
+        writer = Writer(old, seed=7, kinds=KINDS[:3])  # reasoning came with v7
         for _ in range(120):
             writer.step()
         sid = old.start_sample(writer.runs[0], writer.prompts[0], mode="default")
