@@ -7,6 +7,7 @@ sample, part, judge and version), so a trigger that forgets a case shows up as a
 from __future__ import annotations
 
 import math
+import multiprocessing
 import random
 import sqlite3
 from collections import Counter
@@ -324,4 +325,35 @@ def test_a_verdict_is_never_changed_in_place(tmp_path):
     with pytest.raises(sqlite3.DatabaseError, match="written once"):
         store.conn.execute("UPDATE judgements SET label = 'unsafe'")
     store.conn.execute("UPDATE judgements SET raw = 'kept apart from the counts'")
+    store.close()
+
+
+def _open(path: str, start) -> None:
+    start.wait()
+    Store(path).close()
+
+
+def test_two_processes_opening_an_old_database_migrate_it_once(tmp_path, monkeypatch):
+    """Each migration holds the write lock from before it reads the version: the second process
+    waits, then finds the schema current (before, both ran v6 and the second failed)."""
+    path = tmp_path / "old.sqlite"
+    with monkeypatch.context() as v5:
+        v5.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:5])
+        v5.setattr(Store, "prompt_id", prompt_before_v7)
+        old = Store(path)
+        writer = Writer(old, seed=3, kinds=KINDS[:3])
+        for _ in range(300):
+            writer.step()
+        old.close()
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(2)
+    opening = [context.Process(target=_open, args=(str(path), start)) for _ in range(2)]
+    for process in opening:
+        process.start()
+    for process in opening:
+        process.join(120)
+    assert [process.exitcode for process in opening] == [0, 0]
+    store = Store(path)
+    assert store.conn.execute("PRAGMA user_version").fetchone() == (schema.SCHEMA_VERSION,)
+    assert stored(store.conn) == recount(store.conn)
     store.close()
