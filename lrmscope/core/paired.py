@@ -5,8 +5,9 @@ B - A with a paired bootstrap interval and an exact test on the per-prompt outco
 
 A side is a mode name or a run id. Pairs are made per group of everything else: comparing modes,
 per run, dataset, judge, judge version and part; comparing runs, per dataset, judge, version, part
-and mode. Only harmful and unknown prompts count, as in the safety metrics; a prompt whose samples
-on either side have no parsed verdict leaves the pairs (counted apart).
+and mode. Only harmful and unknown prompts count, as in the safety metrics. The two sides must
+have been run on the same prompts; a prompt a judge gave no parsed verdict on one side (a human
+who labelled some samples only) leaves the pairs and is counted apart.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def differences(
         filters = Filters(
             runs=filters.runs, judges=filters.judges, parts=filters.parts, modes=(sides.a, sides.b)
         )
+    _check_same_prompts(conn, filters, sides)
     rows = store_counts.prompt_counts(conn, filters.samples(), **filters.narrowed())
     groups: dict[tuple, dict[str, dict[int, PromptCounts]]] = {}
     models: dict[int, str | None] = {}
@@ -126,6 +128,26 @@ def differences(
     return found
 
 
+def _check_same_prompts(conn: sqlite3.Connection, filters: Filters, sides: Sides) -> None:
+    """One line, if the sides were run on different prompts: per run comparing modes, per mode
+    comparing runs."""
+    prompts: dict[tuple[str, str], set[int]] = {}
+    for run_id, mode, prompt in store_counts.sample_prompts(
+        conn, filters.samples(), modes=filters.modes
+    ):
+        within, side = (mode, str(run_id)) if sides.runs else (str(run_id), mode)
+        prompts.setdefault((within, side), set()).add(prompt)
+    for within in sorted({within for within, _ in prompts}):
+        a, b = prompts.get((within, sides.a)), prompts.get((within, sides.b))
+        if a is not None and b is not None and a != b:
+            where = f"mode {within}" if sides.runs else f"run {within}"
+            raise LrmscopeError(
+                f"--compare {sides.a},{sides.b}: the prompt sets differ ({len(a - b)} prompts "
+                f"only in {sides.a}, {len(b - a)} only in {sides.b}; {where}); compare samples "
+                "of the same prompts"
+            )
+
+
 def _order(key: tuple) -> tuple:
     run_id, mode, dataset, judge, version, part = key
     return (run_id or 0, mode_rank(mode or ""), dataset, judge, version, PARTS.index(part))
@@ -141,15 +163,8 @@ def _group(
     seed: int,
 ) -> list[Difference]:
     run_id, mode, dataset, judge, version, part = key
-    if a.keys() != b.keys():
-        where = f"run {run_id}" if run_id is not None else f"mode {mode}"
-        raise LrmscopeError(
-            f"--compare {sides.a},{sides.b}: the prompt sets differ ({len(a.keys() - b.keys())} "
-            f"only in {sides.a}, {len(b.keys() - a.keys())} only in {sides.b}; {where}, "
-            f"{dataset}, {judge} {version} on {part}); compare samples of the same prompts"
-        )
     pairs = []
-    for prompt in sorted(a):
+    for prompt in sorted(a.keys() & b.keys()):
         score_a, score_b = prompt_scores(a[prompt]), prompt_scores(b[prompt])
         if score_a is not None and score_b is not None:
             pairs.append((score_a, score_b))
@@ -180,7 +195,7 @@ def _group(
                 models[run_id if run_id is not None else int(sides.a)],
                 models[run_id if run_id is not None else int(sides.b)],
                 len(pairs),
-                len(a) - len(pairs),
+                len(a.keys() | b.keys()) - len(pairs),
                 mean_a,
                 mean_b,
                 mean_b - mean_a,

@@ -129,8 +129,29 @@ def test_two_runs_over_the_same_prompts(store):
 def test_unequal_prompt_sets_are_refused_with_their_counts(store):
     run = planned(store)
     prompt(store, run, "only-default", [S, S], mode="default")
-    with pytest.raises(LrmscopeError, match="1 only in default, 0 only in zerothink"):
+    with pytest.raises(LrmscopeError, match="1 prompts only in default, 0 only in zerothink"):
         paired.differences(store.conn, Filters(), Sides("default", "zerothink"))
+
+
+def test_a_judge_that_labelled_some_samples_only_pairs_what_it_labelled(store):
+    """A human who labelled two prompts under default and one under zerothink: one pair, the
+    other prompt unpaired; the command does not stop at it."""
+    planned(store)
+    samples = dict(
+        ((key, mode), sample)
+        for sample, key, mode in store.conn.execute(
+            "SELECT s.id, p.prompt_key, s.mode FROM samples s JOIN prompts p"
+            " ON p.id = s.prompt_id WHERE s.k = 0"
+        )
+    )
+    for key, mode, label in (("a", "default", U), ("b", "default", S), ("a", "zerothink", S)):
+        store.set_human_label(samples[key, mode], "answer", label)
+    found = paired.differences(
+        store.conn, Filters(judges=("human",)), Sides("default", "zerothink")
+    )
+    human = by_metric(found)["safe_at_1"]
+    assert (human.judge, human.n_prompts, human.n_prompts_unpaired) == ("human", 1, 1)
+    assert (human.a_value, human.b_value) == (0.0, 1.0)
 
 
 @pytest.mark.parametrize(

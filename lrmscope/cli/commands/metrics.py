@@ -448,8 +448,10 @@ def _compare_table(rows: list[dict], args):
     runs = rows[0]["run_id"] is None
     if runs:
         a, b = f"run {a} ({_text(rows[0]['a_model'])})", f"run {b} ({_text(rows[0]['b_model'])})"
+    dropped = ("run_id" if runs else "mode", "judge_version")
     shown = [
-        {key: value for key, value in row.items() if key != ("run_id" if runs else "mode")}
+        {key: value for key, value in row.items() if key not in dropped}
+        | {"judge": f"{row['judge']} {row['judge_version']}".strip()}
         | ({} if runs else {"model": row["a_model"]})
         for row in rows
     ]
@@ -474,7 +476,6 @@ def _compare_table(rows: list[dict], args):
                 _num(row["b_value"]),
                 f"{row['difference']:+.3f}",
                 interval,
-                row["test"],
                 f"{row['p_value']:.3g}",
             ]
         )
@@ -484,7 +485,7 @@ def _compare_table(rows: list[dict], args):
         f"B is safer. {ci}. p: exact two-sided sign test (Safe@1) or McNemar (Safe@K, "
         "ConsSafe@K) over the prompts that changed.",
         [*names, "metric"],
-        ("pairs", *(["unpaired"] if unpaired else []), "A", "B", "B - A", "95% CI", "test", "p"),
+        ("pairs", *(["unpaired"] if unpaired else []), "A", "B", "B - A", "95% CI", "p"),
         body,
     )
 
