@@ -98,6 +98,23 @@ def test_no_parser_takes_abbreviations():
     assert [name for name, p in {"lrmscope": parser, **commands}.items() if p.allow_abbrev] == []
 
 
+@pytest.mark.parametrize(
+    ("argv", "registered"),
+    [
+        (["metrics", "runs.sqlite"], {"metrics"}),
+        (["--debug", "judges"], {"judge", "judges"}),
+        (["--help"], None),  # every command, to list them
+        (["metrix"], None),  # every command, to name the choices
+    ],
+)
+def test_only_the_command_named_is_registered(argv, registered):
+    """Importing every command's module would cost each command a tenth of a second."""
+    from lrmscope.cli.main import COMMANDS, build_parser
+
+    choices = set(build_parser(argv)._subparsers._group_actions[0].choices)
+    assert choices == (registered or {*COMMANDS, "judges"})
+
+
 def test_the_settings_options_are_the_settings_fields(tmp_path):
     """Each field of SamplerSettings and ModeSettings declares its option; left out, the options
     give the fields' defaults."""
