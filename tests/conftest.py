@@ -1,7 +1,13 @@
+import os
+
 import pytest
 
 from lrmscope.engine.models import embedded_model_path
 from tests.support.no_llama import hide_llama, only_unit_tests
+
+# No test reaches a hub: the Hugging Face libraries read these when they are first imported,
+# which may be before lrmscope sets them itself (core/hub.py).
+os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 
 def pytest_configure(config: pytest.Config) -> None:

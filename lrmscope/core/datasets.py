@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from lrmscope.core import hub
 from lrmscope.engine.settings import check_choice
 from lrmscope.errors import LrmscopeError
 from lrmscope.vocab import PROMPT_KINDS, REASONING
@@ -78,7 +79,7 @@ class PromptRow:
 class Dataset:
     name: str
     path: str | None
-    sha256: str | None  # of the file's bytes: a resumed eval must see the same file
+    sha256: str | None  # of the file's bytes (hf: the library's fingerprint): resumes see the same
     format: str
     column: str  # where the prompts came from ("adversarial+vanilla" for mixed WildJailbreak)
     rows: tuple[PromptRow, ...]
@@ -95,22 +96,32 @@ def load_dataset(
     data_type: str | None = None,
     prompt_kind: str | None = None,
 ) -> Dataset:
-    """The prompts of a dataset file (by extension) or of `demo`, filtered and deduplicated;
-    `prompt_kind` (PROMPT_KINDS) sets the kind of every row, whatever the file says."""
+    """The prompts of a dataset file (by extension), of a Hugging Face dataset (`hf:`, core/hub.py)
+    or of `demo`, filtered and deduplicated; `prompt_kind` (PROMPT_KINDS) sets the kind of every
+    row, whatever the file says."""
     if prompt_kind is not None:
         check_choice("prompt kind", prompt_kind, PROMPT_KINDS)
-    if spec == "demo":
+    data = b""
+    if hub.is_hub(spec):
+        found = hub.read(spec)
+        where, name, path, kind, digest = spec, found.name, spec, "hf", found.fingerprint
+    elif spec == "demo":
         data = resources.files("lrmscope").joinpath("data/demo.csv").read_bytes()
-        where, name, path, kind = "demo", "demo", None, "csv"
+        where, name, path, kind, digest = "demo", "demo", None, "csv", None
     else:
         file = Path(spec).expanduser()
         kind = _SUFFIXES.get(file.suffix.lower(), "text")
         data, where, name, path = _read(file, kind), str(file), file.stem, str(file.resolve())
         if not data.strip():
             raise LrmscopeError(f"dataset {where} is empty")
+        digest = hashlib.sha256(data).hexdigest()
     if kind in ("jsonl", "text") and data_type is not None:
         raise LrmscopeError(f"--data-type needs a table with a data_type column; {where} is {kind}")
-    if kind == "parquet":
+    if kind == "hf":
+        fmt, used, raws = _tabular(
+            found.columns, found.rows, "hf", where, column, data_type, prompt_kind is None
+        )
+    elif kind == "parquet":
         fmt, used, raws = _tabular(
             *_parquet(data, where), "parquet", where, column, data_type, prompt_kind is None
         )
@@ -153,7 +164,7 @@ def load_dataset(
     return Dataset(
         name=name,
         path=path,
-        sha256=None if path is None else hashlib.sha256(data).hexdigest(),
+        sha256=digest,
         format="demo" if path is None else fmt,
         column=used,
         rows=tuple(rows.values())[:limit],

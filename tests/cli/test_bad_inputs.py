@@ -552,6 +552,14 @@ CASES: list[Case] = [
     ),
     C(
         "eval",
+        "--dataset",
+        "missing",
+        "hf:nobody/nothing, not in the Hugging Face cache",
+        cmd("eval", "--dataset", "hf:nobody/nothing"),
+        "not in the Hugging Face cache",
+    ),
+    C(
+        "eval",
         "--prompt-kind",
         "wrong type",
         "reasoning, for a file without an answer column",
