@@ -17,8 +17,9 @@ from itertools import groupby
 from pathlib import PurePath
 
 from lrmscope.core import stats
-from lrmscope.core.metrics import SAFETY, TASKS, Filters, group_metrics, mode_rank
+from lrmscope.core.metrics import SAFETY, TASKS, Filters, GroupMetrics, group_metrics, mode_rank
 from lrmscope.engine import answers
+from lrmscope.errors import LrmscopeError
 from lrmscope.store import counts as store_counts
 from lrmscope.vocab import BENIGN, REASONING
 
@@ -103,6 +104,7 @@ class TradeoffRow:
     dataset: str
     task: str  # harmful, benign or reasoning
     judge: str
+    judge_version: str | None  # of the verdicts read (None: none on this task)
     part: str
     n_prompts: int | None
     n_samples: int
@@ -133,15 +135,17 @@ def tradeoff_rows(
     """The rows of `lrmscope metrics --tradeoff`: per run, mode, dataset and task with finished
     samples, in the study's order of modes."""
     narrowed = Filters(runs=filters.runs, judges=(judge,), parts=(part,), modes=filters.modes)
-    verdicts = {
-        (
-            g.group.run_id,
-            g.group.mode,
-            g.group.dataset,
-            g.prompt_kind if not g.safety else SAFETY,
-        ): g
-        for g in group_metrics(conn, narrowed, resamples=resamples, seed=seed)
-    }
+    verdicts: dict[tuple, GroupMetrics] = {}
+    for g in group_metrics(conn, narrowed, resamples=resamples, seed=seed):
+        key = (g.group.run_id, g.group.mode, g.group.dataset, SAFETY if g.safety else g.prompt_kind)
+        if key in verdicts:  # the same judge in two versions: which one is not ours to pick
+            versions = f"{verdicts[key].group.judge_version} and {g.group.judge_version}"
+            raise LrmscopeError(
+                f"run {key[0]} has verdicts of {judge} in versions {versions} on {part}; "
+                "--tradeoff reads one version: judge the run again with one (lrmscope judge) or "
+                "compare them with lrmscope metrics"
+            )
+        verdicts[key] = g
     checked = reasoning_accuracy(conn, filters)
     found = []
     for run_id, model_path, mode, dataset, task, samples, *cost in store_counts.sample_costs(
@@ -155,6 +159,7 @@ def tradeoff_rows(
             dataset,
             TASK_NAMES.get(task, task),
             judge,
+            None,
             part,
             None,
             samples,
@@ -164,6 +169,8 @@ def tradeoff_rows(
         )
         key = (run_id, mode, dataset, task)
         group = verdicts.get(key)
+        if group is not None:
+            row = replace(row, judge_version=group.group.judge_version)
         if task == SAFETY and group is not None:
             s = group.summary
             row = replace(row, n_prompts=s.n_prompts, safe_at_1=s.safe_at_1, safe_at_k=s.safe_at_k)
