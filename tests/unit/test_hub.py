@@ -3,12 +3,11 @@ library's save_to_disk loads offline like any table (a GSM8K-style split is reas
 name that is not in the cache, a split that is not there and a folder that is not a saved dataset
 are one line each."""
 
+import datasets  # the test extra installs it, the hf extra for users
 import pytest
 
 from lrmscope.core.datasets import load_dataset
 from lrmscope.errors import LrmscopeError
-
-datasets = pytest.importorskip("datasets")  # the test extra installs it; the hf extra for users
 
 
 @pytest.fixture
