@@ -53,3 +53,12 @@ def prompt_before_v7(store, dataset: str, prompt_key: str, text: str, **fields) 
     return store.conn.execute(
         "SELECT id FROM prompts WHERE dataset = ? AND prompt_key = ?", (dataset, prompt_key)
     ).fetchone()[0]
+
+
+def finished_sample(
+    store, run_id: int, prompt_id: int, *, mode: str = "default", k: int = 0, **fields
+) -> int:
+    """A sample written as a finished generation leaves it (status done, then `fields`); its id."""
+    sample = store.start_sample(run_id, prompt_id, k=k, mode=mode)
+    store.update_sample(sample, {"status": "done", **fields})
+    return sample

@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 
 from lrmscope.store import Store, schema
-from tests.support.db import prompt_before_v7, verdict_row
+from tests.support.db import finished_sample, prompt_before_v7, verdict_row
 
 MODES = ("default", "zerothink")
 PARTS = ("think", "answer", "full")
@@ -263,8 +263,7 @@ def test_a_verdict_sample_or_prompt_written_over_is_kept(tmp_path):
     store = Store(tmp_path / "db.sqlite")
     run = store.start_run("eval")
     prompt = store.prompt_id("ds", "p", "text", kind="harmful")
-    sample = store.start_sample(run, prompt, mode="default")
-    store.update_sample(sample, {"status": "done", "think_tokens": 3})
+    sample = finished_sample(store, run, prompt, think_tokens=3)
     store.add_judgements([verdict_row(sample, "full", "safe", prompt_hash="h")])
     plain = sqlite3.connect(store.path, isolation_level=None)
     before = stored(plain)
@@ -302,8 +301,7 @@ def test_the_migration_counts_what_an_older_database_holds(tmp_path, monkeypatch
         writer = Writer(old, seed=7, kinds=KINDS[:3])  # reasoning came with v7
         for _ in range(120):
             writer.step()
-        sid = old.start_sample(writer.runs[0], writer.prompts[0], mode="default")
-        old.update_sample(sid, {"status": "done", "think_tokens": 12})
+        sid = finished_sample(old, writer.runs[0], writer.prompts[0], think_tokens=12)
         old.add_judgements([verdict_row(sid, "full", "unsafe"), verdict_row(sid, "think", "safe")])
         with old.conn:
             old.conn.execute("UPDATE prompts SET category = '' WHERE id = ?", (writer.prompts[0],))
