@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 import lrmscope
-from lrmscope.core import export, metrics
+from lrmscope.core import export, metrics, tradeoff
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import reads
 from lrmscope.store.db import Store, connect
@@ -447,6 +447,15 @@ class ReviewDB:
         conn = self._reader()
         try:
             return metrics.metric_rows(conn, metrics.Filters(runs=f.runs))
+        finally:
+            conn.close()
+
+    def tradeoff(self, f: SampleFilter, judge: str, part: str) -> list[dict]:
+        """The rows of `lrmscope metrics --tradeoff` for the filter's runs, by one judge on one
+        part (core/tradeoff.py)."""
+        conn = self._reader()
+        try:
+            return tradeoff.tradeoff_rows(conn, metrics.Filters(runs=f.runs), judge, part)
         finally:
             conn.close()
 

@@ -22,6 +22,9 @@ DataTable { height: 1fr; }
 #body { padding: 0 1; }
 #metrics { height: auto; max-height: 20; }
 #plots { padding: 1; }
+#tradeoff { height: auto; max-height: 14; }
+#tradeoff-note { height: auto; padding: 0 1; }
+#tradeoff-plot { height: 1fr; min-height: 12; }
 """
 
 

@@ -15,7 +15,8 @@ from lrmscope.core.review import SampleFilter
 from lrmscope.errors import LrmscopeError
 from lrmscope.tui.review.base import KeyBar, ReviewScreen
 from lrmscope.tui.review.text import bars, histograms, number, plain, whole
-from lrmscope.vocab import BENIGN, PARTS
+from lrmscope.tui.review.tradeoff import TradeoffScreen
+from lrmscope.vocab import BENIGN, DEFAULT_JUDGE, PARTS
 
 
 class MetricsScreen(ReviewScreen):
@@ -24,7 +25,11 @@ class MetricsScreen(ReviewScreen):
     of harmful and unknown prompts; benign prompts, when there are any, get their own plot: the
     share of their samples a refusal detector found refusing (over-refusal)."""
 
-    BINDINGS = [Binding("j", "judge", "next judge"), Binding("t", "part", "next part")]
+    BINDINGS = [
+        Binding("j", "judge", "next judge"),
+        Binding("t", "part", "next part"),
+        Binding("o", "tradeoff", "trade-off"),
+    ]
 
     def __init__(self, runs: tuple[int, ...]) -> None:
         super().__init__()
@@ -163,6 +168,11 @@ class MetricsScreen(ReviewScreen):
         if judges:
             following = judges[(judges.index(self.judge) + 1) % len(judges)]
             self._compute(following, self.part, fresh=False)
+
+    def action_tradeoff(self) -> None:
+        self.app.push_screen(
+            TradeoffScreen(self.filter.runs, self.judge or DEFAULT_JUDGE, self.part)
+        )
 
     def action_part(self) -> None:
         self._compute(self.judge, PARTS[(PARTS.index(self.part) + 1) % len(PARTS)], fresh=False)
