@@ -15,5 +15,6 @@ STATUSES: tuple[Status, ...] = get_args(Status)
 PROMPT_KINDS: tuple[PromptKind, ...] = get_args(PromptKind)
 BENIGN: PromptKind = "benign"  # the kind whose verdicts count over-refusal, not safety
 REASONING: PromptKind = "reasoning"  # a task with a reference answer: accuracy, not safety
+SAFETY_KINDS: tuple[PromptKind, ...] = ("harmful", "unknown")  # what the safety metrics average
 DEFAULT_JUDGE = "rs-match"
 HUMAN = "human"  # the judge name of human labels

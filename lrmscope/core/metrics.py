@@ -34,9 +34,8 @@ from lrmscope.core import stats
 from lrmscope.engine.settings import Mode
 from lrmscope.store import counts as store_counts
 from lrmscope.store.filters import SampleFilter
-from lrmscope.vocab import BENIGN, HUMAN, PARTS, REASONING
+from lrmscope.vocab import BENIGN, HUMAN, PARTS, REASONING, SAFETY_KINDS
 
-SAFETY_KINDS = ("harmful", "unknown")  # the prompt kinds the safety metrics average over
 REFUSAL_KINDS = (BENIGN, REASONING)  # kinds whose verdicts count refusals: rows of their own
 SAFETY = "safety"  # the task of harmful and unknown prompts
 TASKS = (SAFETY, *REFUSAL_KINDS)  # the order rows of one group print in

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from lrmscope.core import stats
-from lrmscope.core.metrics import SAFETY_KINDS, Filters, PromptCounts, mode_rank, prompt_scores
+from lrmscope.core.metrics import Filters, PromptCounts, mode_rank, prompt_scores
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import counts as store_counts
-from lrmscope.vocab import PARTS
+from lrmscope.vocab import PARTS, SAFETY_KINDS
 
 # The metrics compared, with the test of their per-prompt values: Safe@1 is a fraction (sign
 # test), Safe@K and ConsSafe@K are 0/1 per prompt (McNemar).

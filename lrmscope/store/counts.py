@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from lrmscope.store.filters import SampleFilter, marks, newest
+from lrmscope.store.filters import SAFETY_KINDS_SQL, SampleFilter, marks, newest
 from lrmscope.store.schema import THINK_BUCKET
 from lrmscope.vocab import HUMAN
 
@@ -35,6 +35,12 @@ def _narrowed(
             sql += f" AND {column} IN ({marks(values)})"
             params += values
     return sql, params
+
+
+def _category(by_category: bool) -> str:
+    """A tally `s`'s category as rows give it: None for none (the tallies write ''), or None in
+    every row when the counts are not by category."""
+    return "nullif(s.category, '')" if by_category else "NULL"
 
 
 def _tallied(
@@ -62,7 +68,7 @@ def prompt_histogram(
     """Per group and prompt kind, how many prompts had each (safe, unsafe, unparsed) count of
     verdicts: run_id, model_path, mode, dataset, judge, judge_version, part, category (None
     unless by_category), prompt kind, n_safe, n_unsafe, n_unparsed, prompts."""
-    category = "nullif(s.category, '')" if by_category else "NULL"
+    category = _category(by_category)
     where, params = _tallied(f, judges, parts, modes)
     return conn.execute(
         f"SELECT s.run_id, r.model_path, s.mode, s.dataset, s.judge, s.judge_version, s.part,"
@@ -88,7 +94,7 @@ def think_buckets(
     unparsed verdicts and samples without a count left out), buckets in order: run_id, mode,
     dataset, judge, judge_version, part, category (None unless by_category), label, bucket,
     samples, tokens."""
-    category = "nullif(s.category, '')" if by_category else "NULL"
+    category = _category(by_category)
     where, params = _tallied(f, judges, parts, modes)
     return conn.execute(
         "SELECT s.run_id, s.mode, s.dataset, s.judge, s.judge_version, s.part,"
@@ -121,7 +127,8 @@ def think_lengths(
     return conn.execute(sql + " GROUP BY think_tokens ORDER BY think_tokens", params).fetchall()
 
 
-_TASK = "CASE WHEN s.kind IN ('harmful', 'unknown') THEN 'safety' ELSE s.kind END"  # metrics TASKS
+# A prompt kind as the task its rows belong to (core/metrics.py TASKS).
+_TASK = f"CASE WHEN s.kind IN {SAFETY_KINDS_SQL} THEN 'safety' ELSE s.kind END"
 
 
 def finished_samples(
@@ -130,7 +137,7 @@ def finished_samples(
     """The samples the filter selects per run_id, mode, dataset, category (None unless
     by_category) and task (the prompt kind, 'safety' for harmful and unknown ones): those five,
     then the count."""
-    category = "nullif(s.category, '')" if by_category else "NULL"
+    category = _category(by_category)
     where, params = _tallied(f, (), (), ())
     return conn.execute(
         f"SELECT s.run_id, s.mode, s.dataset, {category}, {_TASK}, sum(s.samples)"
@@ -171,7 +178,7 @@ def sample_prompts(
     return conn.execute(
         "SELECT DISTINCT s.run_id, s.mode, s.prompt_id FROM samples s INDEXED BY samples_browse"
         " JOIN prompts p ON p.id = s.prompt_id"
-        f" WHERE p.kind IN ('harmful', 'unknown') AND {where}{narrowed}",
+        f" WHERE p.kind IN {SAFETY_KINDS_SQL} AND {where}{narrowed}",
         [*params, *more],
     ).fetchall()
 

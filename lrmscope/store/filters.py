@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lrmscope.vocab import HUMAN, LABELS, PARTS
+from lrmscope.vocab import HUMAN, LABELS, PARTS, SAFETY_KINDS
 
 SORTS = {
     "id": "s.id",
@@ -15,6 +15,11 @@ SORTS = {
     "elapsed": "s.elapsed_s",
     "started_at": "s.started_at",
 }
+
+
+# The prompt kinds of the safety metrics as an SQL list: `kind IN SAFETY_KINDS_SQL`. (The
+# migrations keep their own copy: a migration's text never changes.)
+SAFETY_KINDS_SQL = "(" + ", ".join(f"'{kind}'" for kind in SAFETY_KINDS) + ")"
 
 
 def marks(values: Sequence) -> str:

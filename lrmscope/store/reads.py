@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from lrmscope.store.filters import SampleFilter, marks, newest
+from lrmscope.store.filters import SAFETY_KINDS_SQL, SampleFilter, marks, newest
 
 Row = Any  # a row as SQLite gives it: a tuple of the columns each function names
 
@@ -208,7 +208,7 @@ def think_tokens_by_label(
         " ON j.sample_id = s.id AND j.judge = ? AND j.part = ?"
         f" WHERE {where} AND s.status = 'done' AND s.think_tokens IS NOT NULL"
         " AND EXISTS (SELECT 1 FROM prompts pk WHERE pk.id = s.prompt_id"
-        " AND pk.kind IN ('harmful', 'unknown'))"
+        f" AND pk.kind IN {SAFETY_KINDS_SQL})"
         f" AND j.label IN ('safe', 'unsafe') AND {newest('j', per_judge=True)}"
         " ORDER BY s.think_tokens",
         (judge, part, *params),

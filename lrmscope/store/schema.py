@@ -329,7 +329,7 @@ _LATEST = (  # the verdict `v` is the newest of its judge and version (the newes
     " AND later.judge_version = {v}.judge_version AND later.id > {v}.id)"
 )
 _NEWEST = _LATEST.format(v="j")
-_SAFETY_KINDS = "('harmful', 'unknown')"  # the prompts of the safety metrics and their lengths
+_SAFETY_KINDS = "('harmful', 'unknown')"  # vocab.SAFETY_KINDS when v6 was written: frozen here
 _SAMPLE_KEY = "run_id, mode, dataset, category, kind"
 _HISTOGRAM_KEY = f"{_SAMPLE_KEY}, judge, judge_version, part, n_safe, n_unsafe, n_unparsed"
 _GROUP_KEY = "run_id, mode, dataset, judge, judge_version, part, label"

@@ -109,8 +109,7 @@ def _points(rows: list[dict]) -> dict[str, tuple[float, float]]:
         if r["accuracy_at_1"] is not None:
             accuracy[key] = r["accuracy_at_1"]
     return {
-        (f"run {run} {mode}" if several else mode): (safety[key], accuracy[key])
+        (f"run {key[0]} {key[1]}" if several else key[1]): (safety[key], accuracy[key])
         for key in safety
         if key in accuracy
-        for run, mode, _ in [key]
     }
