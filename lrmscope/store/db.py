@@ -509,11 +509,13 @@ class Store:
     ) -> list[tuple[int, str | None, bool, str]]:
         """The next page (by sample id, after `after`) of finished samples of reasoning prompts,
         of one run if given, with no answer check by this checker version: sample id, answer,
-        whether the thought closed, the prompt's reference answer."""
+        whether the thought closed, the prompt's reference answer. The reasoning prompts come
+        first (CROSS JOIN keeps that order): an eval checks answers at each of its judge passes,
+        and one without reasoning prompts reads no sample."""
         run = "" if run_id is None else " AND s.run_id = ?"
         return self.conn.execute(
-            "SELECT s.id, s.answer, s.think_closed IS 1, p.reference FROM samples s"
-            " JOIN prompts p ON p.id = s.prompt_id"
+            "SELECT s.id, s.answer, s.think_closed IS 1, p.reference FROM prompts p"
+            " CROSS JOIN samples s ON s.prompt_id = p.id"
             " LEFT JOIN answer_checks c ON c.sample_id = s.id AND c.checker = ?"
             " WHERE s.status = 'done' AND p.kind = 'reasoning' AND c.sample_id IS NULL"
             f" AND s.id > ?{run} ORDER BY s.id LIMIT ?",
