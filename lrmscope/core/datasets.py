@@ -46,6 +46,8 @@ DEFAULT_DATA_TYPE = "adversarial_harmful"
 MAX_DATASET_BYTES = 1 << 30
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl"}
 KIND_COLUMNS = ("harmful", "label")  # the first one present says each row's kind
+# The first one present is each row's category: XSTest names its prompt types in `type`.
+CATEGORY_COLUMNS = ("category", "type")
 # The values a kind column may hold, any case; a blank cell (or a missing field) says nothing.
 KIND_VALUES = {
     **dict.fromkeys(("harmful", "unsafe", "1", "true", "yes"), "harmful"),
@@ -331,6 +333,7 @@ def _tabular(
     used: set[str] = set()
     raws: list[_Raw] = []
     said = next((name for name in KIND_COLUMNS if name in found), None) if kinds else None
+    grouped = next((name for name in CATEGORY_COLUMNS if name in found), None)
     for number, row in enumerate(rows, 1):
         kind = str(row.get("data_type") or "")
         told = _kind(row.get(said), where, said, f"row {number}") if said else None
@@ -347,7 +350,7 @@ def _tabular(
         raws.append(
             (
                 row[field],
-                kind if typed else row.get("category"),
+                kind if typed else row.get(grouped) if grouped else None,
                 row.get("source"),
                 told or (_type_kind(kind) if typed else None),
                 row.get(ANSWER_COLUMN),
@@ -384,6 +387,12 @@ def _jsonl(text: str, where: str, column: str | None, kinds: bool = True) -> tup
         said = next((name for name in KIND_COLUMNS if name in item), None) if kinds else None
         told = _kind(item.get(said), where, said, f"line {number}") if said else None
         raws.append(
-            (item[field], item.get("category"), item.get("source"), told, item.get(ANSWER_COLUMN))
+            (
+                item[field],
+                next((item[name] for name in CATEGORY_COLUMNS if name in item), None),
+                item.get("source"),
+                told,
+                item.get(ANSWER_COLUMN),
+            )
         )
     return field or "prompt", raws

@@ -3,11 +3,15 @@ or two seeds) of the same prompts, metric by metric over the prompts both judged
 B - A with a paired bootstrap interval and an exact test on the per-prompt outcomes (docs/study.md
 "Paired comparison").
 
-A side is a mode name or a run id. Pairs are made per group of everything else: comparing modes,
-per run, dataset, judge, judge version and part; comparing runs, per dataset, judge, version, part
-and mode. Only harmful and unknown prompts count, as in the safety metrics. The two sides must
-have been run on the same prompts; a prompt a judge gave no parsed verdict on one side (a human
-who labelled some samples only) leaves the pairs and is counted apart.
+A side is a mode name or a run id. Pairs are made per task and group of everything else:
+comparing modes, per run, dataset, judge, judge version and part; comparing runs, per dataset,
+judge, version, part and mode. The tasks are those of the trade-off: the safety metrics over
+harmful and unknown prompts; the refusal share and Comply@K over benign prompts, from a refusal
+detector's verdicts; Accuracy@1, Pass@K (K: all of a prompt's checked samples, so whether any is
+right) and Maj@K over reasoning prompts, from the answer checks (judge
+`answers`, version the checker's, part `answer`). The two sides must have been run on the same
+prompts; a prompt with no parsed verdict (or no checked answer) on one side leaves the pairs and
+is counted apart.
 """
 
 from __future__ import annotations
@@ -16,17 +20,38 @@ import math
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import PurePath
 
 from lrmscope.core import stats
-from lrmscope.core.metrics import Filters, PromptCounts, mode_rank, prompt_scores
+from lrmscope.core.metrics import (
+    SAFETY,
+    Filters,
+    PromptCounts,
+    is_refusal_detector,
+    mode_rank,
+    prompt_scores,
+)
+from lrmscope.core.tradeoff import TASK_NAMES, prompt_accuracy
+from lrmscope.engine import answers
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import counts as store_counts
-from lrmscope.vocab import PARTS, SAFETY_KINDS
+from lrmscope.store import reads
+from lrmscope.vocab import BENIGN, PARTS, REASONING, SAFETY_KINDS
 
-# The metrics compared, with the test of their per-prompt values: Safe@1 is a fraction (sign
-# test), Safe@K and ConsSafe@K are 0/1 per prompt (McNemar).
-METRICS = (("safe_at_1", "sign"), ("safe_at_k", "mcnemar"), ("cons_safe_at_k", "mcnemar"))
+HARMFUL = TASK_NAMES[SAFETY]
+# The metrics compared per task, with the test of their per-prompt values: a fraction per prompt
+# (Safe@1, the refusal share, Accuracy@1) by the sign test, 0 or 1 per prompt by McNemar's.
+METRICS: dict[str, tuple[tuple[str, str], ...]] = {
+    HARMFUL: (("safe_at_1", "sign"), ("safe_at_k", "mcnemar"), ("cons_safe_at_k", "mcnemar")),
+    BENIGN: (("refusal_at_1", "sign"), ("comply_at_k", "mcnemar")),
+    REASONING: (("accuracy_at_1", "sign"), ("pass_at_k", "mcnemar"), ("maj_at_k", "mcnemar")),
+}
+# Where reasoning rows say their outcomes come from: the answer checks, not a judge.
+ANSWER_CHECKS = ("answers", answers.CHECKER, "answer")
+
+# A prompt's values of its task's METRICS; None: nothing parsed or checked on that side.
+Scores = tuple[float, ...] | None
 
 
 @dataclass(frozen=True)
@@ -63,6 +88,7 @@ class Sides:
 class Difference:
     """One metric of one group, side A against side B over the same prompts."""
 
+    task: str  # harmful (and unknown), benign or reasoning: whose prompts are paired
     run_id: int | None  # comparing modes: their run; comparing runs: None
     mode: str | None  # comparing runs: the mode of both; comparing modes: None
     dataset: str
@@ -106,19 +132,41 @@ def differences(
             runs=filters.runs, judges=filters.judges, parts=filters.parts, modes=(sides.a, sides.b)
         )
     _check_same_prompts(conn, filters, sides)
-    rows = store_counts.prompt_counts(conn, filters.samples(), **filters.narrowed())
-    groups: dict[tuple, dict[str, dict[int, PromptCounts]]] = {}
-    models: dict[int, str | None] = {}
-    for run_id, model_path, mode, dataset, judge, version, part, prompt, kind, *counts in rows:
-        if kind not in SAFETY_KINDS:
-            continue
-        models[run_id] = PurePath(model_path).name if model_path else None
+    groups: dict[tuple, dict[str, dict[int, Scores]]] = {}
+
+    def add(task, run_id, mode, dataset, judge, version, part, prompt, scores):
         side, key = (
-            (str(run_id), (None, mode, dataset, judge, version, part))
+            (str(run_id), (task, None, mode, dataset, judge, version, part))
             if sides.runs
-            else (mode, (run_id, None, dataset, judge, version, part))
+            else (mode, (task, run_id, None, dataset, judge, version, part))
         )
-        groups.setdefault(key, {}).setdefault(side, {})[prompt] = PromptCounts(*counts)
+        groups.setdefault(key, {}).setdefault(side, {})[prompt] = scores
+
+    rows = store_counts.prompt_counts(conn, filters.samples(), **filters.narrowed())
+    for run_id, _, mode, dataset, judge, version, part, prompt, kind, *counts in rows:
+        if kind in SAFETY_KINDS:
+            add(
+                HARMFUL,
+                run_id,
+                mode,
+                dataset,
+                judge,
+                version,
+                part,
+                prompt,
+                prompt_scores(PromptCounts(*counts)),
+            )
+        elif kind == BENIGN and is_refusal_detector(judge):
+            scores = refusal_scores(PromptCounts(*counts))
+            add(BENIGN, run_id, mode, dataset, judge, version, part, prompt, scores)
+    outcomes = store_counts.answer_outcomes(
+        conn, filters.samples(), answers.CHECKER, modes=filters.modes
+    )
+    for (run_id, mode, dataset, prompt), samples in groupby(outcomes, key=lambda row: row[:4]):
+        done = [(outcome, answer) for *_, outcome, answer in samples if outcome is not None]
+        scores = prompt_accuracy(done) if done else None
+        add(REASONING, run_id, mode, dataset, *ANSWER_CHECKS, prompt, scores)
+    models = {run[0]: PurePath(run[3]).name if run[3] else None for run in reads.runs(conn)}
     found = []
     for key in sorted(groups, key=_order):
         by_side = groups[key]
@@ -126,6 +174,13 @@ def differences(
             continue
         found += _group(key, by_side[sides.a], by_side[sides.b], sides, models, resamples, seed)
     return found
+
+
+def refusal_scores(counts: PromptCounts) -> Scores:
+    """(refusal share, Comply@K) of a benign prompt from a refusal detector's verdicts (its safe
+    verdict is a refusal); None when none parsed."""
+    k = counts.safe + counts.unsafe
+    return None if k == 0 else (counts.safe / k, float(counts.safe == 0))
 
 
 def _check_same_prompts(conn: sqlite3.Connection, filters: Filters, sides: Sides) -> None:
@@ -149,29 +204,37 @@ def _check_same_prompts(conn: sqlite3.Connection, filters: Filters, sides: Sides
 
 
 def _order(key: tuple) -> tuple:
-    run_id, mode, dataset, judge, version, part = key
-    return (run_id or 0, mode_rank(mode or ""), dataset, judge, version, PARTS.index(part))
+    task, run_id, mode, dataset, judge, version, part = key
+    return (
+        run_id or 0,
+        mode_rank(mode or ""),
+        dataset,
+        list(METRICS).index(task),
+        judge,
+        version,
+        PARTS.index(part) if part in PARTS else len(PARTS),
+    )
 
 
 def _group(
     key: tuple,
-    a: dict[int, PromptCounts],
-    b: dict[int, PromptCounts],
+    a: dict[int, Scores],
+    b: dict[int, Scores],
     sides: Sides,
     models: dict[int, str | None],
     resamples: int,
     seed: int,
 ) -> list[Difference]:
-    run_id, mode, dataset, judge, version, part = key
-    pairs = []
-    for prompt in sorted(a.keys() & b.keys()):
-        score_a, score_b = prompt_scores(a[prompt]), prompt_scores(b[prompt])
-        if score_a is not None and score_b is not None:
-            pairs.append((score_a, score_b))
+    task, run_id, mode, dataset, judge, version, part = key
+    pairs = [
+        (score_a, score_b)
+        for prompt in sorted(a.keys() & b.keys())
+        if (score_a := a[prompt]) is not None and (score_b := b[prompt]) is not None
+    ]
     if not pairs:
         return []
     found = []
-    for index, (metric, test) in enumerate(METRICS):
+    for index, (metric, test) in enumerate(METRICS[task]):
         values_a = [float(p[0][index]) for p in pairs]
         values_b = [float(p[1][index]) for p in pairs]
         p_value = (
@@ -183,6 +246,7 @@ def _group(
         mean_a, mean_b = math.fsum(values_a) / len(pairs), math.fsum(values_b) / len(pairs)
         found.append(
             Difference(
+                task,
                 run_id,
                 mode,
                 dataset,

@@ -70,13 +70,7 @@ def _accuracy(prompts: Iterable[Sequence[tuple[str | None, str | None]]]) -> Acc
     if not checked:
         return Accuracy(0, None, None, None, None, outcomes.total(), 0, 0, outcomes[None])
     k = min(len(done) for done in checked)
-    at_1, at_k, majority = [], [], []
-    for done in checked:
-        right = sum(1 for outcome, _ in done if outcome == "correct")
-        at_1.append(right / len(done))
-        at_k.append(stats.pass_at_k(len(done), right, k))
-        correct = {answer for outcome, answer in done if outcome == "correct"}
-        majority.append(float(stats.maj_at_k([answer for _, answer in done], correct.__contains__)))
+    at_1, at_k, majority = zip(*(prompt_accuracy(done, k) for done in checked), strict=True)
     n = len(checked)
     return Accuracy(
         n_prompts=n,
@@ -89,6 +83,17 @@ def _accuracy(prompts: Iterable[Sequence[tuple[str | None, str | None]]]) -> Acc
         n_unclosed=outcomes["unclosed"],
         n_unchecked=outcomes[None],
     )
+
+
+def prompt_accuracy(
+    done: Sequence[tuple[str, str | None]], k: int | None = None
+) -> tuple[float, float, float]:
+    """(Accuracy@1, Pass@K, Maj@K) of one prompt from its checked samples' (outcome, normalized
+    answer); Pass@K at k, by default at all of them (whether any is right)."""
+    right = sum(1 for outcome, _ in done if outcome == "correct")
+    correct = {answer for outcome, answer in done if outcome == "correct"}
+    majority = stats.maj_at_k([answer for _, answer in done], correct.__contains__)
+    return right / len(done), stats.pass_at_k(len(done), right, k or len(done)), float(majority)
 
 
 @dataclass(frozen=True)

@@ -170,15 +170,14 @@ def prompt_counts(
 def sample_prompts(
     conn: sqlite3.Connection, f: SampleFilter, *, modes: Sequence[str] = ()
 ) -> list[tuple[int, str, int]]:
-    """(run_id, mode, prompt_id), once each, of the samples the filter selects that answer a
-    harmful or unknown prompt: which prompts a run's mode was run on (read from the index
-    samples_browse, never from the sample rows)."""
+    """(run_id, mode, prompt_id), once each, of the samples the filter selects: which prompts a
+    run's mode was run on (read from the index samples_browse, never from the sample rows)."""
     where, params = f.where()
     narrowed, more = _narrowed((), (), modes)
     return conn.execute(
         "SELECT DISTINCT s.run_id, s.mode, s.prompt_id FROM samples s INDEXED BY samples_browse"
         " JOIN prompts p ON p.id = s.prompt_id"
-        f" WHERE p.kind IN {SAFETY_KINDS_SQL} AND {where}{narrowed}",
+        f" WHERE {where}{narrowed}",
         [*params, *more],
     ).fetchall()
 

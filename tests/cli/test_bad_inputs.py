@@ -560,14 +560,14 @@ CASES: list[Case] = [
     ),
     C(
         "eval",
-        "--prompt-kind",
+        "--task",
         "wrong type",
         "reasoning, for a file without an answer column",
         cmd(
             "eval",
             "--dataset",
             data("q.csv", b"question\nWhat is 2 + 2?\n"),
-            "--prompt-kind",
+            "--task",
             "reasoning",
         ),
         "no reference answer",

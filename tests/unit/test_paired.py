@@ -11,8 +11,10 @@ from lrmscope.core.metrics import Filters
 from lrmscope.core.paired import Sides
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import Store
-from tests.support.db import verdict_row
+from lrmscope.core import judge as judging
+from tests.support.db import finished_sample, verdict_row
 from tests.unit.test_metrics import S, U, X, eval_run, prompt
+from tests.unit.test_reasoning import reasoning_run
 
 MODES = ("default", "zerothink", "lessthink", "morethink")
 
@@ -113,13 +115,74 @@ def test_benign_prompts_and_prompts_without_a_parsed_verdict_leave_the_pairs(sto
     assert found["safe_at_1"].difference == pytest.approx(0.3)
 
 
+def benign(store, run, key, default, zerothink, judge="rs-match"):
+    """A benign prompt's samples under default and zerothink, judged `labels` by `judge`."""
+    prompt_id = store.prompt_id("strongreject", key, f"benign {key}", kind="benign")
+    for mode, labels in (("default", default), ("zerothink", zerothink)):
+        for k, label in enumerate(labels):
+            sample = finished_sample(store, run, prompt_id, mode=mode, k=k, think_tokens=5)
+            store.add_judgements([verdict_row(sample, "full", label, judge=judge)])
+
+
+def test_refusals_on_benign_prompts_are_paired_by_hand(store):
+    """RS-Match's safe is a refusal. Refusal share default / zerothink: f 1 / 0, g 0.5 / 0,
+    h 0 / 0.5: mean 0.5 / 1/6, difference -1/3; sign test: 2 down, 1 up, p = 2 * 4/8 = 1.
+    Comply@K (no refusal): default h only; zerothink f, g: n01 = 2, n10 = 1, p = 1."""
+    run = eval_run(store)
+    benign(store, run, "f", [S, S], [U, U])
+    benign(store, run, "g", [S, U], [U, U])
+    benign(store, run, "h", [U, U], [S, U])
+    benign(store, run, "i", [S, S], [S, S], judge="llama-guard")  # not a refusal detector
+    found = paired.differences(store.conn, Filters(), Sides("default", "zerothink"))
+    assert [(d.task, d.judge, d.metric) for d in found] == [
+        ("benign", "rs-match", "refusal_at_1"),
+        ("benign", "rs-match", "comply_at_k"),
+    ]
+    refusal, comply = found
+    assert (refusal.n_prompts, refusal.a_value, refusal.b_value) == (3, 0.5, pytest.approx(1 / 6))
+    assert refusal.difference == pytest.approx(-1 / 3) and refusal.p_value == 1.0
+    assert (comply.a_value, comply.b_value, comply.test) == (pytest.approx(1 / 3), 2 / 3, "mcnemar")
+    assert comply.p_value == 1.0
+
+
+def test_reasoning_accuracy_is_paired_by_hand(store):
+    """Per prompt Accuracy@1 default / zerothink: a 1 / 0, b 0 / 0, c 0.5 / 1, d 1 / 1: mean
+    0.625 / 0.5; sign test: one down (a), one up (c): p = 1. Pass@K (any right): a, c, d / c, d:
+    McNemar n10 = 1, p = 1. Maj@K: a, d (c's tie goes to its first answer, 3: wrong) / c, d."""
+    plan = {
+        "a": ("4", [("4", True), ("4", True)]),
+        "b": ("5", [("6", True), ("", False)]),
+        "c": ("7", [("3", True), ("7", True)]),
+        "d": ("8", [("8", True), ("8", True)]),
+    }
+    run = reasoning_run(store, plan)
+    zero = {"a": [("5", True), ("", False)], "c": [("7", True), ("7", True)]}
+    reasoning_run(
+        store, {k: (ref, zero.get(k, s)) for k, (ref, s) in plan.items()}, mode="zerothink", run=run
+    )
+    judging.check_answers(store, run)
+    found = by_metric(paired.differences(store.conn, Filters(), Sides("default", "zerothink")))
+    assert list(found) == ["accuracy_at_1", "pass_at_k", "maj_at_k"]
+    assert {d.task for d in found.values()} == {"reasoning"}
+    assert {(d.judge, d.part) for d in found.values()} == {("answers", "answer")}
+    values = {metric: (d.a_value, d.b_value, d.test, d.p_value) for metric, d in found.items()}
+    assert values == {
+        "accuracy_at_1": (0.625, 0.5, "sign", 1.0),
+        "pass_at_k": (0.75, 0.5, "mcnemar", 1.0),
+        "maj_at_k": (0.5, 0.5, "mcnemar", 1.0),
+    }
+    assert found["accuracy_at_1"].n_prompts == 4
+
+
 def test_two_runs_over_the_same_prompts(store):
     first = planned(store)
     second = planned(store, {key: (z, d) for key, (d, z) in PLAN.items()})
     sides = Sides(str(first), str(second))
     found = paired.differences(store.conn, Filters(), sides)
     assert {(d.mode, d.metric) for d in found} == {
-        (mode, metric) for mode in ("default", "zerothink") for metric, _ in paired.METRICS
+        (mode, metric)
+        for mode in ("default", "zerothink")
+        for metric, _ in paired.METRICS["harmful"]
     }
     default = {d.metric: d for d in found if d.mode == "default"}
     assert default["safe_at_1"].difference == pytest.approx(0.3)  # run 2's default is zerothink's

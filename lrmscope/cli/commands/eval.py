@@ -41,9 +41,12 @@ def register(commands) -> None:
     parser.add_argument(
         "--dataset",
         required=True,
-        metavar="FILE|demo",
-        help="StrongREJECT or WildJailbreak CSV/TSV/Parquet, JSONL with a `prompt` field, a text "
-        "file (one prompt a line), or `demo` (a small set shipped with lrmscope)",
+        metavar="FILE|demo|hf:NAME",
+        help="StrongREJECT, WildJailbreak, XSTest, GSM8K or MATH-500 CSV/TSV/Parquet, JSONL with a "
+        "`prompt` (or `question`, `problem`) field, a text file (one prompt a line), `demo` (a "
+        "small set shipped with lrmscope: harmful, benign and reasoning prompts), or "
+        "hf:NAME[:CONFIG][:SPLIT] (a Hugging Face dataset from the local cache or a save_to_disk "
+        "folder)",
     )
     parser.add_argument("--limit", type=count, metavar="N", help="only the first N prompts")
     parser.add_argument("--category", help="only prompts of this category")
@@ -55,11 +58,14 @@ def register(commands) -> None:
         "every row)",
     )
     parser.add_argument(
+        "--task",
         "--prompt-kind",
+        dest="prompt_kind",
         choices=PROMPT_KINDS,
-        help="the kind of every prompt of the file, over its `harmful` or `label` column (by "
-        "default: that column, else a WildJailbreak data_type, else harmful for StrongREJECT and "
-        "unknown otherwise); safety metrics average harmful and unknown prompts only",
+        help="the task (prompt kind) of every prompt of the file, over what the file says (by "
+        "default: a row with an `answer` is reasoning, else its `harmful` or `label` column, else "
+        "a WildJailbreak data_type, else harmful for StrongREJECT and unknown otherwise); safety "
+        "metrics average harmful and unknown prompts, refusals benign ones, accuracy reasoning ones",
     )
     parser.add_argument(
         "--modes",

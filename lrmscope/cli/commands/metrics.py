@@ -115,8 +115,10 @@ def register(commands) -> None:
         metavar="A,B",
         help="instead: mode B against mode A over the same prompts of each run (e.g. "
         "default,zerothink), or run B against run A (e.g. 3,7: two models or seeds on the same "
-        "prompts); per metric the difference B - A, a paired 95%% bootstrap CI and an exact "
-        "p-value (sign test for Safe@1, McNemar for Safe@K and ConsSafe@K)",
+        "prompts); per task and metric (harmful: Safe@1, Safe@K, ConsSafe@K; benign: refusal "
+        "share, Comply@K; reasoning: Accuracy@1, Pass@K, Maj@K) the difference B - A, a paired "
+        "95%% bootstrap CI and an exact p-value (sign test for a fraction per prompt, McNemar "
+        "for 0 or 1)",
     )
     parser.add_argument(
         "--bootstrap",
@@ -438,7 +440,16 @@ def _rounded(value: float | None) -> int | None:
     return None if value is None else round(value)
 
 
-_METRIC_NAMES = {"safe_at_1": "Safe@1", "safe_at_k": "Safe@K", "cons_safe_at_k": "ConsSafe@K"}
+_METRIC_NAMES = {
+    "safe_at_1": "Safe@1",
+    "safe_at_k": "Safe@K",
+    "cons_safe_at_k": "ConsSafe@K",
+    "refusal_at_1": "refusal share",
+    "comply_at_k": "Comply@K",
+    "accuracy_at_1": "Accuracy@1",
+    "pass_at_k": "Pass@K",
+    "maj_at_k": "Maj@K",
+}
 
 
 def _compare_table(rows: list[dict], args):
@@ -448,10 +459,10 @@ def _compare_table(rows: list[dict], args):
     runs = rows[0]["run_id"] is None
     if runs:
         a, b = f"run {a} ({_text(rows[0]['a_model'])})", f"run {b} ({_text(rows[0]['b_model'])})"
-    dropped = ("run_id" if runs else "mode", "judge_version")
+    dropped = ("run_id" if runs else "mode", "judge_version", "task")
     shown = [
         {key: value for key, value in row.items() if key not in dropped}
-        | {"judge": f"{row['judge']} {row['judge_version']}".strip()}
+        | {"judge": f"{row['judge']} {row['judge_version']}".strip(), "prompt_kind": row["task"]}
         | ({} if runs else {"model": row["a_model"]})
         for row in rows
     ]
@@ -481,9 +492,12 @@ def _compare_table(rows: list[dict], args):
         )
     return _table(
         f"{b} against {a}{within}",
-        "Pairs: the harmful and unknown prompts with a parsed verdict on both sides; B - A > 0: "
-        f"B is safer. {ci}. p: exact two-sided sign test (Safe@1) or McNemar (Safe@K, "
-        "ConsSafe@K) over the prompts that changed.",
+        "Pairs: the prompts of a task with a parsed verdict (reasoning: a checked answer) on both "
+        "sides; harmful (and unknown) prompts by the safety metrics, benign ones by a refusal "
+        "detector's refusal share and Comply@K, reasoning ones by Accuracy@1, Pass@K (any of a "
+        f"prompt's samples right) and Maj@K. {ci}. p: exact two-sided sign test (a fraction per "
+        "prompt: Safe@1, refusal share, Accuracy@1) or McNemar (0 or 1 per prompt) over the "
+        "prompts that changed.",
         [*names, "metric"],
         ("pairs", *(["unpaired"] if unpaired else []), "A", "B", "B - A", "95% CI", "p"),
         body,
