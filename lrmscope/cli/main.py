@@ -24,6 +24,7 @@ COMMANDS = (
     "judge",
     "metrics",
     "export",
+    "report",
     "review",
     "models",
     "doctor",

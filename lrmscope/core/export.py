@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path, PurePath
-from typing import TextIO
+from typing import Any, TextIO
 
 from lrmscope.engine.trace import thought_start
 from lrmscope.errors import LrmscopeError
@@ -223,16 +223,11 @@ def _umask() -> int:
 
 
 @contextmanager
-def atomic_output(path: Path) -> Iterator[TextIO]:
-    """A UTF-8 text file that appears at `path` only when complete: written to a temporary file
-    in the same directory and renamed at the end; any error or Ctrl-C removes the temporary
-    file and leaves an earlier file at `path` untouched."""
-    if path.is_dir():
-        raise LrmscopeError(f"output {path} is a directory; give a file path with -o")
-    if not path.parent.is_dir():
-        raise LrmscopeError(
-            f"output directory {path.parent} does not exist; create it or choose another -o"
-        )
+def atomic_output(path: Path, *, binary: bool = False) -> Iterator[Any]:
+    """A UTF-8 text file (with `binary`, a bytes file) that appears at `path` only when complete:
+    written to a temporary file in the same directory and renamed at the end; any error or
+    Ctrl-C removes the temporary file and leaves an earlier file at `path` untouched."""
+    check_output(path)
     try:
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as exc:
@@ -240,7 +235,7 @@ def atomic_output(path: Path) -> Iterator[TextIO]:
             f"cannot write in {path.parent} ({exc.strerror}); choose another -o"
         ) from None
     try:
-        with open(fd, "w", encoding="utf-8", newline="") as out:
+        with open(fd, "wb") if binary else open(fd, "w", encoding="utf-8", newline="") as out:
             yield out
             out.flush()
             os.fsync(out.fileno())
@@ -249,3 +244,14 @@ def atomic_output(path: Path) -> Iterator[TextIO]:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def check_output(path: Path) -> None:
+    """One line if `path` cannot be an output file: a directory, or in a missing directory (what
+    atomic_output checks first; call it before slow work)."""
+    if path.is_dir():
+        raise LrmscopeError(f"output {path} is a directory; give a file path with -o")
+    if not path.parent.is_dir():
+        raise LrmscopeError(
+            f"output directory {path.parent} does not exist; create it or choose another -o"
+        )

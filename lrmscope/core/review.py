@@ -13,15 +13,19 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path, PurePath
 
 import lrmscope
 from lrmscope.core import export, metrics, tradeoff
+from lrmscope.engine.settings import THINK_CLOSE
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import reads
 from lrmscope.store.db import Store, connect
 from lrmscope.store.filters import SampleFilter, check_part
+from lrmscope.text import visible
 from lrmscope.vocab import BENIGN
 
 PROMPT_PREVIEW = 200  # characters of the prompt in a table row
@@ -32,6 +36,37 @@ def demo_database() -> Path | None:
     """The committed demo run (sample_runs/demo-eval.sqlite) of a source checkout, if there."""
     path = Path(lrmscope.__file__).parents[1] / "sample_runs" / "demo-eval.sqlite"
     return path if path.is_file() else None
+
+
+def trace_bounds(raw: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The raw ranges of thought and answer, split at the first `</think>` and stripped of the
+    whitespace around them, as the trace parser does (engine/trace.py)."""
+
+    def stripped(a: int, b: int) -> tuple[int, int]:
+        while a < b and raw[a].isspace():
+            a += 1
+        while b > a and raw[b - 1].isspace():
+            b -= 1
+        return a, b
+
+    close = raw.find(THINK_CLOSE)
+    if close < 0:
+        return stripped(0, len(raw)), (len(raw), len(raw))
+    return stripped(0, close), stripped(close + len(THINK_CLOSE), len(raw))
+
+
+def pieces(
+    raw: str, start: int, end: int, ranges: Iterable[tuple[int, int, str]]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """raw[start:end] cut at every boundary of the (start, end, tag) ranges of raw offsets, as
+    (visible text, the tags of the ranges that cover it). Each piece is made visible
+    (lrmscope.text.visible) on its own, so escapes never shift a range."""
+    ranges = [(max(a, start), min(b, end), tag) for a, b, tag in ranges if a < end and b > start]
+    cuts = sorted({start, end, *(a for a, _, _ in ranges), *(b for _, b, _ in ranges)})
+    return [
+        (visible(raw[a:b]), tuple(tag for lo, hi, tag in ranges if lo <= a and b <= hi))
+        for a, b in pairwise(cuts)
+    ]
 
 
 @dataclass(frozen=True)

@@ -284,3 +284,27 @@ def calibration_pairs(
         " GROUP BY j.judge, j.judge_version, j.label, h.label ORDER BY j.judge, j.judge_version",
         [*params, *more, HUMAN, HUMAN],
     ).fetchall()
+
+
+def judge_pairs(
+    conn: sqlite3.Connection,
+    f: SampleFilter,
+    *,
+    parts: Sequence[str] = (),
+    modes: Sequence[str] = (),
+) -> list[tuple[str, str, str, str, str, str, str, int]]:
+    """The sample parts two judges both labelled (newest verdicts of each version; human labels
+    included), each pair of judges once (the first by name, then version): part, judge A, its
+    version, judge B, its version, A's label, B's label, how many; by part and judges."""
+    where, params = f.where()
+    narrowed, more = _narrowed((), parts, modes, verdicts="a")
+    return conn.execute(
+        "SELECT a.part, a.judge, a.judge_version, b.judge, b.judge_version, a.label, b.label,"
+        " count(*) FROM samples s JOIN judgements a ON a.sample_id = s.id"
+        " JOIN judgements b ON b.sample_id = a.sample_id AND b.part = a.part"
+        " AND (b.judge > a.judge OR (b.judge = a.judge AND b.judge_version > a.judge_version))"
+        f" WHERE {where}{narrowed} AND {newest('a')} AND {newest('b')}"
+        " GROUP BY a.part, a.judge, a.judge_version, b.judge, b.judge_version, a.label, b.label"
+        " ORDER BY a.part, a.judge, a.judge_version, b.judge, b.judge_version",
+        [*params, *more],
+    ).fetchall()

@@ -38,6 +38,26 @@ def runs(conn: sqlite3.Connection) -> list[Row]:
     ).fetchall()
 
 
+def run_settings(conn: sqlite3.Connection, runs: Sequence[int]) -> list[Row]:
+    """What defines each of these runs, by id: id, backend, sampler, mode_params, seed, versions
+    (the JSON columns as saved), ended_at."""
+    return conn.execute(
+        "SELECT id, backend, sampler, mode_params, seed, versions, ended_at FROM runs"
+        f" WHERE id IN ({marks(runs)}) ORDER BY id",
+        runs,
+    ).fetchall()
+
+
+def run_ids_of_kinds(conn: sqlite3.Connection, kinds: Sequence[str]) -> list[int]:
+    """The ids of the runs of these kinds, oldest first."""
+    return [
+        r[0]
+        for r in conn.execute(
+            f"SELECT id FROM runs WHERE kind IN ({marks(kinds)}) ORDER BY id", kinds
+        )
+    ]
+
+
 def samples_per_mode(conn: sqlite3.Connection) -> list[tuple[int, str, int]]:
     """(run id, mode, samples of any status) of every run."""
     return conn.execute(

@@ -34,11 +34,18 @@ def register(commands) -> None:
     parser.add_argument("database", help="an lrmscope SQLite file")
     parser.add_argument(
         "--format",
-        choices=("jsonl", "csv"),
+        choices=("jsonl", "csv", "inspect"),
         default="jsonl",
-        help="jsonl (default) or csv (nested values as JSON strings)",
+        help="jsonl (default), csv (nested values as JSON strings), or inspect: an Inspect eval "
+        "log per run (RUN.eval in the folder -o names; the thought in the assistant message's "
+        "reasoning block, a score per judge and part; needs pip install 'lrmscope[inspect]')",
     )
-    parser.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="output file (default: stdout); with --format inspect, a folder (made if missing)",
+    )
     parser.add_argument(
         "--run",
         type=count,
@@ -82,11 +89,13 @@ def _check_args(args: argparse.Namespace) -> None:
         if not args.judge:
             raise LrmscopeError("--safechain needs --judge NAME: the judge whose verdicts decide")
         if args.format != "jsonl":
-            raise LrmscopeError("--safechain writes JSONL only; drop --format csv")
+            raise LrmscopeError(f"--safechain writes JSONL only; drop --format {args.format}")
         if args.include_interrupted:
             raise LrmscopeError(
                 "--safechain keeps finished samples only; drop --include-interrupted"
             )
+    elif args.format == "inspect" and not args.output:
+        raise LrmscopeError("--format inspect writes a file per run: give their folder with -o DIR")
     elif args.judge or args.seed is not None or args.strict or args.require_thought:
         raise LrmscopeError(
             "--judge, --seed, --strict and --require-thought apply to --safechain only; "
@@ -123,17 +132,17 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"no run {', '.join(map(str, missing))} in {where} (runs there: "
             f"{', '.join(known) or 'none'})"
         )
+    statuses = ("done", "interrupted") if args.include_interrupted else ("done",)
+    if args.format == "inspect":
+        assert output is not None  # _check_args
+        return _inspect_logs(conn, output, runs, statuses, mode)
     if args.safechain:
         rule = export.SafeChainRule(strict=args.strict, require_thought=args.require_thought)
         write = _safechain_writer(
             conn, where, target, args.judge, mode or "default", runs, args.seed or 0, rule
         )
     else:
-        selection = SampleFilter(
-            runs=runs,
-            statuses=("done", "interrupted") if args.include_interrupted else ("done",),
-            mode=mode,
-        )
+        selection = SampleFilter(runs=runs, statuses=statuses, mode=mode)
         if reads.count_samples(conn, selection) == 0:
             what = "finished or interrupted" if args.include_interrupted else "finished"
             hint = "" if args.include_interrupted else " (--include-interrupted adds interrupted)"
@@ -152,6 +161,22 @@ def cmd_export(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     say(Console(stderr=True), message)
+    return 0
+
+
+def _inspect_logs(conn, folder: Path, runs: tuple, statuses: tuple, mode: str | None) -> int:
+    from rich.console import Console
+
+    from lrmscope.core import inspect_log
+    from lrmscope.text import visible
+
+    console = Console(stderr=True)
+    written = 0
+    for run_id, path, samples in inspect_log.write_logs(conn, folder, runs, statuses, mode):
+        say(console, f"wrote run {run_id} ({samples} samples) to {visible(str(path))}")
+        written += 1
+    if not written:
+        raise LrmscopeError("no samples match the filters: no Inspect log written")
     return 0
 
 

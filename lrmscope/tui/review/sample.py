@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from lrmscope.core.review import SampleDetail
+from lrmscope.core.review import SampleDetail, trace_bounds
 from lrmscope.tui.review.base import KeyBar, LabelledScreen
 from lrmscope.tui.review.text import (
     highlight_ranges,
@@ -16,7 +16,6 @@ from lrmscope.tui.review.text import (
     marked,
     plain,
     settings,
-    trace_bounds,
 )
 from lrmscope.tui.styles import FLAG_STYLE, INJECTED_STYLE
 

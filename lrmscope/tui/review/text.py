@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from itertools import pairwise
 
 from rich.text import Text
 
-from lrmscope.engine.settings import THINK_CLOSE
+from lrmscope.core.review import pieces
 from lrmscope.text import visible
 from lrmscope.tui.styles import FLAG_STYLE, INJECTED_STYLE, LABEL_STYLES
 from lrmscope.vocab import PARTS
@@ -70,34 +69,12 @@ def verdicts(found: dict[str, dict[str, str]]) -> Text:
 
 
 def marked(raw: str, start: int, end: int, ranges: Iterable[tuple[int, int, str]]) -> Text:
-    """raw[start:end] with each (start, end, style) range of raw offsets styled. Pieces are cut at
-    every range boundary and made visible one by one, so escapes never shift the styles."""
-    ranges = [
-        (max(a, start), min(b, end), style) for a, b, style in ranges if a < end and b > start
-    ]
-    cuts = sorted({start, end, *(a for a, _, _ in ranges), *(b for _, b, _ in ranges)})
+    """raw[start:end] with each (start, end, style) range of raw offsets styled (core/review.py
+    `pieces`: escapes never shift the styles)."""
     text = Text()
-    for a, b in pairwise(cuts):
-        styles = [style for lo, hi, style in ranges if lo <= a and b <= hi]
-        text.append(visible(raw[a:b]), style=" ".join(styles))
+    for piece, styles in pieces(raw, start, end, ranges):
+        text.append(piece, style=" ".join(styles))
     return text
-
-
-def trace_bounds(raw: str) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The raw ranges of thought and answer, split at the first `</think>` and stripped of the
-    whitespace around them, as the trace parser does (engine/trace.py)."""
-
-    def stripped(a: int, b: int) -> tuple[int, int]:
-        while a < b and raw[a].isspace():
-            a += 1
-        while b > a and raw[b - 1].isspace():
-            b -= 1
-        return a, b
-
-    close = raw.find(THINK_CLOSE)
-    if close < 0:
-        return stripped(0, len(raw)), (len(raw), len(raw))
-    return stripped(0, close), stripped(close + len(THINK_CLOSE), len(raw))
 
 
 def highlight_ranges(injected: Sequence, flags: Sequence) -> list[tuple[int, int, str]]:
