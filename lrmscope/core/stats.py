@@ -1,15 +1,16 @@
-"""Estimators and paired tests for trading one decoding mode (or run) off against another.
+"""Estimators and tests for trading one decoding mode (or run) off against another, and for
+how far two judges agree.
 
 Pass@K and Maj@K score one prompt's K samples; the paired functions compare two modes over the
 same prompts from per-prompt values a_i and b_i (a prompt's Safe@1, or a 0/1 outcome), b against
-a: a positive difference means b did better. Pure: no I/O; numpy only for the bootstrap.
-"""
+a: a positive difference means b did better; Cohen's kappa scores two judges' agreement beyond
+chance. Pure: no I/O; numpy only for the bootstrap."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -41,6 +42,24 @@ def maj_at_k(answers: Sequence[Hashable | None], is_right: Callable[[Hashable], 
     # most_common orders equal counts by first occurrence (collections.Counter's documented rule).
     [(winner, _)] = counted.most_common(1)
     return is_right(winner)
+
+
+def cohen_kappa(table: Mapping[tuple[str, str], int]) -> float | None:
+    """Cohen's kappa of two raters from their confusion counts, (label of A, label of B) -> how
+    many: (p_o - p_e) / (1 - p_e), p_o the share of agreements, p_e the agreement expected by
+    chance from each rater's label shares. None without pairs, or when chance agreement is 1
+    (both raters gave one and the same label to everything: kappa is undefined)."""
+    n = sum(table.values())
+    if n == 0:
+        return None
+    a: Counter = Counter()
+    b: Counter = Counter()
+    for (label_a, label_b), count in table.items():
+        a[label_a] += count
+        b[label_b] += count
+    observed = sum(count for (label_a, label_b), count in table.items() if label_a == label_b) / n
+    expected = sum(a[label] * b[label] for label in a) / (n * n)
+    return None if expected == 1 else (observed - expected) / (1 - expected)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ def register(commands) -> None:
         help="the task (prompt kind) of every prompt of the file, over what the file says (by "
         "default: a row with an `answer` is reasoning, else its `harmful` or `label` column, else "
         "a WildJailbreak data_type, else harmful for StrongREJECT and unknown otherwise); safety "
-        "metrics average harmful and unknown prompts, refusals benign ones, accuracy reasoning ones",
+        "metrics average harmful and unknown prompts, refusals benign ones, accuracy reasoning "
+        "ones",
     )
     parser.add_argument(
         "--modes",

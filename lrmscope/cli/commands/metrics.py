@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 
 from lrmscope.cli.options import count, existing_db, positive_int
-from lrmscope.core import metrics, paired, tradeoff
+from lrmscope.core import agreement, metrics, paired, tradeoff
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import counts as store_counts
 from lrmscope.vocab import DEFAULT_JUDGE
@@ -102,6 +102,12 @@ def register(commands) -> None:
         "correlation; runs of any kind",
     )
     parser.add_argument(
+        "--agreement",
+        action="store_true",
+        help="instead: every two judges (versions apart, human labels included) on the parts "
+        "both labelled: raw agreement, Cohen's kappa and the confusion counts; runs of any kind",
+    )
+    parser.add_argument(
         "--tradeoff",
         action="store_true",
         help="instead: per run, mode and task, what the mode buys and costs: Safe@1 and Safe@K "
@@ -134,10 +140,12 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if sum(map(bool, (args.compare, args.calibrate, args.tradeoff))) > 1:
-        raise LrmscopeError("--compare, --calibrate and --tradeoff go one at a time")
-    if args.by and (args.compare or args.tradeoff):
-        raise LrmscopeError("--by goes with the plain metrics, not with --compare or --tradeoff")
+    if sum(map(bool, (args.compare, args.calibrate, args.agreement, args.tradeoff))) > 1:
+        raise LrmscopeError("--compare, --calibrate, --agreement and --tradeoff go one at a time")
+    if args.by and (args.compare or args.tradeoff or args.agreement):
+        raise LrmscopeError(
+            "--by goes with the plain metrics, not with --compare, --agreement or --tradeoff"
+        )
     sides = paired.Sides.parse(args.compare, metrics.MODES) if args.compare else None
     filters = metrics.Filters(
         runs=tuple(args.run or ()),
@@ -154,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.calibrate:
             rows = _calibration_rows(conn, filters, store.path)
+        elif args.agreement:
+            rows = _agreement_rows(conn, filters, store.path)
         elif args.compare:
             rows = _compare_rows(conn, filters, sides, args, store.path)
         elif args.tradeoff:
@@ -168,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
         _write_csv(rows)
     elif args.calibrate:
         _print(_calibration_table(rows))
+    elif args.agreement:
+        _print(_agreement_table(rows))
     elif args.compare:
         _print(_compare_table(rows, args))
     elif args.tradeoff:
@@ -225,6 +237,18 @@ def _calibration_rows(conn, filters: metrics.Filters, path) -> list[dict]:
             + (f" matching {asked}" if asked else "")
         )
     return [{**asdict(result), "rule": metrics.CALIBRATION_RULE} for result in found]
+
+
+def _agreement_rows(conn, filters: metrics.Filters, path) -> list[dict]:
+    found = agreement.agreements(conn, filters)
+    if not found:
+        asked = _described(filters)
+        raise LrmscopeError(
+            f"no sample part in {path} is labelled by two judges"
+            + (f" matching {asked}" if asked else "")
+            + "; judge the runs with another judge (lrmscope judge DB --judge NAME)"
+        )
+    return [{**asdict(result), "rule": agreement.RULE} for result in found]
 
 
 def _described(filters: metrics.Filters) -> str:
@@ -528,6 +552,42 @@ def _tradeoff_table(rows: list[dict]):
         "thought tokens a sample (--format json adds prompts, answer tokens, tokens/s).",
         names,
         ("Safe@1", "Safe@K", "refusal", "Acc@1", "Pass@K", "Maj@K", "think"),
+        body,
+    )
+
+
+def _agreement_table(rows: list[dict]):
+    """One row per part and pair of judges; the confusion counts as A/B labels."""
+    body = [
+        [
+            row["part"],
+            f"{row['judge_a']} {row['version_a']}".strip(),
+            f"{row['judge_b']} {row['version_b']}".strip(),
+            str(row["n"]),
+            _num(row["agreement"]),
+            _num(row["kappa"]),
+            str(row["both_safe"]),
+            str(row["a_safe_b_unsafe"]),
+            str(row["a_unsafe_b_safe"]),
+            str(row["both_unsafe"]),
+            str(row["n_unparsed"]),
+        ]
+        for row in rows
+    ]
+    return _table(
+        "agreement of every two judges",
+        agreement.RULE,
+        ["part", "judge A", "judge B"],
+        (
+            "pairs",
+            "agree",
+            "kappa",
+            "safe/safe",
+            "safe/unsafe",
+            "unsafe/safe",
+            "unsafe/unsafe",
+            "unparsed",
+        ),
         body,
     )
 
