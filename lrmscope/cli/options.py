@@ -232,6 +232,39 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "spread over the endpoints)",
     )
     served.add_argument("--served-model", metavar="NAME", help="the model name the server serves")
+    served.add_argument(
+        "--api",
+        choices=("completions", "chat"),
+        default="completions",
+        help="completions (default): the template is rendered here and every mode works; chat: "
+        "POST /chat/completions, the server applies its template and splits the thought "
+        "(hosted APIs, vLLM --reasoning-parser, llama-server)",
+    )
+    served.add_argument(
+        "--prefill-style",
+        choices=("vllm", "deepseek"),
+        help="with --api chat: how the server continues an assistant message, which the modes "
+        "other than default need (vllm: continue_final_message; deepseek: prefix)",
+    )
+    served.add_argument(
+        "--reasoning-effort",
+        metavar="LEVEL",
+        help="with --api chat: reasoning_effort sent with each request (minimal, low, medium, "
+        "high), saved with each sample",
+    )
+    served.add_argument(
+        "--reasoning-budget",
+        type=positive_int,
+        metavar="N",
+        help="with --api chat: the server's own cap on thinking tokens (vLLM's "
+        "thinking_token_budget, llama-server's thinking_budget_tokens), saved with each sample",
+    )
+    served.add_argument(
+        "--rpm",
+        type=number,
+        metavar="N",
+        help="at most N requests a minute, over every endpoint (a hosted API's rate limit)",
+    )
     template = served.add_mutually_exclusive_group()
     template.add_argument(
         "--tokenizer",
@@ -268,7 +301,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         default=4,
         metavar="N",
         help="retries of a request that failed before any text arrived (connection errors, "
-        "timeouts, 429, 5xx), with a backoff from 0.5 s doubling (default 4)",
+        "timeouts, 429, 5xx), after the wait the server asks for (Retry-After), else a backoff "
+        "from 0.5 s doubling (default 4)",
     )
 
 

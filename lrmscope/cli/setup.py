@@ -18,7 +18,7 @@ from lrmscope import __version__
 from lrmscope.cli.options import read_text_file
 from lrmscope.engine.backend import Backend
 from lrmscope.engine.judges import Judge, JudgeOptions, build_judge
-from lrmscope.engine.settings import ModeSettings, SamplerSettings
+from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
 from lrmscope.vocab import DEFAULT_JUDGE
 
@@ -47,23 +47,60 @@ def llama_settings(args: argparse.Namespace, **more):
     )
 
 
-def remote_backends(args: argparse.Namespace, count: int) -> list:
-    """`count` backends over the --endpoint servers, round-robin, each endpoint checked once."""
+# The options of each served API that the other does not take.
+_CHAT_ONLY = ("prefill_style", "reasoning_effort", "reasoning_budget")
+_COMPLETIONS_ONLY = ("tokenizer", "template_from", "chat_template")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _check_api_options(args: argparse.Namespace) -> None:
+    if args.api == "chat":
+        given = [dest for dest in _COMPLETIONS_ONLY if getattr(args, dest)]
+        if given:
+            raise LrmscopeError(
+                f"{_flag(given[0])} is for --api completions: with --api chat the server applies "
+                "the model's own template"
+            )
+    else:
+        given = [dest for dest in _CHAT_ONLY if getattr(args, dest) is not None]
+        if given:
+            raise LrmscopeError(f"{_flag(given[0])} is for a served chat model: add --api chat")
+
+
+def _prompt_format(args: argparse.Namespace):
     from lrmscope.engine.models import check_gguf
-    from lrmscope.engine.remote import (
-        API_KEY_ENVS,
-        PromptFormat,
-        RemoteBackend,
-        RemoteSettings,
-        format_from_gguf,
-        format_from_tokenizer,
+    from lrmscope.engine.remote import PromptFormat, format_from_gguf, format_from_tokenizer
+
+    if args.tokenizer:
+        return format_from_tokenizer(args.tokenizer)
+    if args.template_from:
+        return format_from_gguf(check_gguf(args.template_from, "the --template-from path"))
+    if args.chat_template:
+        template = read_text_file(args.chat_template, "chat template", "--chat-template")
+        return PromptFormat(template, f"file:{Path(args.chat_template).expanduser()}")
+    raise LrmscopeError(
+        "--endpoint needs the model's chat template, rendered here: --tokenizer DIR, "
+        "--template-from MODEL.gguf or --chat-template FILE (or --api chat, where the server "
+        "renders it)"
     )
+
+
+def remote_backends(
+    args: argparse.Namespace, count: int, modes: Sequence[Mode], mode: ModeSettings
+) -> list:
+    """`count` backends over the --endpoint servers, round-robin, sharing one --rpm limit; the
+    modes checked against what the API can do, then each endpoint checked once."""
+    from lrmscope.engine.openai_http import API_KEY_ENVS, RateLimit, RemoteSettings
 
     if args.model:
         raise LrmscopeError(
             "--model loads a local model and --endpoint uses a server: pass one (for the "
             "server's template from a GGUF: --template-from MODEL.gguf)"
         )
+    _check_api_options(args)
     api_key = args.api_key or next(
         (os.environ[name] for name in API_KEY_ENVS if os.environ.get(name)), None
     )
@@ -71,26 +108,25 @@ def remote_backends(args: argparse.Namespace, count: int) -> list:
         tuple(args.endpoint),
         args.served_model or "",
         api_key=api_key,
+        api=args.api,
         read_timeout_s=args.request_timeout,
         retries=args.retries,
+        rpm=args.rpm,
     )
-    if args.tokenizer:
-        prompt_format = format_from_tokenizer(args.tokenizer)
-    elif args.template_from:
-        path = check_gguf(args.template_from, "the --template-from path")
-        prompt_format = format_from_gguf(path)
-    elif args.chat_template:
-        template = read_text_file(args.chat_template, "chat template", "--chat-template")
-        prompt_format = PromptFormat(template, f"file:{Path(args.chat_template).expanduser()}")
+    limit = RateLimit(args.rpm) if args.rpm is not None else None
+    endpoints = [settings.endpoints[i % len(settings.endpoints)] for i in range(count)]
+    endpoints += settings.endpoints[count:]  # each endpoint is checked, used or not
+    if args.api == "chat":
+        from lrmscope.engine.remote_chat import ChatBackend, ChatSettings
+
+        chat = ChatSettings(args.prefill_style, args.reasoning_effort, args.reasoning_budget)
+        chat.check_modes(modes, mode)
+        backends: list = [ChatBackend(settings, e, chat, limit=limit) for e in endpoints]
     else:
-        raise LrmscopeError(
-            "--endpoint needs the model's chat template, rendered here: --tokenizer DIR, "
-            "--template-from MODEL.gguf or --chat-template FILE"
-        )
-    backends = [
-        RemoteBackend(settings, settings.endpoints[i % len(settings.endpoints)], prompt_format)
-        for i in range(max(count, len(settings.endpoints)))
-    ]
+        from lrmscope.engine.remote import RemoteBackend
+
+        prompt_format = _prompt_format(args)
+        backends = [RemoteBackend(settings, e, prompt_format, limit=limit) for e in endpoints]
     for backend in backends[: len(settings.endpoints)]:
         backend.check()
     for unused in backends[count:]:
@@ -98,14 +134,20 @@ def remote_backends(args: argparse.Namespace, count: int) -> list:
     return backends[:count]
 
 
-def load_backend(args: argparse.Namespace, mode: ModeSettings, console, **more) -> Backend:
+def load_backend(
+    args: argparse.Namespace,
+    mode: ModeSettings,
+    console,
+    modes: Sequence[Mode] | None = None,
+    **more,
+) -> Backend:
     """The model of --model (or the embedded one) in llama.cpp, with its grammar checked; with
-    --endpoint, the served model instead."""
+    --endpoint, the served model instead, able to run `modes` (default: --mode's)."""
     from lrmscope.engine.llama import LlamaBackend
     from lrmscope.engine.models import check_gguf, embedded_model_path
 
     if args.endpoint:
-        return remote_backends(args, 1)[0]
+        return remote_backends(args, 1, modes or (mode.mode,), mode)[0]
     served_only = [
         option
         for option, value in (
@@ -114,6 +156,11 @@ def load_backend(args: argparse.Namespace, mode: ModeSettings, console, **more) 
             ("--template-from", args.template_from),
             ("--chat-template", args.chat_template),
             ("--api-key", args.api_key),
+            ("--api chat", args.api == "chat"),
+            ("--prefill-style", args.prefill_style),
+            ("--reasoning-effort", args.reasoning_effort),
+            ("--reasoning-budget", args.reasoning_budget is not None),
+            ("--rpm", args.rpm is not None),
         )
         if value
     ]
@@ -129,6 +176,13 @@ def load_backend(args: argparse.Namespace, mode: ModeSettings, console, **more) 
     if mode.think_grammar is not None:
         backend.check_grammar(mode.think_grammar)
     return backend
+
+
+def runnable_modes(backend: Backend) -> tuple[Mode, ...]:
+    """The modes `backend` can run: all, but for a served chat model without a prefill style."""
+    from lrmscope.engine.remote_chat import ChatBackend
+
+    return backend.chat.supported_modes() if isinstance(backend, ChatBackend) else tuple(Mode)
 
 
 @dataclass
@@ -162,12 +216,14 @@ def backend_slots(
     sampler: SamplerSettings,
     console,
     count: int,
+    modes: Sequence[Mode],
     served: int | None = None,
 ) -> BackendSlots:
     """`count` slots of the local model (each sequence's context holds the prompt and
-    max_tokens), or with --endpoint `served` (default: `count`) requests in flight."""
+    max_tokens), or with --endpoint `served` (default: `count`) requests in flight, able to run
+    `modes`."""
     if args.endpoint:
-        remote = tuple(remote_backends(args, served or count))
+        remote = tuple(remote_backends(args, served or count, modes, mode))
         return BackendSlots(remote[0], remote)
     backend = load_backend(
         args, mode, console, n_seq=count, default_ctx=sampler.max_tokens + PROMPT_ROOM

@@ -303,6 +303,7 @@ class EvalRunner:
         # A write the database refused (disk full, a lock held too long): the run stops with it
         # rather than failing every remaining sample on a database that cannot save them.
         self._fatal: sqlite3.OperationalError | None = None
+        self.no_thought = 0  # samples whose served model's server gave no thought at all
 
     def stop(self) -> None:
         """Stop every generation in flight; each is saved as interrupted."""
@@ -350,6 +351,9 @@ class EvalRunner:
             for event in record(store, ref, generation):
                 if isinstance(event, Finished):
                     finished = event
+            if not generation.thought_given:
+                with self._lock:
+                    self.no_thought += 1
             return finished
         except sqlite3.OperationalError as exc:
             self._fatal = exc

@@ -9,18 +9,34 @@ from typing import Literal, Protocol
 from lrmscope.engine.settings import SamplerSettings
 from lrmscope.errors import LrmscopeError
 
-StreamEnd = Literal["stop", "eos", "length", "context"]
+# content_filter: a provider stopped the response with its content filter (a served model).
+StreamEnd = Literal["stop", "eos", "length", "context", "content_filter"]
+
+
+@dataclass(frozen=True)
+class ApiReport:
+    """What a served chat model's server said of a response beside its text (engine/
+    remote_chat.py): where the thought came from (`reasoning_content`, `reasoning`, `inline`
+    think tags, or `none`: the server gave no thought), the token usage it reported, its own
+    finish reason, and the reasoning controls the request carried."""
+
+    thought_source: str | None = None
+    usage: dict | None = None
+    finish: str | None = None
+    controls: dict | None = None
 
 
 @dataclass(frozen=True)
 class Piece:
     """Text decoded from `tokens` new tokens. The last piece of a stream carries `end`:
-    stop (a stop string matched; it is not in the text), eos, length (max_tokens reached) or
-    context (the context window is full)."""
+    stop (a stop string matched; it is not in the text), eos, length (max_tokens reached),
+    context (the context window is full) or content_filter; a served chat model's pieces may
+    carry what its server reported so far (`report`)."""
 
     text: str
     tokens: int
     end: StreamEnd | None = None
+    report: ApiReport | None = None
 
 
 @dataclass(frozen=True)

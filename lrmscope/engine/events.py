@@ -8,8 +8,9 @@ from typing import Literal
 Part = Literal["think", "answer"]
 SpanKind = Literal["prefill", "rethink", "close"]
 ThinkState = Literal["absent", "empty", "normal", "unclosed"]
-# close: MoreThink's answer wrote `</think>` and was stopped there, as in the study.
-FinishReason = Literal["eos", "length", "context", "stopped", "close"]
+# close: MoreThink's answer wrote `</think>` and was stopped there, as in the study;
+# content_filter: a served model's provider stopped it with its content filter.
+FinishReason = Literal["eos", "length", "context", "stopped", "close", "content_filter"]
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ import random
 import threading
 import time
 from collections.abc import Generator, Iterator
+from dataclasses import replace
 
-from lrmscope.engine.backend import Backend, Piece, StreamEnd
+from lrmscope.engine.backend import ApiReport, Backend, Piece, StreamEnd
 from lrmscope.engine.events import (
     Event,
     Finished,
@@ -25,6 +26,7 @@ from lrmscope.engine.events import (
     Span,
     SpanKind,
     Stats,
+    Trace,
 )
 from lrmscope.engine.settings import (
     FORCED_CLOSE,
@@ -75,6 +77,7 @@ class Generation:
         self.finish_reason: FinishReason | None = None
         self._first_token_at: float | None = None
         self.switches: list[dict] = []  # live mode changes: raw offset, from, to
+        self.report: ApiReport | None = None  # a served chat model's, over all its requests
 
     # -- control, from any thread -------------------------------------------------------------
 
@@ -113,7 +116,7 @@ class Generation:
         parsed so far, the mode in effect and its live switches): what a store writer saves, so a
         sample cut off at any moment is as complete as the moment allows."""
         raw, spans = self._state()
-        trace = parse_trace(raw, spans)
+        trace = self._trace(raw, spans)
         with self._lock:
             switches = list(self.switches)
         fields = {
@@ -132,7 +135,40 @@ class Generation:
             "mode_params": self._mode.as_dict(),
             "mode_switches": switches,
         }
+        if self.report is not None:
+            fields.update(api_fields(self.report))
         return raw, [span.as_dict() for span in spans], fields
+
+    def _trace(self, raw: str, spans: list[Span]) -> Trace:
+        """The trace of `raw`; a served model that gave no thought at all has it `absent`: the
+        close in its raw text was written by the client that rebuilt it (docs/study.md "Hosted
+        models")."""
+        trace = parse_trace(raw, spans)
+        if self.report is not None and self.report.thought_source == "none":
+            return replace(trace, think_state="absent")
+        return trace
+
+    @property
+    def thought_given(self) -> bool:
+        """False when a served model's server gave no thought at all (thought source none)."""
+        return self.report is None or self.report.thought_source != "none"
+
+    def _take_report(self, report: ApiReport) -> None:
+        """A request's report joins the generation's: the first thought source, usage summed
+        over the requests, the last finish reason."""
+        old = self.report
+        if old is None:
+            self.report = report
+        else:
+            self.report = ApiReport(
+                old.thought_source or report.thought_source,
+                add_usage(old.usage, report.usage),
+                report.finish or old.finish,
+                report.controls or old.controls,
+            )
+        usage = self.report.usage or {}
+        if not self.prompt_tokens and isinstance(usage.get("prompt_tokens"), int):
+            self.prompt_tokens = usage["prompt_tokens"]
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -177,6 +213,8 @@ class Generation:
         mode_at_start = self._mode
         try:
             for piece in stream:
+                if piece.report is not None:
+                    self._take_report(piece.report)
                 if self._first_token_at is None and piece.tokens:
                     self._first_token_at = time.perf_counter()
                 if self._parser.in_think:
@@ -217,7 +255,7 @@ class Generation:
             ),
             elapsed_s=time.perf_counter() - started,
         )
-        yield Finished(parse_trace(raw, spans), stats)
+        yield Finished(self._trace(raw, spans), stats)
 
     def _step(self) -> Generator[Event, None, FinishReason | None]:
         """One backend call and what follows from how it ended; returns a finish reason or None."""
@@ -244,8 +282,8 @@ class Generation:
             return "stopped" if self._stop.is_set() else None
         if end == "length":
             return None if capped else "length"
-        if end == "context":
-            return "context"
+        if end in ("context", "content_filter"):
+            return end
         # The model closed its thought (stop) or ended the text (eos) inside it.
         if self._mode.mode is Mode.MORETHINK:
             budget_left = self._mode.think_budget - self.think_tokens
@@ -282,3 +320,35 @@ class Generation:
             else:
                 yield item
         return end
+
+
+def add_usage(old: dict | None, new: dict | None) -> dict | None:
+    """Two requests' usage, field by field (nested counts too), and how many requests: a
+    generation of several requests (MoreThink's rounds, a prefill) reports what they used
+    together."""
+    if not old or not new:
+        return old or new
+    total = _sum_counts(old, new)
+    total["requests"] = old.get("requests", 1) + new.get("requests", 1)
+    return total
+
+
+def _sum_counts(old: dict, new: dict) -> dict:
+    total = dict(old)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(total.get(key), dict):
+            total[key] = _sum_counts(total[key], value)
+        elif isinstance(value, (int, float)) and isinstance(total.get(key), (int, float)):
+            total[key] = total[key] + value
+        else:
+            total.setdefault(key, value)
+    return total
+
+
+def api_fields(report: ApiReport) -> dict:
+    """A served chat model's sample columns (schema v8)."""
+    return {
+        "thought_source": report.thought_source,
+        "usage": report.usage,
+        "api": {"finish": report.finish, "controls": report.controls or {}},
+    }

@@ -9,104 +9,43 @@ the server: an OpenAI-compatible finish_reason `stop` cannot tell a stop string 
 text, which the controller must tell apart. On a match the response is closed, which aborts the
 request on the server.
 
-Failures before the first piece (connection errors, timeouts, 429, 5xx) are retried with
-exponential backoff; a stream cut after text arrived is an error (the sample is saved failed and
-a resume makes it again). A request the server refuses as too long for its context ends the
-stream as the local engine's full context does (`Piece("", 0, "context")`); vLLM also refuses a
-`max_tokens` beyond what its context has left, and then gets a request for what fits, whose
-`length` end is the context's. The API key is sent as a Bearer header and nowhere else: not in
-`info()`, not in errors.
+The HTTP side (retries, Retry-After, the rate limit, the event stream) is engine/openai_http.py's,
+shared with the chat-completions backend (engine/remote_chat.py). A stream cut after text arrived
+is an error (the sample is saved failed and a resume makes it again). A request the server
+refuses as too long for its context ends the stream as the local engine's full context does
+(`Piece("", 0, "context")`); vLLM also refuses a `max_tokens` beyond what its context has left,
+and then gets a request for what fits, whose `length` end is the context's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import requests
 
 from lrmscope.engine.backend import Message, Piece, StreamEnd, check_fits
+from lrmscope.engine.openai_http import (
+    REAL_CLOCK,
+    Clock,
+    ContextFull,
+    EmptyStream,
+    OpenAIClient,
+    RateLimit,
+    RemoteSettings,
+    Transient,
+)
 from lrmscope.engine.prompt import render_chat
-from lrmscope.engine.settings import SamplerSettings, check_range
+from lrmscope.engine.settings import SamplerSettings
 from lrmscope.engine.stops import StopMatcher
 from lrmscope.errors import LrmscopeError
 
 BACKEND_NAME = "openai-compatible"
-API_KEY_ENVS = ("LRMSCOPE_API_KEY", "OPENAI_API_KEY")
-_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # No stop strings go to the server (see the module docstring), so `stop` is the end of text.
 _ENDS: dict[str, StreamEnd] = {"stop": "eos", "eos": "eos", "length": "length"}
-# How a server refuses a request too long for its context (HTTP 400): llama-cpp-python's server and
-# vLLM ("This model's maximum context length is N tokens, ..."), SGLang ("... longer than the
-# model's context length (N tokens)"), llama-server ("the request exceeds the available context
-# size, ..."); and where the message gives it, the context's size.
-_CONTEXT_REFUSAL = re.compile(r"context (?:length|size|window)", re.IGNORECASE)
-_CONTEXT_SIZE = re.compile(r"context length (?:is |of |\()?(\d+) tokens", re.IGNORECASE)
-
-
-class _Transient(Exception):
-    """A failure worth retrying while nothing has been streamed yet."""
-
-
-class _EmptyStream(_Transient):
-    """A stream that ended before its first event."""
-
-
-class _ContextFull(LrmscopeError):
-    """The server refused a request as too long for its context of `n_ctx` tokens (None: the
-    message does not say)."""
-
-    def __init__(self, message: str, n_ctx: int | None) -> None:
-        super().__init__(message)
-        self.n_ctx = n_ctx
-
-
-@dataclass(frozen=True)
-class RemoteSettings:
-    """Where the model is served and how patiently to talk to it."""
-
-    endpoints: tuple[str, ...]
-    served_model: str
-    api_key: str | None = field(default=None, repr=False)
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 600.0  # the longest wait for an answer or the next piece of a stream
-    retries: int = 4  # of a request that failed before any text arrived
-    backoff_s: float = 0.5  # doubled after each retry
-
-    def __post_init__(self) -> None:
-        check_range("the request timeout (seconds)", self.read_timeout_s, 0.1, 86_400)
-        check_range("retries", self.retries, 0, 100)
-        endpoints = tuple(e.rstrip("/") for e in self.endpoints)
-        for endpoint in endpoints:
-            if not endpoint.startswith(("http://", "https://")):
-                raise LrmscopeError(
-                    f"endpoint {endpoint!r} is not an http(s) URL, e.g. http://127.0.0.1:8000/v1"
-                )
-        if not endpoints:
-            raise LrmscopeError("no endpoint given: --endpoint http://HOST:PORT/v1")
-        if not self.served_model:
-            raise LrmscopeError(
-                "--endpoint needs --served-model NAME: the model name the server serves"
-            )
-        object.__setattr__(self, "endpoints", endpoints)
-
-    def info(self) -> dict:
-        """What a run stores: no key."""
-        return {
-            "backend": BACKEND_NAME,
-            "endpoints": list(self.endpoints),
-            "served_model": self.served_model,
-            "authenticated": self.api_key is not None,
-            "connect_timeout_s": self.connect_timeout_s,
-            "read_timeout_s": self.read_timeout_s,
-            "retries": self.retries,
-            "backoff_s": self.backoff_s,
-        }
 
 
 @dataclass(frozen=True)
@@ -213,35 +152,25 @@ def format_from_gguf(path: str | Path) -> PromptFormat:
     )
 
 
-def _server_message(response: requests.Response) -> str:
-    """The error message of an OpenAI-style (or FastAPI-style) error body, else its first line."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip().splitlines()[0][:200] if response.text.strip() else ""
-    if isinstance(body, dict):
-        error = body.get("error", body.get("detail", body.get("message")))
-        if isinstance(error, dict):
-            error = error.get("message", error)
-        if error:
-            return str(error)[:300]
-    return json.dumps(body)[:200]
-
-
 class RemoteBackend:
     """One endpoint of a served model. Not thread-safe (one HTTP session): one per thread."""
 
     name = BACKEND_NAME
 
-    def __init__(self, settings: RemoteSettings, endpoint: str, prompt_format: PromptFormat):
+    def __init__(
+        self,
+        settings: RemoteSettings,
+        endpoint: str,
+        prompt_format: PromptFormat,
+        *,
+        limit: RateLimit | None = None,
+        clock: Clock = REAL_CLOCK,
+    ):
         self.settings = settings
-        self.endpoint = endpoint.rstrip("/")
+        self.http = OpenAIClient(settings, endpoint, limit=limit, clock=clock)
+        self.endpoint = self.http.endpoint
         self.prompt_format = prompt_format
         self.path = settings.served_model  # what a run records as its model
-        self._session = requests.Session()
-        self._session.headers["Content-Type"] = "application/json"
-        if settings.api_key:
-            self._session.headers["Authorization"] = f"Bearer {settings.api_key}"
         self._counts: dict[str, int] = {}
 
     @property
@@ -257,96 +186,17 @@ class RemoteBackend:
 
     def info(self) -> dict:
         return {
+            "backend": BACKEND_NAME,
             **self.settings.info(),
             "device": f"{BACKEND_NAME} {', '.join(self.settings.endpoints)}",
             "prompt_format": self.prompt_format.source,
         }
 
     def close(self) -> None:
-        self._session.close()
-
-    # -- HTTP ----------------------------------------------------------------------------------
-
-    def _request(self, method: str, path: str, body: dict | None = None, *, stream: bool = False):
-        """One request; transient failures raise _Transient, the others LrmscopeError."""
-        url = f"{self.endpoint}{path}"
-        timeout = (self.settings.connect_timeout_s, self.settings.read_timeout_s)
-        try:
-            response = self._session.request(method, url, json=body, stream=stream, timeout=timeout)
-        except requests.Timeout:
-            raise _Transient(f"{url} did not answer in time") from None
-        except requests.ConnectionError:
-            raise _Transient(f"cannot reach {url} (connection refused or dropped)") from None
-        if response.status_code == 200:
-            return response
-        message = _server_message(response)
-        response.close()
-        status = response.status_code
-        if status in _RETRY_STATUS:
-            raise _Transient(f"{url} answered {status} {message}".rstrip())
-        if status == 400 and _CONTEXT_REFUSAL.search(message):
-            size = _CONTEXT_SIZE.search(message)
-            n_ctx = int(size.group(1)) if size else None
-            raise _ContextFull(f"{url} answered 400: {message}", n_ctx)
-        if status in (401, 403):
-            raise LrmscopeError(
-                f"{url} refused the request ({status} {message}); check --api-key or "
-                f"${API_KEY_ENVS[0]}"
-            )
-        if status == 404 and "model" not in message.lower():
-            raise LrmscopeError(
-                f"{url} does not exist (404): the server has no OpenAI-compatible {path} "
-                "endpoint; check the URL (it usually ends in /v1)"
-            )
-        raise LrmscopeError(f"{url} answered {status}: {message}")
-
-    def _back_off(self, attempt: int, reason: str) -> None:
-        """After failed attempt number `attempt` (from 0): wait, doubling, or give up."""
-        if attempt == self.settings.retries:
-            attempts = "1 attempt" if attempt == 0 else f"{attempt + 1} attempts"
-            raise LrmscopeError(f"{reason}; gave up after {attempts}")
-        time.sleep(self.settings.backoff_s * 2**attempt)
-
-    def _retrying(self, attempt: Callable[[], dict]) -> dict:
-        """`attempt()` until it does not fail transiently."""
-        n = 0
-        while True:
-            try:
-                return attempt()
-            except _Transient as exc:
-                self._back_off(n, str(exc))
-                n += 1
-
-    def _json(self, response: requests.Response) -> dict:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise LrmscopeError(
-                f"{response.url} answered something that is not OpenAI-compatible JSON; "
-                "check the URL"
-            )
-        return body
+        self.http.close()
 
     def check(self) -> None:
-        """Fail with one line unless the endpoint answers and serves the model (one attempt: a
-        server that is down at the start is worth saying at once)."""
-        try:
-            models = self._json(self._request("GET", "/models"))
-        except _Transient as exc:
-            raise LrmscopeError(f"{exc}; is the server running?") from None
-        if not isinstance(models.get("data"), list):
-            raise LrmscopeError(
-                f"{self.endpoint}/models answered JSON without a model list; is this an "
-                "OpenAI-compatible server?"
-            )
-        names = [m.get("id") for m in models["data"] if isinstance(m, dict)]
-        if self.settings.served_model not in names:
-            raise LrmscopeError(
-                f"{self.endpoint} does not serve {self.settings.served_model!r}; it serves: "
-                f"{', '.join(map(str, names)) or 'nothing'} (pass one as --served-model)"
-            )
+        self.http.check()
 
     # -- prompts -------------------------------------------------------------------------------
 
@@ -365,7 +215,8 @@ class RemoteBackend:
                 "max_tokens": 1,
                 "temperature": 0.0,
             }
-            answer = self._retrying(lambda: self._json(self._request("POST", "/completions", body)))
+            http = self.http
+            answer = http.retrying(lambda: http.json(http.request("POST", "/completions", body)))
             usage = answer.get("usage") or {}
             if not isinstance(usage.get("prompt_tokens"), int):
                 raise LrmscopeError(
@@ -382,69 +233,27 @@ class RemoteBackend:
     # -- generation ----------------------------------------------------------------------------
 
     def _body(self, prompt: str, max_tokens: int, sampler: SamplerSettings, seed: int) -> dict:
-        """Every sampler setting explicitly (docs/study.md "Sampling"), under the names vLLM and
-        llama.cpp's servers read (each ignores the other's)."""
         return {
             "model": self.settings.served_model,
             "prompt": prompt,
             "max_tokens": max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True, "continuous_usage_stats": True},
-            "temperature": sampler.temperature,
-            "top_p": sampler.top_p,
-            "top_k": sampler.top_k,  # 0 = off for vLLM (0.8 on), llama-server and llama-cpp-python
-            "min_p": sampler.min_p,
-            "repeat_penalty": sampler.repeat_penalty,
-            "repetition_penalty": sampler.repeat_penalty,
-            "seed": seed,
+            **sampler_fields(sampler, seed),
         }
-
-    def _events(self, response: requests.Response) -> Iterator[dict]:
-        """The JSON data of a server-sent event stream, up to `[DONE]`."""
-        # chunk_size None: each line as soon as it arrives (requests' types allow only an int).
-        for line in response.iter_lines(chunk_size=None):  # type: ignore[call-overload]
-            if not line or line.startswith(b":"):
-                continue
-            field_name, _, value = line.partition(b":")
-            if field_name in (b"event", b"id", b"retry"):
-                continue
-            if field_name != b"data":
-                raise LrmscopeError(
-                    f"{response.url} answered something that is not a server-sent event stream"
-                )
-            value = value.strip()
-            if value == b"[DONE]":
-                return
-            try:
-                event = json.loads(value)
-            except ValueError:
-                raise LrmscopeError(
-                    f"{response.url} sent an event that is not JSON: {value[:80]!r}"
-                ) from None
-            if not isinstance(event, dict):
-                raise LrmscopeError(f"{response.url} sent an event that is not a JSON object")
-            if "error" in event:
-                error = event["error"]
-                message = error.get("message", error) if isinstance(error, dict) else error
-                raise LrmscopeError(f"{response.url} reported an error mid-stream: {message}")
-            yield event
 
     def _pieces(self, response: requests.Response, stop: Sequence[str]) -> Iterator[Piece]:
         matcher = StopMatcher(stop)
         counted = 0  # tokens of this stream handed out
         events = 0
-        for event in self._events(response):
+        for event in self.http.events(response):
             events += 1
             choices = event.get("choices") or []
             if not choices:  # the usage-only chunk after the last one
                 continue
             choice = choices[0]
             text = choice.get("text") or ""
-            usage = event.get("usage") or {}
-            if isinstance(usage.get("completion_tokens"), int):
-                tokens = max(0, usage["completion_tokens"] - counted)
-            else:  # llama-cpp-python's server: one chunk per token, no running usage
-                tokens = 1 if text else 0
+            tokens = chunk_tokens(event, counted, text)
             counted += tokens
             out, stopped = matcher.push(text)
             if stopped:
@@ -459,22 +268,8 @@ class RemoteBackend:
             if out or tokens:
                 yield Piece(out, tokens)
         if not events:
-            raise _EmptyStream(f"the stream from {response.url} ended before its first event")
-        raise _Transient(f"the stream from {response.url} ended without a finish reason")
-
-    def _why_empty(self, body: dict) -> None:
-        """After a stream that ended before its first event: llama-cpp-python's server answers
-        200 to a prompt too long for its context and then fails it, so the same request, for one
-        token and not streamed, says whether that is why (raising _ContextFull). That server
-        also drops the connection the stream came on: the probe starts a fresh one."""
-        self._session.close()  # its pooled connections; the session itself stays usable
-        probe = {key: value for key, value in body.items() if key != "stream_options"}
-        try:
-            self._request(
-                "POST", "/completions", {**probe, "stream": False, "max_tokens": 1}
-            ).close()
-        except _Transient:
-            pass  # nor does it say: the stream is retried as any transient failure
+            raise EmptyStream(f"the stream from {response.url} ended before its first event")
+        raise Transient(f"the stream from {response.url} ended without a finish reason")
 
     def _room(self, prompt: str, n_ctx: int | None) -> int:
         """The tokens a context of `n_ctx` has left after `prompt` (0 when unknown)."""
@@ -482,7 +277,7 @@ class RemoteBackend:
             return 0
         try:
             return max(0, n_ctx - self.count_tokens(prompt))
-        except _ContextFull:  # the server counts, and refuses the prompt itself
+        except ContextFull:  # the server counts, and refuses the prompt itself
             return 0
 
     def stream(
@@ -501,7 +296,7 @@ class RemoteBackend:
         try:
             yield from self._stream(body, stop)
             return
-        except _ContextFull as exc:
+        except ContextFull as exc:
             room = self._room(prompt, exc.n_ctx)
         if not 0 < room < max_tokens:
             yield Piece("", 0, "context")
@@ -509,30 +304,33 @@ class RemoteBackend:
         try:  # what the context has left: it, not max_tokens, ends this request
             for piece in self._stream({**body, "max_tokens": room}, stop):
                 yield replace(piece, end="context") if piece.end == "length" else piece
-        except _ContextFull:
+        except ContextFull:
             yield Piece("", 0, "context")
 
     def _stream(self, body: dict, stop: Sequence[str]) -> Iterator[Piece]:
         """One completion request's pieces, retried while nothing has streamed."""
-        for n in range(self.settings.retries + 1):
-            streamed = False
-            response = None
-            try:
-                response = self._request("POST", "/completions", body, stream=True)
-                for piece in self._pieces(response, stop):
-                    streamed = True
-                    yield piece
-                return
-            except (_Transient, requests.RequestException) as exc:
-                reason = str(exc) if isinstance(exc, _Transient) else type(exc).__name__
-                if isinstance(exc, _EmptyStream):
-                    self._why_empty(body)
-                if streamed:
-                    raise LrmscopeError(
-                        f"the stream from {self.endpoint} was cut after text arrived ({reason}); "
-                        "the sample is saved as failed and made again on resume"
-                    ) from None
-                self._back_off(n, reason)
-            finally:
-                if response is not None:
-                    response.close()
+        return self.http.streamed("/completions", body, lambda r: self._pieces(r, stop))
+
+
+def sampler_fields(sampler: SamplerSettings, seed: int) -> dict:
+    """Every sampler setting explicitly (docs/study.md "Sampling"), under the names vLLM and
+    llama.cpp's servers read (each ignores the other's)."""
+    return {
+        "temperature": sampler.temperature,
+        "top_p": sampler.top_p,
+        "top_k": sampler.top_k,  # 0 = off for vLLM (0.8 on), llama-server and llama-cpp-python
+        "min_p": sampler.min_p,
+        "repeat_penalty": sampler.repeat_penalty,
+        "repetition_penalty": sampler.repeat_penalty,
+        "seed": seed,
+    }
+
+
+def chunk_tokens(event: dict, counted: int, text: str) -> int:
+    """The tokens a stream chunk brought: from the running usage where the server sends one
+    (vLLM's continuous usage stats), else one per chunk with text (llama.cpp's servers send a
+    chunk per token)."""
+    usage = event.get("usage") or {}
+    if isinstance(usage.get("completion_tokens"), int):
+        return max(0, usage["completion_tokens"] - counted)
+    return 1 if text else 0

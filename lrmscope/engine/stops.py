@@ -16,16 +16,20 @@ class StopMatcher:
     def __init__(self, stops: Sequence[str]) -> None:
         self.stops = [s for s in stops if s]
         self.pending = ""
+        self.matched = ""  # after a match: the stop string that matched
+        self.after = ""  # and the text that came after it in the same push
 
     def push(self, text: str) -> tuple[str, bool]:
         """Add text; return (text now safe to emit, whether a stop string matched)."""
         if not self.stops:
             return text, False
         pending = self.pending + text
-        hits = [i for i in (pending.find(s) for s in self.stops) if i >= 0]
+        hits = [(i, s) for s, i in ((s, pending.find(s)) for s in self.stops) if i >= 0]
         if hits:
+            at, stop = min(hits, key=lambda hit: (hit[0], -len(hit[1])))
             self.pending = ""
-            return pending[: min(hits)], True
+            self.matched, self.after = stop, pending[at + len(stop) :]
+            return pending[:at], True
         held = self._partial_suffix(pending)
         self.pending = pending[len(pending) - held :] if held else ""
         return pending[: len(pending) - held], False

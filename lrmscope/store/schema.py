@@ -665,7 +665,21 @@ CREATE TABLE answer_checks (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+# v8: samples of served chat models (docs/study.md "Hosted models"). `thought_source` says where
+# the thought came from: the server's `reasoning_content` or `reasoning` field, `inline` think
+# tags in its content, or `none` (it gave no thought: the thought is empty and `absent`); NULL for
+# a sample whose raw text is the model's own (a local model, the completions endpoint). `usage`
+# is the token usage the server reported, as it reported it (summed over a sample's requests);
+# `api` the server's own finish reason and the reasoning controls the requests carried. The key
+# is never saved.
+_V8 = """
+ALTER TABLE samples ADD COLUMN thought_source TEXT
+    CHECK (thought_source IN ('reasoning_content', 'reasoning', 'inline', 'none'));
+ALTER TABLE samples ADD COLUMN usage TEXT;
+ALTER TABLE samples ADD COLUMN api TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -14,7 +14,7 @@ from lrmscope.cli.options import (
     generation_settings,
 )
 from lrmscope.cli.printer import say
-from lrmscope.cli.setup import live_view_judges, load_backend, start_run
+from lrmscope.cli.setup import live_view_judges, load_backend, runnable_modes, start_run
 from lrmscope.errors import LrmscopeError
 
 
@@ -85,6 +85,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         notices=notices,
         title=title,
         restored=tuple(restored),
+        modes=runnable_modes(backend),
     )
     with store.ending(run_id):
         ChatApp(session).run()

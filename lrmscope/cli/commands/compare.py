@@ -77,7 +77,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     db_path = checked_db_path(args.db)
     err = Console(stderr=True)
-    model = backend_slots(args, mode, sampler, err, settings.width)
+    model = backend_slots(args, mode, sampler, err, settings.width, settings.modes)
     backend = model.backend
     rendered = backend.render([Message("user", text)])
     backend.check_prompt(with_think_opener(rendered)[0])

@@ -181,7 +181,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     options = JudgeOptions(device=args.judge_device)
     judges = () if specs == ["none"] else load_judges(specs, options)
     n_seq = min(samples * args.parallel, MAX_SEQUENCES)
-    model = backend_slots(args, mode, sampler, err, n_seq, served=args.concurrency)
+    model = backend_slots(args, mode, sampler, err, n_seq, settings.modes, served=args.concurrency)
     backend = model.backend
     rendered = render_prompts(backend, settings)
     store = Store(db_path)
@@ -248,6 +248,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 130
     finally:
         model.close()
+    if runner.no_thought:
+        from lrmscope.engine.remote_chat import NO_THOUGHT
+
+        say(err, f"note: {runner.no_thought} samples: {NO_THOUGHT}")
     if progress.failed:
         say(
             err,

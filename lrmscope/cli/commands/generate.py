@@ -86,5 +86,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise
         say(err, f"interrupted: sample {ref.sample_id} saved as interrupted in {db_path}")
         return 130
+    if not generation.thought_given:
+        from lrmscope.engine.remote_chat import NO_THOUGHT
+
+        say(err, f"note: {NO_THOUGHT}")
     say(err, f"saved sample {ref.sample_id} (run {run_id}) to {db_path}")
     return 0

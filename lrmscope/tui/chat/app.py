@@ -57,6 +57,7 @@ class ChatSession:
     notices: tuple[str, ...] = ()  # e.g. judges that failed to load
     title: str | None = None
     restored: tuple[dict, ...] = ()  # earlier turns of a resumed chat (Store.chat_turns)
+    modes: tuple[Mode, ...] = tuple(Mode)  # what the backend can run (a served chat model: less)
 
 
 class ChatApp(StreamingApp):
@@ -177,6 +178,12 @@ class ChatApp(StreamingApp):
         return True
 
     def action_mode(self, name: str) -> None:
+        if Mode.parse(name) not in self.session.modes:
+            runs = ", ".join(m.value for m in self.session.modes)
+            self._show_status(
+                f"this endpoint runs {runs} only (--api chat without --prefill-style)"
+            )
+            return
         self.mode = self.mode.with_mode(name)
         if self.generation is not None:
             self.generation.switch_mode(self.mode)
