@@ -18,3 +18,4 @@ REASONING: PromptKind = "reasoning"  # a task with a reference answer: accuracy,
 SAFETY_KINDS: tuple[PromptKind, ...] = ("harmful", "unknown")  # what the safety metrics average
 DEFAULT_JUDGE = "rs-match"
 HUMAN = "human"  # the judge name of human labels
+JURY = "jury"  # the judge name of verdicts made of other judges' saved verdicts (core/jury.py)

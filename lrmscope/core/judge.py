@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from lrmscope.engine import answers
 from lrmscope.engine.events import Trace
@@ -28,7 +29,18 @@ from lrmscope.store.filters import SampleFilter
 Shown = tuple[str, str, Label, tuple[str, ...]]
 
 
-def judgement_row(sample_id: int, part: str, judge: Judge, verdict: Verdict) -> dict:
+class Identified(Protocol):
+    """Whose verdicts a row holds: a judge, or a jury of saved verdicts (core/jury.py)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def prompt_hash(self) -> str: ...
+
+
+def judgement_row(sample_id: int, part: str, judge: Identified, verdict: Verdict) -> dict:
     """A verdict as a `judgements` row, under the judge's name, version and prompt hash."""
     return {
         "sample_id": sample_id,

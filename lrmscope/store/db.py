@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,9 +23,9 @@ from platformdirs import user_data_dir
 
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import reads
-from lrmscope.store.filters import SampleFilter
+from lrmscope.store.filters import SampleFilter, marks, newest
 from lrmscope.store.schema import SCHEMA_VERSION, migrate
-from lrmscope.vocab import HUMAN
+from lrmscope.vocab import HUMAN, JURY
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -472,6 +472,60 @@ class Store:
             (*params, after, limit),
         )
         return [{"sample_id": r[0], "prompt": r[1], "text": r[2]} for r in cursor]
+
+    def _ballots_where(
+        self, part: str, members: Sequence[str], version: str, prompt_hash: str, f: SampleFilter
+    ) -> tuple[str, tuple]:
+        """The FROM/WHERE of the parts every member judged (a verdict of any label) that a jury
+        (judge "jury", this version and hash) has no verdict on, and its parameters."""
+        where, params = self._unjudged_where(part, JURY, version, prompt_hash, f)
+        return (
+            where + " AND (SELECT count(DISTINCT m.judge) FROM judgements m WHERE"
+            f" m.sample_id = s.id AND m.part = ? AND m.judge IN ({marks(members)})) = ?",
+            (*params, part, *members, len(members)),
+        )
+
+    def count_ballots(
+        self, part: str, members: Sequence[str], version: str, prompt_hash: str, f: SampleFilter
+    ) -> int:
+        """How many parts of the filtered samples a jury can decide and has not."""
+        where, params = self._ballots_where(part, members, version, prompt_hash, f)
+        return self.conn.execute("SELECT count(*)" + where, params).fetchone()[0]
+
+    def ballots(
+        self,
+        part: str,
+        members: Sequence[str],
+        version: str,
+        prompt_hash: str,
+        f: SampleFilter,
+        *,
+        after: int = 0,
+        limit: int = 256,
+    ) -> list[tuple[int, str, str, str]]:
+        """The next page (by sample id, after `after`, `limit` samples) of the parts a jury can
+        decide and has not: (sample_id, judge, judge_version, label) of each member's newest
+        verdict (of its newest version), in sample order."""
+        where, params = self._ballots_where(part, members, version, prompt_hash, f)
+        return self.conn.execute(
+            "SELECT j.sample_id, j.judge, j.judge_version, j.label FROM judgements j"
+            f" WHERE j.part = ? AND j.judge IN ({marks(members)})"
+            f" AND {newest('j', per_judge=True)} AND j.sample_id IN"
+            f" (SELECT s.id{where} AND s.id > ? ORDER BY s.id LIMIT ?)"
+            " ORDER BY j.sample_id, j.judge",
+            (part, *members, *params, after, limit),
+        ).fetchall()
+
+    def member_versions(self, members: Sequence[str], f: SampleFilter) -> list[tuple[str, str]]:
+        """(judge, judge_version) of every verdict of these judges on the filtered samples,
+        once each, in order."""
+        where, params = f.where()
+        return self.conn.execute(
+            "SELECT DISTINCT j.judge, j.judge_version FROM judgements j JOIN samples s"
+            f" ON s.id = j.sample_id WHERE j.judge IN ({marks(members)}) AND {where}"
+            " ORDER BY j.judge, j.judge_version",
+            (*members, *params),
+        ).fetchall()
 
     def add_judgements(self, rows: list[dict]) -> None:
         """Save verdicts in one transaction; a verdict already there is kept, not replaced."""

@@ -9,10 +9,11 @@ from rich.text import Text
 from lrmscope.cli.options import count, existing_db, seconds
 from lrmscope.cli.printer import progress_columns, say
 from lrmscope.cli.setup import load_judges
+from lrmscope.core.jury import TIES, Jury
 from lrmscope.engine.judges import JudgeOptions
-from lrmscope.engine.judges.base import TRUNCATION_SIDES
+from lrmscope.engine.judges.base import TRUNCATION_SIDES, Judge
 from lrmscope.errors import LrmscopeError
-from lrmscope.vocab import DEFAULT_JUDGE
+from lrmscope.vocab import DEFAULT_JUDGE, JURY
 
 
 def register(commands) -> None:
@@ -29,7 +30,8 @@ def register(commands) -> None:
         default=DEFAULT_JUDGE,
         metavar="NAME[=ARG]",
         help="rs-match (default), llama-guard=MODEL, llama-guard-gguf=FILE, harmbench=MODEL, "
-        "openai-moderation (see `lrmscope judges`)",
+        "openai-moderation, or jury=JUDGE,JUDGE,... (the majority of their saved verdicts; see "
+        "`lrmscope judges`)",
     )
     judge.add_argument(
         "--part", default="think,answer,full", help="comma-separated: think, answer, full"
@@ -54,6 +56,12 @@ def register(commands) -> None:
         help="transformers judges: which tokens of a text longer than the judge takes are kept: "
         "first (default; HarmBench's own cut, 512 tokens for harmbench), last, or none (never "
         "cut); part of the judge's identity, so another side judges anew",
+    )
+    judge.add_argument(
+        "--jury-ties",
+        choices=TIES,
+        default=TIES[0],
+        help="jury=...: the verdict of a tie between its members' votes (default unsafe)",
     )
     judge.add_argument("--base-url", metavar="URL", help="openai-moderation: another server")
     judge.add_argument("--timeout", type=seconds, default=30.0, help="HTTP timeout in seconds")
@@ -83,6 +91,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from lrmscope.core import judge as judging
+    from lrmscope.core import jury as juries
     from lrmscope.store.filters import SampleFilter
 
     parts = _parts(args.part)
@@ -92,19 +101,26 @@ def cmd_judge(args: argparse.Namespace) -> int:
     if store.count_samples(SampleFilter(statuses=statuses)) == 0:
         raise LrmscopeError(f"{path} has no finished samples to judge")
     err = Console(stderr=True, highlight=False)
-    with err.status(Text(f"loading judge {args.judge}…")):
-        [judge] = load_judges(
-            [args.judge],
-            JudgeOptions(
-                device=args.judge_device,
-                base_url=args.base_url,
-                timeout_s=args.timeout,
-                max_text_tokens=args.max_text_tokens,
-                truncation=args.judge_truncation,
-            ),
-        )
-    summary = judging.plan(store, judge, parts, statuses)
-    say(err, f"{judge.name} {judge.version} on {judge.device}: {summary.todo} to judge")
+    name, _, argument = args.judge.strip().partition("=")
+    if name == JURY:
+        samples = SampleFilter(statuses=statuses)
+        judge: Judge | Jury = Jury.parse(argument, args.jury_ties).for_samples(store, samples)
+        summary = juries.plan(store, judge, parts, samples)
+        say(err, f"{judge.name} {judge.version}: {summary.todo} parts every member judged")
+    else:
+        with err.status(Text(f"loading judge {args.judge}…")):
+            [judge] = load_judges(
+                [args.judge],
+                JudgeOptions(
+                    device=args.judge_device,
+                    base_url=args.base_url,
+                    timeout_s=args.timeout,
+                    max_text_tokens=args.max_text_tokens,
+                    truncation=args.judge_truncation,
+                ),
+            )
+        summary = judging.plan(store, judge, parts, statuses)
+        say(err, f"{judge.name} {judge.version} on {judge.device}: {summary.todo} to judge")
     interrupted = False
     with Progress(*progress_columns(), console=err, transient=False) as progress:
         task = progress.add_task("judging", total=summary.todo, rate="")
@@ -115,9 +131,18 @@ def cmd_judge(args: argparse.Namespace) -> int:
             progress.update(task, rate=f"{speed:.1f}/s" if speed else "")
 
         try:
-            judging.run(
-                store, judge, parts, statuses, summary, batch_size=args.batch_size, advance=advance
-            )
+            if isinstance(judge, Jury):
+                juries.run(store, judge, parts, samples, summary, advance=advance)
+            else:
+                judging.run(
+                    store,
+                    judge,
+                    parts,
+                    statuses,
+                    summary,
+                    batch_size=args.batch_size,
+                    advance=advance,
+                )
         except KeyboardInterrupt:
             interrupted = True
     table = Table(

@@ -151,3 +151,16 @@ def _openai_moderation(argument: str, options: JudgeOptions) -> Judge:
         timeout_s=options.timeout_s,
         max_retries=options.max_retries,
     )
+
+
+@register_judge(
+    "jury",
+    argument="=JUDGE,JUDGE,...",
+    summary="the majority of other judges' saved verdicts, no model loaded (lrmscope judge "
+    "only; ties: --jury-ties unsafe|safe); version: the members and the tie rule",
+)
+def _jury(argument: str, options: JudgeOptions) -> Judge:
+    raise LrmscopeError(
+        f"jury={argument} decides from saved verdicts: judge with each member, then run "
+        f"lrmscope judge DB --judge jury={argument}"
+    )
