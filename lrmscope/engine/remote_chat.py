@@ -230,8 +230,11 @@ class ChatBackend:
 
     @property
     def model_fingerprint(self) -> str:
-        """The served name: the server's template is its own."""
-        return f"{BACKEND_NAME}:{self.settings.served_model}"
+        """The served name (the server's template is its own) and the reasoning controls, which
+        change what the model writes: an eval resumed with other controls is another run."""
+        controls = {k: v for k, v in self.chat.controls().items() if k != "prefill_style"}
+        shown = f":{json.dumps(controls, sort_keys=True)}" if controls else ""
+        return f"{BACKEND_NAME}:{self.settings.served_model}{shown}"
 
     def model_meta(self) -> dict:
         return {"chat_template": None, "source": "the server's own template"}

@@ -353,3 +353,21 @@ def test_reasoning_controls_are_sent_and_saved_with_the_run_and_the_sample(scrip
     [run] = rows(tmp_path / "runs.sqlite", "SELECT backend_info FROM runs")
     info = json.loads(run["backend_info"])
     assert {key: info[key] for key in controls} == controls and info["rpm"] == 600.0
+
+
+def test_an_eval_with_other_reasoning_controls_is_another_run(scripted, tmp_path):
+    scripted.answers["/models"] = [MODELS]
+    scripted.answers["/chat/completions"] = [reasoned("reasoning_content")]
+    db = tmp_path / "runs.sqlite"
+    args = ["eval", "--dataset", "demo", "--limit", "1", "--greedy", "--judge", "none"]
+    args += ["--db", str(db), *chat_args(url_of(scripted))]
+    for effort in ("low", "low", "high"):
+        result = cli(*args, "--reasoning-effort", effort)
+        assert result.returncode == 0, result.stderr
+    runs = rows(db, "SELECT model_fingerprint, status FROM runs ORDER BY id")
+    assert [run["status"] for run in runs] == ["done", "done"]
+    assert [json.loads(run["model_fingerprint"].split(":", 2)[2]) for run in runs] == [
+        {"reasoning_effort": "low"},
+        {"reasoning_effort": "high"},
+    ]
+    assert len(scripted.posted) == 2  # the second "low" found its run complete

@@ -11,11 +11,12 @@ from lrmscope.engine.judges import registry
 from lrmscope.engine.judges.registry import JUDGES, JudgeOptions, build_judge, register_judge
 from lrmscope.engine.judges.rsmatch import RSMatch
 from lrmscope.engine.remote import PromptFormat, RemoteBackend, RemoteSettings
+from lrmscope.engine.remote_chat import ChatBackend, ChatSettings
 from lrmscope.engine.scripted import ScriptedBackend
 from lrmscope.errors import LrmscopeError
 
 # The judges in the order `lrmscope judges` lists them.
-NAMES = ("rs-match", "llama-guard", "llama-guard-gguf", "harmbench", "openai-moderation")
+NAMES = ("rs-match", "llama-guard", "llama-guard-gguf", "harmbench", "openai-moderation", "jury")
 
 
 def protocol_members(protocol: type) -> set[str]:
@@ -24,7 +25,7 @@ def protocol_members(protocol: type) -> set[str]:
 
 def test_every_judge_is_registered_once_in_listing_order():
     assert tuple(JUDGES) == NAMES
-    assert [JUDGES[name].needs_argument for name in NAMES] == [False, True, True, True, False]
+    assert [JUDGES[name].needs_argument for name in NAMES] == [False, True, True, True, False, True]
 
 
 def test_listing_and_building_rs_match_load_no_heavy_library():
@@ -77,8 +78,13 @@ def test_unknown_judge_and_truncation_are_one_line():
             "http://127.0.0.1:9/v1",
             PromptFormat("{{ messages[0].content }}", "file:t.jinja"),
         ),
+        ChatBackend(
+            RemoteSettings(("http://127.0.0.1:9/v1",), "served", api="chat"),
+            "http://127.0.0.1:9/v1",
+            ChatSettings(),
+        ),
     ],
-    ids=["scripted", "remote"],
+    ids=["scripted", "remote", "remote-chat"],
 )
 def test_backends_give_what_the_protocol_promises(backend):
     members = protocol_members(Backend)

@@ -2,6 +2,7 @@
 end of a run."""
 
 import contextlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -169,3 +170,36 @@ def test_a_run_taken_up_again_ends_with_the_status_its_block_sets(tmp_path):
         ending.status = "done"
         raise KeyboardInterrupt
     assert store.db["runs"].get(run_id)["status"] == "interrupted"
+
+
+def test_a_v7_database_gains_the_served_chat_columns(tmp_path, monkeypatch):
+    """Schema v8 (docs/study.md "Hosted models"): an older database keeps its samples, which have
+    no thought source, usage or API fields, and takes them for new ones; a thought source is one
+    of the four the backend writes."""
+    from lrmscope.store import schema
+
+    path = tmp_path / "v7.sqlite"
+    with monkeypatch.context() as v7:
+        v7.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:7])
+        old = Store(path)
+        _, sample = new_sample(old)
+        old.update_sample(sample, {"status": "done", "raw": "hi", "answer": "hi"})
+        columns = {row[1] for row in old.conn.execute("PRAGMA table_info(samples)")}
+        assert old.conn.execute("PRAGMA user_version").fetchone() == (7,)
+        assert "thought_source" not in columns
+        old.close()
+    store = Store(path)
+    assert store.conn.execute("PRAGMA user_version").fetchone() == (8,)
+    kept = store.sample(sample)
+    assert (kept["answer"], kept["thought_source"], kept["usage"], kept["api"]) == (
+        "hi",
+        None,
+        None,
+        None,
+    )
+    usage = {"prompt_tokens": 3, "completion_tokens_details": {"reasoning_tokens": 2}}
+    store.update_sample(sample, {"thought_source": "reasoning", "usage": usage, "api": {}})
+    assert json.loads(store.sample(sample)["usage"]) == usage
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        store.update_sample(sample, {"thought_source": "a guess"})
+    store.close()
