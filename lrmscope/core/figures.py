@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from lrmscope.core import metrics
 from lrmscope.core.report import Report
 from lrmscope.errors import LrmscopeError
 
@@ -111,6 +112,26 @@ def _safe_at_1(report: Report, fig) -> None:
         axes[-1].legend(fontsize=7)
 
 
+def box_stats(histogram: Sequence[tuple[int, int]]) -> dict[str, float]:
+    """A box plot's numbers (matplotlib's bxp) of values given as (value, how many) pairs sorted
+    by value: the median, the quartiles (the values at ranks (n-1)/4 rounded down and 3(n-1)/4
+    rounded up, so the box holds the median), and whiskers at the furthest values within 1.5 IQR
+    of the box."""
+    n = sum(count for _, count in histogram)
+    ranks = [(n - 1) // 4, (n - 1) // 2, n // 2, -(-3 * (n - 1) // 4)]  # q3 rounds up
+    at = dict(zip(sorted(ranks), metrics.ranked(histogram, sorted(ranks))))
+    q1, low_median, high_median, q3 = (at[rank] for rank in ranks)
+    reach = 1.5 * (q3 - q1)
+    inside = [value for value, _ in histogram if q1 - reach <= value <= q3 + reach]
+    return {
+        "q1": q1,
+        "med": (low_median + high_median) / 2,
+        "q3": q3,
+        "whislo": min(inside),
+        "whishi": max(inside),
+    }
+
+
 def _think_lengths(report: Report, fig) -> None:
     """Per mode, box plots of the think tokens of samples judged safe and of those unsafe."""
     lengths = {
@@ -122,15 +143,15 @@ def _think_lengths(report: Report, fig) -> None:
     if not lengths:
         _note(ax, "no judged samples with a thought length")
         return
-    positions, data, colors, ticks = [], [], [], []
+    positions, stats, colors, ticks = [], [], [], []
     for x, (mode, found) in enumerate(lengths.items()):
         ticks.append(mode)
         for offset, label, color in ((-0.2, "safe", SAFE_COLOR), (0.2, "unsafe", UNSAFE_COLOR)):
             if found.get(label):
                 positions.append(x + offset)
-                data.append(found[label])
+                stats.append(box_stats(found[label]))
                 colors.append(color)
-    boxes = ax.boxplot(data, positions=positions, widths=0.35, patch_artist=True, showfliers=False)
+    boxes = ax.bxp(stats, positions=positions, widths=0.35, patch_artist=True, showfliers=False)
     for patch, color in zip(boxes["boxes"], colors):
         patch.set_facecolor(color)
         patch.set_alpha(0.75)
@@ -179,19 +200,30 @@ def _agreement(report: Report, fig) -> None:
     if not report.agreement:
         _note(ax, "one judge only: no agreement to show (judge the runs with another judge)")
         return
-    labels = [f"{a.judge_a} × {a.judge_b} ({a.part})" for a in report.agreement]
+    labels = [
+        f"{a.judge_a} {a.version_a} × {a.judge_b} {a.version_b} ({a.part})"
+        for a in report.agreement
+    ]
     values = [a.agreement if a.agreement is not None else 0.0 for a in report.agreement]
     ys = range(len(labels))
     ax.barh(ys, values, color=PALETTE[0])
     for y, a in zip(ys, report.agreement):
         ax.text(
-            min(values[y], 1.0) + 0.01, y, f"{_pct(a.agreement)} of {a.n}", va="center", fontsize=7
+            min(values[y], 1.0) + 0.01,
+            y,
+            f"{_pct(a.agreement)} of {a.n} (κ {_kappa(a.kappa)})",
+            va="center",
+            fontsize=7,
         )
     ax.set_yticks(list(ys), labels)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.15)
     ax.set_xlabel("share of sample parts where the two judges agree")
     ax.set_title("judge agreement")
+
+
+def _kappa(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def _pct(value: float | None) -> str:

@@ -24,7 +24,7 @@ import jinja2
 from markupsafe import Markup
 
 from lrmscope import __version__
-from lrmscope.core import metrics, paired, tradeoff
+from lrmscope.core import agreement, metrics, paired, tradeoff
 from lrmscope.core.review import ReviewDB, SampleDetail, pieces, trace_bounds
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import counts as store_counts
@@ -32,7 +32,7 @@ from lrmscope.store import reads
 from lrmscope.store.db import connect, now
 from lrmscope.store.filters import SampleFilter
 from lrmscope.text import visible
-from lrmscope.vocab import DEFAULT_JUDGE, HUMAN, PARTS
+from lrmscope.vocab import DEFAULT_JUDGE, HUMAN
 
 # The sample slices a report can show: what each selects, by the report's judge and part.
 SLICES = {
@@ -93,19 +93,6 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
-class Agreement:
-    """Two judges on the sample parts both labelled: `agreement` is the share of the pairs where
-    both gave a parsed label that agree (metrics.calibrate's ACC, judge B as the reference)."""
-
-    part: str
-    judge_a: str
-    judge_b: str
-    n: int
-    agreement: float | None
-    pcc: float | None
-
-
-@dataclass(frozen=True)
 class SampleView:
     """One sample of the slice, its text cut into (text, marks) pieces, each already visible."""
 
@@ -127,8 +114,8 @@ class Report:
     by_category: list[dict]
     tradeoff: list[dict]
     paired: list[dict]
-    agreement: list[Agreement]
-    think_lengths: dict[str, dict[str, list[int]]]  # mode -> safe / unsafe -> think tokens
+    agreement: list[agreement.Agreement]
+    think_lengths: dict[str, dict[str, list[tuple[int, int]]]]  # mode, label: (length, n)
     slice_count: int
     samples: tuple[SampleView, ...]
     missing: list[str] = field(default_factory=list)  # what the report could not show, and why
@@ -194,16 +181,25 @@ def _judge(conn: sqlite3.Connection, runs: Sequence[int], asked: str | None) -> 
     return next(iter(others or judges), None)
 
 
-def _agreement(conn: sqlite3.Connection, f: SampleFilter) -> list[Agreement]:
-    found = []
-    pairs: dict[tuple, dict[tuple[str, str], int]] = {}
-    for part, a, a_version, b, b_version, label_a, label_b, n in store_counts.judge_pairs(conn, f):
-        key = (part, f"{a} {a_version}".strip(), f"{b} {b_version}".strip())
-        pairs.setdefault(key, {})[(label_a, label_b)] = n
-    for (part, a, b), counted in sorted(pairs.items(), key=lambda item: PARTS.index(item[0][0])):
-        scored = metrics.calibrate(a, counted)
-        found.append(Agreement(part, a, b, scored.n, scored.acc, scored.pcc))
-    return found
+def _think_lengths(
+    conn: sqlite3.Connection, ids: tuple[int, ...], judge: str, part: str
+) -> dict[str, dict[str, list[tuple[int, int]]]]:
+    """Per mode, safe and unsafe: how many samples had each thought length, (length, samples)
+    shortest first, from the tallies. A judge with two versions on a mode: the version that
+    judged the most samples of it (the metrics table has each)."""
+    found: dict[str, dict[str, dict[str, list[tuple[int, int]]]]] = {}
+    for mode, version, label, tokens, n in store_counts.think_length_counts(
+        conn, SampleFilter(runs=ids, statuses=("done",)), judge=judge, part=part
+    ):
+        found.setdefault(mode, {}).setdefault(version, {}).setdefault(label, []).append((tokens, n))
+    chosen = {}
+    for mode in sorted(found, key=lambda m: (metrics.mode_rank(m), m)):
+        versions = found[mode]
+        version = max(
+            versions, key=lambda v: (sum(n for h in versions[v].values() for _, n in h), v)
+        )
+        chosen[mode] = versions[version]
+    return chosen
 
 
 def _slice_filter(options: ReportOptions, runs: tuple[int, ...], judge: str | None):
@@ -331,7 +327,7 @@ def _judged(
                     asdict,
                     paired.differences(
                         conn,
-                        metrics.Filters(runs=ids, judges=(judge,)),
+                        metrics.Filters(runs=ids, judges=(judge,), parts=(options.part,)),
                         paired.Sides("default", mode),
                         resamples=options.resamples,
                         seed=options.seed,
@@ -341,21 +337,17 @@ def _judged(
                 missing.append(f"paired comparison default against {mode}: {exc}")
     else:
         missing.append("no default-mode samples: no paired comparison against the default mode")
-    lengths = {
-        mode: db.think_lengths(
-            SampleFilter(runs=ids, statuses=("done",), mode=mode), judge, options.part
-        )
-        for mode in sorted(modes, key=lambda m: (metrics.mode_rank(m), m))
-    }
-    agreement = _agreement(conn, SampleFilter(runs=ids, statuses=("done",)))
-    if not agreement:
+    lengths = _think_lengths(conn, ids, judge, options.part)
+    # One part: on 100,000 samples each part costs a self-join of its verdicts (0.6 s).
+    agreed = agreement.agreements(conn, metrics.Filters(runs=ids, parts=(options.part,)))
+    if not agreed:
         missing.append("one judge only: no judge agreement (judge the runs with another judge)")
     return {
         "metrics": rows,
         "by_category": by_category,
         "tradeoff": trade,
         "paired": differences,
-        "agreement": agreement,
+        "agreement": agreed,
         "think_lengths": lengths,
     }
 
@@ -414,4 +406,5 @@ def render_html(report: Report, figures: Sequence[Any]) -> str:
         unparsed_rule=metrics.UNPARSED_RULE,
         refusal_kinds=metrics.REFUSAL_KINDS,
         metric_names=METRIC_NAMES,
+        agreement_rule=agreement.RULE,
     )

@@ -106,6 +106,22 @@ def think_buckets(
     ).fetchall()
 
 
+def think_length_counts(
+    conn: sqlite3.Connection, f: SampleFilter, *, judge: str, part: str
+) -> list[tuple[str, str, str, int, int]]:
+    """How many finished samples of harmful and unknown prompts had each thought length, per
+    mode, version of `judge` and its label on `part` (safe or unsafe), from think_tally: mode,
+    judge_version, label, think_tokens, samples; in that order."""
+    where, params = _tallied(f, (judge,), (part,), ())
+    return conn.execute(
+        "SELECT s.mode, s.judge_version, s.label, s.think_tokens, sum(s.samples)"
+        f" FROM think_tally s WHERE s.samples > 0 AND s.label IN ('safe', 'unsafe') AND {where}"
+        " GROUP BY s.mode, s.judge_version, s.label, s.think_tokens"
+        " ORDER BY s.mode, s.judge_version, s.label, s.think_tokens",
+        params,
+    ).fetchall()
+
+
 def think_lengths(
     conn: sqlite3.Connection, group: tuple, buckets: tuple[int, int], *, by_category: bool
 ) -> list[tuple[int, int]]:

@@ -950,15 +950,16 @@ CASES: list[Case] = [
         gen(*NOWHERE, "--api", "chat", "--rpm", "0"),
         "--rpm (requests a minute) must be between",
     ),
-    # -- a database read by judge, metrics, export, review --------------------------------------
+    # -- a database read by judge, metrics, export, report, review ------------------------------
     *(
         C(command, "DB", kind, what, cmd(command, arg), expect)
-        for command in ("judge", "metrics", "export", "review")
+        for command in ("judge", "metrics", "export", "report", "review")
         for kind, what, arg, expect in (
             ("missing", "no such file", at("missing"), "does not exist"),
             *(
                 [("empty", "0-byte file", data("empty.sqlite"), "no ")]
-                if command != "review"  # an empty file is an empty database: review opens it
+                # an empty file is an empty database: review opens it, report reports it
+                if command not in ("review", "report")
                 else []
             ),
             (
@@ -1123,6 +1124,66 @@ CASES: list[Case] = [
         cmd("export", db, "--safechain", "--judge", "rs-match", "--seed", str(10**30)),
         "too large",
     ),
+    C(
+        "export",
+        "--format inspect",
+        "missing",
+        "no -o folder",
+        cmd("export", db, "--format", "inspect"),
+        "give their folder with -o DIR",
+    ),
+    # -- report ------------------------------------------------------------------------------------
+    C(
+        "report",
+        "--run",
+        "out of range",
+        "a run that is not there",
+        lambda f: ["report", str(f.demo), "-o", str(f.root / "r.html"), "--run", "999"],
+        "no run 999",
+    ),
+    C("report", "--run", "huge", "10**30", cmd("report", db, "--run", str(10**30)), "run"),
+    C(
+        "report",
+        "--output",
+        "missing",
+        "a file in a missing folder",
+        lambda f: ["report", str(f.demo), "-o", str(f.missing / "r.html")],
+        "does not exist",
+    ),
+    C(
+        "report",
+        "--output",
+        "wrong type",
+        "a directory",
+        cmd("report", db, "-o", at("dir")),
+        "directory",
+    ),
+    C(
+        "report",
+        "--output",
+        "out of range",
+        "a file that cannot be written (/proc)",
+        cmd("report", db, "-o", "/proc/report.html"),
+        "cannot write",
+    ),
+    C(
+        "report",
+        "--figures",
+        "wrong type",
+        "a file",
+        lambda f: ["report", str(f.demo), "-o", str(f.root / "r.html"), "--figures", str(f.text)],
+        "is a file",
+    ),
+    C(
+        "report",
+        "--judge",
+        "unknown",
+        "a judge with no verdicts",
+        lambda f: ["report", str(f.demo), "-o", str(f.root / "r.html"), "--judge", "nobody"],
+        "has no verdicts",
+    ),
+    C("report", "--slice", "unknown", "safe", cmd("report", db, "--slice", "safe"), "invalid"),
+    C("report", "--samples", "out of range", "-1", cmd("report", db, "--samples", "-1"), ">= 0"),
     # -- models, judges --------------------------------------------------------------------------
     C(
         "models",

@@ -156,6 +156,7 @@ def nasty_db(path: Path) -> tuple[Path, int]:
             verdict_row(sample, "think", "unsafe", raw=NASTY),
             verdict_row(sample, "answer", "safe", raw=NASTY),
             verdict_row(sample, "full", "unsafe", raw=NASTY),
+            verdict_row(sample, "full", "safe", judge="human", version=""),
         ]
     )
     store.end_run(run, "done")
@@ -182,6 +183,9 @@ def test_untrusted_text_is_text_in_the_page(tmp_path):
     assert "script" not in parser.tags and parser.tags.count("img") == len(FIGURE_NAMES)
     assert "\u202e" not in page and "<script>alert" not in page
     assert "Content-Security-Policy" in page
+    # the human label and rs-match disagree on the one full part both labelled
+    agreement = page[page.index('id="agreement"') : page.index('id="figures"')]
+    assert '<td>full</td><td>human </td><td>rs-match 1</td><td class="n">1</td>' in agreement
 
 
 def test_untrusted_text_shows_as_text_in_chromium(browser, tmp_path):
