@@ -140,13 +140,14 @@ class Generation:
         return raw, [span.as_dict() for span in spans], fields
 
     def _trace(self, raw: str, spans: list[Span]) -> Trace:
-        """The trace of `raw`; a served model that gave no thought at all has it `absent`: the
-        close in its raw text was written by the client that rebuilt it (docs/study.md "Hosted
-        models")."""
+        """The trace of `raw`; a served model that gave no thought at all has it `absent`, and its
+        response (what is judged) starts after the close, which the client that rebuilt the raw
+        text wrote, not the model (docs/study.md "Hosted models")."""
         trace = parse_trace(raw, spans)
-        if self.report is not None and self.report.thought_source == "none":
-            return replace(trace, think_state="absent")
-        return trace
+        if self.report is None or self.report.thought_source != "none" or not trace.think_closed:
+            return trace
+        start = max(trace.response_start, raw.find(THINK_CLOSE) + len(THINK_CLOSE))
+        return replace(trace, think_state="absent", response_start=start)
 
     @property
     def thought_given(self) -> bool:
@@ -154,14 +155,16 @@ class Generation:
         return self.report is None or self.report.thought_source != "none"
 
     def _take_report(self, report: ApiReport) -> None:
-        """A request's report joins the generation's: the first thought source, usage summed
-        over the requests, the last finish reason."""
+        """A request's report joins the generation's: the first thought source that gave a
+        thought (a later request may give one where the first gave none: MoreThink rethinking),
+        usage summed over the requests, the last finish reason."""
         old = self.report
         if old is None:
             self.report = report
         else:
+            given = old.thought_source not in (None, "none")
             self.report = ApiReport(
-                old.thought_source or report.thought_source,
+                old.thought_source if given else (report.thought_source or old.thought_source),
                 add_usage(old.usage, report.usage),
                 report.finish or old.finish,
                 report.controls or old.controls,

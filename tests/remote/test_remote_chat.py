@@ -157,6 +157,8 @@ def test_no_reasoning_field_and_no_tags_is_an_answer_with_an_absent_thought(scri
         "none",
     )
     assert result.stderr.count("no reasoning field and no <think> tags") == 1
+    # The close is the client's: the judged response is the answer alone.
+    assert sample["raw"][sample["response_start"] :].strip() == sample["answer"]
 
 
 @pytest.mark.parametrize("style", ["vllm", "deepseek"])
@@ -371,3 +373,21 @@ def test_an_eval_with_other_reasoning_controls_is_another_run(scripted, tmp_path
         {"reasoning_effort": "high"},
     ]
     assert len(scripted.posted) == 2  # the second "low" found its run complete
+
+
+def test_morethink_on_a_server_that_gave_no_thought_keeps_the_one_it_then_wrote(scripted, tmp_path):
+    scripted.answers["/models"] = [MODELS]
+    scripted.answers["/chat/completions"] = [
+        inline("A plain answer."),  # no thought: MoreThink replaces the close all the same
+        inline(" more thought"),
+        inline("Done."),
+    ]
+    args = ["--mode", "morethink", "--prefill-style", "vllm", "--enforce-num", "1"]
+    result = generate(tmp_path, scripted, *args, "--think-budget", "40")
+    assert result.returncode == 0, result.stderr
+    sample = the_sample(tmp_path)
+    rethink = scripted.posted[1]["messages"][-1]["content"].removeprefix(THINK_OPEN).strip()
+    assert rethink in RETHINK_STRINGS
+    assert sample["thought"] == f"{rethink} more thought" and sample["answer"] == "Done."
+    assert (sample["thought_source"], sample["think_state"]) == ("inline", "normal")
+    assert "no reasoning field" not in result.stderr
