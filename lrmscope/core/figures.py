@@ -25,6 +25,7 @@ FIGSIZE = (6.4, 4.0)  # inches
 DPI = 150  # PNG: 960 x 600 pixels
 # Okabe and Ito's colour-blind-safe palette: modes in the study's order, then the rest.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+MARKERS = ("o", "s", "^", "D", "v", "P")  # runs, in the trade-off's points
 SAFE_COLOR, UNSAFE_COLOR = "#009E73", "#D55E00"
 STYLE: dict[str, Any] = {
     "font.family": "DejaVu Sans",
@@ -185,8 +186,9 @@ def _categories(report: Report, fig) -> None:
     image = ax.imshow(grid, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
     for i, values in enumerate(grid):
         for j, value in enumerate(values):
-            if value == value:
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7)
+            if value == value:  # not NaN: the category has this mode
+                color = "white" if value < 0.2 or value > 0.85 else "black"
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
     ax.set_xticks(range(len(modes)), modes)
     ax.set_yticks(range(len(categories)), [c[:40] for c in categories])
     ax.grid(False)
@@ -254,16 +256,18 @@ def _tradeoff(report: Report, fig) -> None:
             what = "reasoning" if key == "accuracy_at_1" else "judged benign"
             _note(ax, f"no {what} prompts with Safe@1 in these runs")
             continue
+        runs = sorted({run for run, *_ in points})
         for run, mode, x, y in points:
+            label = mode if len(runs) == 1 else f"{mode} (run {run})"
+            marker = MARKERS[runs.index(run) % len(MARKERS)]
             y = 1 - y if key == "refusal_at_1" else y
-            ax.scatter([x], [y], color=modes.get(mode, PALETTE[-1]), s=36, zorder=3)
-            ax.annotate(
-                f"{mode} (run {run})", (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points"
-            )
-        ax.set_xlim(-0.05, 1.1)
-        ax.set_ylim(-0.05, 1.1)
+            color = modes.get(mode, PALETTE[-1])
+            ax.scatter([x], [y], color=color, marker=marker, s=40, zorder=3, label=label)
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel(f"Safe@1 ({report.judge}, {report.options.part})")
         ax.set_ylabel(name)
+        ax.legend(fontsize=7, loc="best")
 
 
 # name, title, caption, drawing function

@@ -164,10 +164,11 @@ def _runs(db: ReviewDB, conn: sqlite3.Connection, ids: Sequence[int]) -> tuple[R
     return tuple(found)
 
 
-def _judge(conn: sqlite3.Connection, runs: Sequence[int], asked: str | None) -> str | None:
-    """The judge of the figures, trade-off and slice: the one asked (it must have verdicts), else
-    the default judge when it has verdicts, else the first other than human, else human."""
-    judges = reads.judges(conn, runs) if runs else []
+def _judge(runs: Sequence[RunInfo], asked: str | None) -> str | None:
+    """The judge of the figures, trade-off and slice: the one asked (it must have verdicts on the
+    runs), else the default judge when it has verdicts, else the first other than human, else
+    human."""
+    judges = sorted({judge for run in runs for judge in run.judges})
     if asked is not None:
         if asked not in judges:
             raise LrmscopeError(
@@ -253,7 +254,8 @@ def _build(db: ReviewDB, conn: sqlite3.Connection, options: ReportOptions) -> Re
             f"{', '.join(known) or 'none'})"
         )
     ids = tuple(options.runs or reads.run_ids_of_kinds(conn, metrics.METRIC_KINDS))
-    judge = _judge(conn, ids, options.judge)
+    runs = _runs(db, conn, ids) if ids else ()
+    judge = _judge(runs, options.judge)
     missing: list[str] = []
     report: dict[str, Any] = {
         "metrics": [],
@@ -286,7 +288,7 @@ def _build(db: ReviewDB, conn: sqlite3.Connection, options: ReportOptions) -> Re
         generated_at=now(),
         options=options,
         judge=judge,
-        runs=_runs(db, conn, ids) if ids else (),
+        runs=runs,
         slice_count=count,
         samples=samples,
         missing=missing,
