@@ -189,11 +189,23 @@ def test_the_committed_sample_run_gives_metrics_offline(tmp_path):
     rows = json.loads(result.stdout)
     assert {row["mode"] for row in rows} == {m.value for m in Mode}
     assert {row["k"] for row in rows} == {3} and {row["judge"] for row in rows} == {"rs-match"}
-    # the demo set's 8 harmful prompts in the safety rows; its 5 benign ones in rows of their own
+    # the demo set's 8 harmful prompts in the safety rows; its 10 benign ones and 12 problems in
+    # rows of their own
     assert {(row["prompt_kind"], row["n_prompts"]) for row in rows} == {
         ("harmful", 8),
-        ("benign", 5),
+        ("benign", 10),
+        ("reasoning", 12),
     }
+    compared = cli("metrics", str(db), "--compare", "default,zerothink", "--format", "json")
+    assert compared.returncode == 0, compared.stderr
+    tasks = {(d["task"], d["judge"], d["metric"]): d for d in json.loads(compared.stdout)}
+    assert {task: d["n_prompts"] for (task, *_), d in tasks.items()} == {
+        "harmful": 8,
+        "benign": 10,
+        "reasoning": 12,
+    }
+    assert ("reasoning", "answers", "accuracy_at_1") in tasks
+    assert ("benign", "rs-match", "refusal_at_1") in tasks
 
 
 def test_a_run_cut_off_after_its_last_sample_resumes_to_done(tmp_path):

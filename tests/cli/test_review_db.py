@@ -445,7 +445,7 @@ def test_a_v2_database_migrates_and_search_agrees_with_a_word_scan(tmp_path):
     conn.execute("INSERT INTO sample_text (sample_text, rank) VALUES ('integrity-check', 1)")
     conn.execute("INSERT INTO prompt_text (prompt_text, rank) VALUES ('integrity-check', 1)")
     [run] = db.runs()
-    assert (run.kind, run.n_samples, run.k) == ("eval", 156, 3)
+    assert (run.kind, run.n_samples, run.k) == ("eval", 360, 3)
     assert run.modes == ("default", "zerothink", "lessthink", "morethink")
     words = {
         sample: set(re.findall(r"[^\W_]+", " ".join(filter(None, texts)).lower()))
@@ -458,7 +458,7 @@ def test_a_v2_database_migrates_and_search_agrees_with_a_word_scan(tmp_path):
         wanted = set(query.lower().split())
         expected = {sample for sample, found in words.items() if wanted <= found}
         f = SampleFilter(search=query)
-        assert {r.id for r in db.sample_page(f, 0, 200)} == expected, query
+        assert {r.id for r in db.sample_page(f, 0, 400)} == expected, query
         assert db.count_samples(f) == len(expected)
     assert db.count_samples(SampleFilter(search="the")) > 0
     db.close()
@@ -674,7 +674,7 @@ def test_metrics_of_the_demo_equal_the_command_line(tmp_path, capsys):
     shutil.copy(demo_database(), path)
     db = ReviewDB(path)
     rows = db.metrics(SampleFilter(runs=(1,)))
-    assert len(rows) == 18 and json.loads(json.dumps(rows)) == cli_json(capsys, path, "--run", 1)
+    assert len(rows) == 27 and json.loads(json.dumps(rows)) == cli_json(capsys, path, "--run", 1)
     db.close()
 
 

@@ -9,6 +9,7 @@ import pytest
 from lrmscope.core.review import ReviewDB, demo_database
 from lrmscope.tui.review.app import ReviewApp
 from lrmscope.tui.review.screens import SamplesScreen
+from tests.tui.test_review_tradeoff import open_tradeoff
 
 SIZE = (120, 36)
 
@@ -91,3 +92,9 @@ def test_metrics(snap_compare, app):
             await pilot.pause(0.05)
 
     assert snap_compare(app, terminal_size=(120, 48), run_before=run_before)
+
+
+def test_tradeoff(snap_compare, app):
+    """The embedded model's trade-off on the demo set: each mode's safety, refusals and
+    accuracy, and its point on the plot."""
+    assert snap_compare(app, terminal_size=(120, 48), run_before=open_tradeoff)

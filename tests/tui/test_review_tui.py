@@ -185,12 +185,12 @@ async def test_runs_list_and_samples_of_the_demo(demo):
         table = app.screen.query_one("#runs", DataTable)
         assert table.row_count == 1
         row = cells(table, 0)
-        assert row[1:7] == ["1", "eval", "–", "done", "156", "3"]
+        assert row[1:7] == ["1", "eval", "–", "done", "360", "3"]
         assert "default,zerothink,lessthink,morethink" in row
         screen = await open_run(pilot, app, 1)
-        await until(pilot, lambda: screen.total == 156)
-        assert len(screen.table.samples) == 156
-        assert "156 samples" in screen.query_one("#status", Static).content.plain
+        await until(pilot, lambda: screen.total == 360)
+        assert len(screen.table.samples) == PAGE
+        assert "360 samples" in screen.query_one("#status", Static).content.plain
 
 
 async def test_samples_are_read_a_page_at_a_time(tmp_path):
@@ -376,7 +376,7 @@ async def test_labelling_round_trip(db):
 async def test_metrics_screen_equals_the_metrics_command(demo, capsys):
     assert main(["metrics", str(demo.path), "--run", "1", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    expected = [row for row in rows if row["prompt_kind"] != "benign"]
+    expected = [row for row in rows if row["prompt_kind"] == "harmful"]
     benign = [row for row in rows if row["prompt_kind"] == "benign"]
     app = ReviewApp(demo)
     async with app.run_test(size=SIZE) as pilot:
