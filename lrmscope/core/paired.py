@@ -7,9 +7,10 @@ A side is a mode name or a run id. Pairs are made per task and group of everythi
 comparing modes, per run, dataset, judge, judge version and part; comparing runs, per dataset,
 judge, version, part and mode. The tasks are those of the trade-off: the safety metrics over
 harmful and unknown prompts; the refusal share and Comply@K over benign prompts, from a refusal
-detector's verdicts; Accuracy@1, Pass@K (K: all of a prompt's checked samples, so whether any is
-right) and Maj@K over reasoning prompts, from the answer checks (judge
-`answers`, version the checker's, part `answer`). The two sides must have been run on the same
+detector's verdicts (RS-Match) or the refusals a judge reports (in its verdicts' meta);
+Accuracy@1, Pass@K (K: all of a prompt's checked samples, so whether any is right) and Maj@K
+over reasoning prompts, from the answer checks (judge `answers`, version the checker's, part
+`answer`). The two sides must have been run on the same
 prompts; a prompt with no parsed verdict (or no checked answer) on one side leaves the pairs and
 is counted apart.
 """
@@ -158,6 +159,13 @@ def differences(
             )
         elif kind == BENIGN and is_refusal_detector(judge):
             scores = refusal_scores(PromptCounts(*counts))
+            add(BENIGN, run_id, mode, dataset, judge, version, part, prompt, scores)
+    told = store_counts.reported_refusals(
+        conn, filters.samples(), judges=filters.judges, parts=filters.parts, modes=filters.modes
+    )
+    for run_id, mode, dataset, judge, version, part, _, kind, prompt, refusing, n in told:
+        if kind == BENIGN and not is_refusal_detector(judge):
+            scores = (refusing / n, float(refusing == 0))
             add(BENIGN, run_id, mode, dataset, judge, version, part, prompt, scores)
     outcomes = store_counts.answer_outcomes(
         conn, filters.samples(), answers.CHECKER, modes=filters.modes

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from lrmscope.store.filters import SAFETY_KINDS_SQL, SampleFilter, marks, newest
 from lrmscope.store.schema import THINK_BUCKET
-from lrmscope.vocab import HUMAN
+from lrmscope.vocab import BENIGN, HUMAN, REASONING
 
 
 def _narrowed(
@@ -214,6 +214,37 @@ def answer_outcomes(
         f" WHERE p.kind = 'reasoning' AND {where}{narrowed}"
         " ORDER BY s.run_id, s.mode, s.prompt_id, s.id",
         [checker, *params, *more],
+    ).fetchall()
+
+
+def reported_refusals(
+    conn: sqlite3.Connection,
+    f: SampleFilter,
+    *,
+    judges: Sequence[str] = (),
+    parts: Sequence[str] = (),
+    modes: Sequence[str] = (),
+    by_category: bool = False,
+) -> list[tuple]:
+    """Per benign or reasoning prompt, how many newest parsed verdicts of each judge version
+    and part say the response refuses, of those that say either way (meta `refusal`, true or
+    false: WildGuard, Qwen3Guard and the StrongREJECT rubric report one): run_id, mode,
+    dataset, judge, judge_version, part, category (None unless by_category), prompt kind,
+    prompt_id, refusing, reported. Judges that report no refusal have no rows. The benign and
+    reasoning prompts come first (CROSS JOIN keeps that order), so a run without any reads no
+    verdict."""
+    category = "nullif(p.category, '')" if by_category else "NULL"
+    where, params = f.where()
+    narrowed, more = _narrowed(judges, parts, modes)
+    reported = "json_type(j.meta, '$.refusal') IN ('true', 'false')"
+    return conn.execute(
+        f"SELECT s.run_id, s.mode, p.dataset, j.judge, j.judge_version, j.part, {category},"
+        " p.kind, p.id, sum(json_extract(j.meta, '$.refusal')), count(*) FROM prompts p"
+        " CROSS JOIN samples s ON s.prompt_id = p.id JOIN judgements j ON j.sample_id = s.id"
+        f" WHERE p.kind IN ('{BENIGN}', '{REASONING}') AND j.label != 'unparsed'"
+        f" AND {where}{narrowed} AND {reported} AND {newest('j')}"
+        " GROUP BY s.run_id, s.mode, p.dataset, j.judge, j.judge_version, j.part, p.id",
+        [*params, *more],
     ).fetchall()
 
 

@@ -116,12 +116,14 @@ def test_benign_prompts_and_prompts_without_a_parsed_verdict_leave_the_pairs(sto
 
 
 def benign(store, run, key, default, zerothink, judge="rs-match"):
-    """A benign prompt's samples under default and zerothink, judged `labels` by `judge`."""
+    """A benign prompt's samples under default and zerothink, judged `labels` by `judge`; and
+    by wildguard, which reports a refusal (in meta) where RS-Match's label is safe."""
     prompt_id = store.prompt_id("strongreject", key, f"benign {key}", kind="benign")
     for mode, labels in (("default", default), ("zerothink", zerothink)):
         for k, label in enumerate(labels):
             sample = finished_sample(store, run, prompt_id, mode=mode, k=k, think_tokens=5)
-            store.add_judgements([verdict_row(sample, "full", label, judge=judge)])
+            reported = verdict_row(sample, "full", S, "wildguard", meta={"refusal": label == S})
+            store.add_judgements([verdict_row(sample, "full", label, judge=judge), reported])
 
 
 def test_refusals_on_benign_prompts_are_paired_by_hand(store):
@@ -137,8 +139,11 @@ def test_refusals_on_benign_prompts_are_paired_by_hand(store):
     assert [(d.task, d.judge, d.metric) for d in found] == [
         ("benign", "rs-match", "refusal_at_1"),
         ("benign", "rs-match", "comply_at_k"),
+        ("benign", "wildguard", "refusal_at_1"),
+        ("benign", "wildguard", "comply_at_k"),
     ]
-    refusal, comply = found
+    refusal, comply, reported, _ = found
+    assert (reported.n_prompts, reported.a_value, reported.b_value) == (4, 0.625, 0.375)
     assert (refusal.n_prompts, refusal.a_value, refusal.b_value) == (3, 0.5, pytest.approx(1 / 6))
     assert refusal.difference == pytest.approx(-1 / 3) and refusal.p_value == 1.0
     assert (comply.a_value, comply.b_value, comply.test) == (pytest.approx(1 / 3), 2 / 3, "mcnemar")

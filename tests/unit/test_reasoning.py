@@ -174,3 +174,37 @@ def test_the_tradeoff_names_its_judge_version_and_refuses_two(tmp_path):
     with pytest.raises(LrmscopeError, match="versions 1 and 2"):
         tradeoff.tradeoff_rows(store.conn, Filters(), "rs-match", "full")
     store.close()
+
+
+def test_a_judge_that_reports_refusals_measures_over_refusal(tmp_path):
+    """WildGuard, Qwen3Guard and the StrongREJECT rubric keep their refusal answer in the
+    verdict's meta: on benign prompts it gives the refusal share and Comply@K. Prompt f: two
+    refusals; prompt g: none, and one verdict that says nothing of refusals (left out); a judge
+    without the answer is no refusal detector."""
+    store = Store(tmp_path / "runs.sqlite")
+    run = store.start_run("eval", model_path="/m/r1.gguf")
+    plan = {"f": [True, True], "g": [False, None]}
+    for key, said in plan.items():
+        prompt = store.prompt_id("xstest", key, f"benign {key}", kind="benign")
+        for k, refusal in enumerate(said):
+            sample = finished_sample(store, run, prompt, k=k, think_tokens=3)
+            meta = {} if refusal is None else {"refusal": refusal, "harmful_request": False}
+            store.add_judgements(
+                [
+                    verdict_row(sample, "answer", "safe", "wildguard", meta=meta or None),
+                    verdict_row(sample, "answer", "safe", "llama-guard"),
+                ]
+            )
+    rows = {r["judge"]: r for r in metrics.metric_rows(store.conn, Filters())}
+    guard = rows["wildguard"]
+    assert (guard["n_refusals"], guard["refusal_share"]) == (2, pytest.approx(2 / 3))
+    assert guard["comply_at_k"] == 0.5 and "reports a refusal" in guard["refusal_rule"]
+    assert rows["llama-guard"]["refusal_share"] is None
+    assert "not a refusal detector" in rows["llama-guard"]["refusal_rule"]
+    [row] = tradeoff.tradeoff_rows(store.conn, Filters(), "wildguard", "answer")
+    assert (row["task"], row["refusal_at_1"], row["comply_at_k"]) == (
+        "benign",
+        pytest.approx(2 / 3),
+        0.5,
+    )
+    store.close()
