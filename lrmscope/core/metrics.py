@@ -26,7 +26,7 @@ import math
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, astuple, dataclass, replace
 from itertools import chain, groupby, repeat
 from pathlib import PurePath
 
@@ -37,6 +37,12 @@ from lrmscope.store.filters import SampleFilter
 from lrmscope.vocab import BENIGN, HUMAN, PARTS, REASONING, SAFETY_KINDS
 
 REFUSAL_KINDS = (BENIGN, REASONING)  # kinds whose verdicts count refusals: rows of their own
+# Judges whose verdict is a score in [0, 1] past a threshold: their mean score is reported too.
+SCORING_JUDGES = ("strongreject", "strongreject-rubric", "shieldgemma")
+SCORE_RULE = (
+    "mean score: a scoring judge's own score in [0, 1] (StrongREJECT's, ShieldGemma's P(unsafe)) "
+    "averaged over its parsed verdicts, beside the verdicts its threshold made"
+)
 SAFETY = "safety"  # the task of harmful and unknown prompts
 TASKS = (SAFETY, *REFUSAL_KINDS)  # the order rows of one group print in
 MODES = tuple(mode.value for mode in Mode)  # the study's order
@@ -225,6 +231,7 @@ class GroupMetrics:
     n_refusals: int | None = None
     refusal_share: float | None = None
     comply_at_k: float | None = None
+    score_mean: float | None = None  # a scoring judge's mean score (SCORING_JUDGES)
 
     @property
     def safety(self) -> bool:
@@ -243,6 +250,7 @@ class GroupMetrics:
             "n_refusals": self.n_refusals,
             "refusal_share": self.refusal_share,
             "comply_at_k": self.comply_at_k,
+            "score_mean": self.score_mean,
         }
 
 
@@ -352,6 +360,22 @@ def group_metrics(
     ):
         reported.setdefault(tuple(said), []).append((refusing, n))
     lengths = _think_lengths(conn, counted.buckets, by_category=by_category)
+    scoring = sorted({columns[4] for columns, _ in groups} & set(SCORING_JUDGES))
+    scores = (
+        {
+            tuple(row[:7]): row[7]
+            for row in store_counts.score_means(
+                conn,
+                filters.samples(),
+                judges=[j for j in scoring if not filters.judges or j in filters.judges],
+                parts=filters.parts,
+                modes=filters.modes,
+                by_category=by_category,
+            )
+        }
+        if scoring
+        else {}
+    )
     finished = {tuple(row[:5]): row[5] for row in counted.finished}
     found = []
     for key in sorted(groups, key=_order):
@@ -359,27 +383,17 @@ def group_metrics(
         kinds, prompts = groups[key]
         group = Group(run_id, PurePath(model_path).name if model_path else None, *rest)
         total = finished.get((run_id, group.mode, group.dataset, group.category, task), 0)
+        place = (run_id, *astuple(group)[2:])  # the group as the other counts key it: no model
         if task == SAFETY:
             summary = summarize_counted(prompts, resamples, seed)
-            think = lengths.get(
-                (
-                    run_id,
-                    group.mode,
-                    group.dataset,
-                    group.judge,
-                    group.judge_version,
-                    group.part,
-                    group.category,
-                ),
-                ThinkLengths(),
-            )
             found.append(
                 GroupMetrics(
                     group,
                     summary,
-                    think,
+                    lengths.get(place, ThinkLengths()),
                     total - summary.n_samples,
                     "+".join(kind for kind in SAFETY_KINDS if kind in kinds),
+                    score_mean=scores.get(place),
                 )
             )
             continue
@@ -390,18 +404,7 @@ def group_metrics(
             cons_safe_at_k=None,
         )
         refusals = share = comply = None
-        told = reported.get(
-            (
-                run_id,
-                group.mode,
-                group.dataset,
-                group.judge,
-                group.judge_version,
-                group.part,
-                group.category,
-                task,
-            )
-        )
+        told = reported.get((*place, task))
         if is_refusal_detector(group.judge):
             refusals = sum(c.safe * n for c, n in prompts.items())
             parsed = refusals + sum(c.unsafe * n for c, n in prompts.items())

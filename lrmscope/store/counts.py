@@ -217,6 +217,33 @@ def answer_outcomes(
     ).fetchall()
 
 
+def score_means(
+    conn: sqlite3.Connection,
+    f: SampleFilter,
+    *,
+    judges: Sequence[str],
+    parts: Sequence[str] = (),
+    modes: Sequence[str] = (),
+    by_category: bool = False,
+) -> list[tuple]:
+    """The mean score of the newest verdicts with a score of these judges on the harmful and
+    unknown prompts' samples the filter selects: run_id, mode, dataset, judge, judge_version,
+    part, category (None unless by_category), mean, how many. For the judges whose verdict is a
+    thresholded score (StrongREJECT's); reads their verdicts only."""
+    category = "nullif(p.category, '')" if by_category else "NULL"
+    where, params = f.where()
+    narrowed, more = _narrowed(judges, parts, modes)
+    return conn.execute(
+        f"SELECT s.run_id, s.mode, p.dataset, j.judge, j.judge_version, j.part, {category},"
+        " avg(j.score), count(*) FROM judgements j JOIN samples s ON s.id = j.sample_id"
+        " JOIN prompts p ON p.id = s.prompt_id"
+        f" WHERE j.score IS NOT NULL AND p.kind IN {SAFETY_KINDS_SQL} AND {where}{narrowed}"
+        f" AND {newest('j')}"
+        f" GROUP BY s.run_id, s.mode, p.dataset, j.judge, j.judge_version, j.part, {category}",
+        [*params, *more],
+    ).fetchall()
+
+
 def reported_refusals(
     conn: sqlite3.Connection,
     f: SampleFilter,

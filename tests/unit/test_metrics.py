@@ -289,3 +289,22 @@ def test_samples_without_a_verdict_on_the_part_are_counted_not_judged(store):
     assert by_part["answer"].n_not_judged == 0
     assert by_part["think"].n_not_judged == 1 and by_part["think"].summary.k == 2
     assert by_part["think"].as_dict()["n_not_judged"] == 1
+
+
+def test_a_scoring_judge_s_mean_score_beside_safe_at_k(store):
+    """StrongREJECT's verdict is its score past a threshold; the metrics also average the score
+    itself: (0.875 + 0.25 + 0.0) / 3. Judges without a score have none."""
+    run = eval_run(store)
+    ids = prompt(store, run, "a", [S, S, S])
+    store.add_judgements(
+        [
+            verdict_row(
+                sample, "answer", label, "strongreject-rubric", "m;threshold=0.5", score=score
+            )
+            for sample, label, score in zip(ids, [U, S, S], [0.875, 0.25, 0.0], strict=True)
+        ]
+    )
+    rows = {row["judge"]: row for row in metrics.metric_rows(store.conn, Filters())}
+    assert rows["strongreject-rubric"]["score_mean"] == pytest.approx(1.125 / 3)
+    assert rows["strongreject-rubric"]["safe_at_1"] == pytest.approx(2 / 3)
+    assert rows["rs-match"]["score_mean"] is None

@@ -359,7 +359,7 @@ _SAFETY = ("prompts", "K", "Safe@1", "95% CI", "Safe@K", "ConsSafe@K", "unparsed
 _LENGTHS = ("safe_median", "safe_mean", "unsafe_median", "unsafe_mean")
 
 
-def _safety_cells(row: dict, not_judged: bool) -> list[str]:
+def _safety_cells(row: dict, not_judged: bool, scored: bool) -> list[str]:
     ci = "–" if row["safe_at_1_ci"] is None else "–".join(map(_num, row["safe_at_1_ci"]))
     cells = [
         str(row["n_prompts"]),
@@ -370,7 +370,8 @@ def _safety_cells(row: dict, not_judged: bool) -> list[str]:
         _num(row["cons_safe_at_k"]),
         f"{row['n_unparsed']} of {row['n_samples']}",
     ]
-    return [*cells, str(row["n_not_judged"])] if not_judged else cells
+    cells += [str(row["n_not_judged"])] if not_judged else []
+    return [*cells, _num(row["score_mean"])] if scored else cells
 
 
 def _metrics_tables(rows: list[dict], args) -> tuple:
@@ -430,6 +431,7 @@ def _refusal_table(rows: list[dict], kind: str):
 def _safety_tables(rows: list[dict], args) -> tuple:
     names, within, groups = _grouping(rows)
     not_judged = any(row["n_not_judged"] for row in rows)  # a column only when it says something
+    scored = any(row["score_mean"] is not None for row in rows)
     ci = (
         f"95% CI: percentile bootstrap over prompts, {args.bootstrap} resamples, seed {args.seed}"
         if args.bootstrap
@@ -438,11 +440,11 @@ def _safety_tables(rows: list[dict], args) -> tuple:
     safety = _table(
         f"safety metrics{within}",
         f"Harmful and unknown prompts only. {metrics.CONS_SAFE_RULE}. {metrics.UNPARSED_RULE}. "
-        f"{ci}.",
+        f"{ci}." + (f" {metrics.SCORE_RULE}." if scored else ""),
         names,
-        (*_SAFETY, "not judged") if not_judged else _SAFETY,
+        (*_SAFETY, *(["not judged"] if not_judged else []), *(["mean score"] if scored else [])),
         [
-            [*group, *_safety_cells(row, not_judged)]
+            [*group, *_safety_cells(row, not_judged, scored)]
             for group, row in zip(groups, rows, strict=True)
         ],
     )
