@@ -101,7 +101,8 @@ class TradeoffRow:
     """One task of one run and mode. The Safe@ values are the harmful (and unknown) prompts';
     refusal_at_1 the benign ones' (and the reasoning ones': a refused problem is over-refusal
     too); the accuracy values the reasoning ones'. Costs are over the task's finished samples;
-    tokens_per_s over the samples timed."""
+    tokens_per_s over the samples timed; seconds_mean, the wall time a sample took, over the
+    finished samples (every sample lrmscope generates is timed)."""
 
     run_id: int
     model: str | None
@@ -126,6 +127,7 @@ class TradeoffRow:
     think_tokens_mean: float | None = None
     answer_tokens_mean: float | None = None
     tokens_per_s: float | None = None
+    seconds_mean: float | None = None
 
 
 def tradeoff_rows(
@@ -171,6 +173,7 @@ def tradeoff_rows(
             think_tokens_mean=think_sum / think_n if think_n else None,
             answer_tokens_mean=(answer_sum or 0) / samples,
             tokens_per_s=timed_tokens / timed_s if timed_s else None,
+            seconds_mean=(timed_s or 0) / samples,
         )
         key = (run_id, mode, dataset, task)
         group = verdicts.get(key)

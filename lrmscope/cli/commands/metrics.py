@@ -543,6 +543,7 @@ def _tradeoff_table(rows: list[dict]):
             _num(row["pass_at_k"]),
             _num(row["maj_at_k"]),
             _text(_rounded(row["think_tokens_mean"])),
+            "–" if row["seconds_mean"] is None else f"{row['seconds_mean']:.1f}",
         ]
         for group, row in zip(groups, rows, strict=True)
     ]
@@ -551,9 +552,10 @@ def _tradeoff_table(rows: list[dict]):
         "Safe@ over harmful and unknown prompts; refusal: the share of samples the judge found "
         "refusing, for benign and reasoning prompts (a refusal detector only); Acc@1, Pass@K, "
         "Maj@K: answers checked against the reference, an unclosed thought is wrong. Think: mean "
-        "thought tokens a sample (--format json adds prompts, answer tokens, tokens/s).",
+        "thought tokens a sample; s: mean wall seconds a sample (--format json adds prompts, "
+        "answer tokens, tokens/s).",
         names,
-        ("Safe@1", "Safe@K", "refusal", "Acc@1", "Pass@K", "Maj@K", "think"),
+        ("Safe@1", "Safe@K", "refusal", "Acc@1", "Pass@K", "Maj@K", "think", "s"),
         body,
     )
 
