@@ -193,6 +193,19 @@ def existing_db(value: str):
     return Store.existing(value)
 
 
+def check_runs(store, runs: tuple[int, ...]) -> None:
+    """One line naming the runs of `--run` that `store` does not hold, and the first it does."""
+    from lrmscope.store import reads
+    from lrmscope.text import visible
+
+    if runs and (missing := reads.missing_runs(store.conn, runs)):
+        known = [str(run_id) for run_id in reads.run_ids(store.conn, 10)]
+        raise LrmscopeError(
+            f"no run {', '.join(map(str, missing))} in {visible(str(store.path))} (runs there: "
+            f"{', '.join(known) or 'none'})"
+        )
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(

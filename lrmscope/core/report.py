@@ -43,7 +43,7 @@ SLICES = {
 }
 DEFAULT_SLICE = "thought-unsafe-answer-safe"
 DEFAULT_SAMPLES = 50
-INJECTED, FLAG = "injected", "flag"
+INJECTED, FLAG = "injected", "flag"  # the marks of a sample's text (CSS classes)
 METRIC_NAMES = {  # the paired comparisons' metrics as the tables name them
     "safe_at_1": "Safe@1",
     "safe_at_k": "Safe@K",
@@ -53,14 +53,15 @@ METRIC_NAMES = {  # the paired comparisons' metrics as the tables name them
     "accuracy_at_1": "Acc@1",
     "pass_at_k": "Pass@K",
     "maj_at_k": "Maj@K",
-}  # the marks of a sample's text (CSS classes)
+}
 
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """What the report covers: these runs (none: every eval and compare run), `judge` (None: the
-    default judge when it has verdicts, else the first by name) on `part` for the figures, the
-    trade-off and the slice; `samples` samples of `slice`."""
+    """What the report covers: these runs (none: every eval and compare run); `judge` (None: the
+    default judge when it has verdicts, else the first by name) and `part` for the figures, the
+    trade-off, the paired comparisons and the slice (agreement: `part`, every judge); `samples`
+    samples of `slice`; the bootstrap's resamples and seed."""
 
     runs: tuple[int, ...] = ()
     judge: str | None = None
@@ -233,7 +234,8 @@ def _sample_view(detail: SampleDetail, verdicts: dict[str, dict[str, str]]) -> S
 
 def build(path: str | Path, options: ReportOptions = ReportOptions()) -> Report:
     """Everything the report shows, read from the database at `path` (which must exist; an
-    older schema is migrated on open, as every reading command does)."""
+    older schema is migrated on open, as every reading command does). Runs asked that it does
+    not hold are left out (the command refuses them first)."""
     if options.slice not in SLICES:
         raise LrmscopeError(f"unknown slice {options.slice!r}; one of {', '.join(SLICES)}")
     db = ReviewDB(path)
@@ -247,12 +249,6 @@ def build(path: str | Path, options: ReportOptions = ReportOptions()) -> Report:
 
 def _build(db: ReviewDB, conn: sqlite3.Connection, options: ReportOptions) -> Report:
     where = visible(str(db.path))
-    if options.runs and (missing_runs := reads.missing_runs(conn, options.runs)):
-        known = [str(run_id) for run_id in reads.run_ids(conn, 10)]
-        raise LrmscopeError(
-            f"no run {', '.join(map(str, missing_runs))} in {where} (runs there: "
-            f"{', '.join(known) or 'none'})"
-        )
     ids = tuple(options.runs or reads.run_ids_of_kinds(conn, metrics.METRIC_KINDS))
     runs = _runs(db, conn, ids) if ids else ()
     judge = _judge(runs, options.judge)
@@ -276,7 +272,7 @@ def _build(db: ReviewDB, conn: sqlite3.Connection, options: ReportOptions) -> Re
             "figures and the sample slice"
         )
     else:
-        report.update(_judged(db, conn, options, ids, judge, missing))
+        report.update(_judged(conn, options, ids, judge, missing))
     found = _slice_filter(options, ids, judge) if ids else None
     count, samples = 0, tuple[SampleView, ...]()
     if found is not None:
@@ -297,7 +293,6 @@ def _build(db: ReviewDB, conn: sqlite3.Connection, options: ReportOptions) -> Re
 
 
 def _judged(
-    db: ReviewDB,
     conn: sqlite3.Connection,
     options: ReportOptions,
     ids: tuple[int, ...],

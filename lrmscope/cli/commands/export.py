@@ -8,7 +8,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from lrmscope.cli.options import count, existing_db, positive_int
+from lrmscope.cli.options import check_runs, count, existing_db, positive_int
 from lrmscope.cli.printer import say
 from lrmscope.errors import LrmscopeError
 
@@ -126,12 +126,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = existing_db(args.database)
     conn, where = store.conn, visible(str(store.path))
     target = visible(str(output)) if output else "stdout"
-    if runs and (missing := reads.missing_runs(conn, runs)):
-        known = [str(run_id) for run_id in reads.run_ids(conn, 10)]
-        raise LrmscopeError(
-            f"no run {', '.join(map(str, missing))} in {where} (runs there: "
-            f"{', '.join(known) or 'none'})"
-        )
+    check_runs(store, runs)
     statuses = ("done", "interrupted") if args.include_interrupted else ("done",)
     if args.format == "inspect":
         assert output is not None  # _check_args

@@ -90,12 +90,16 @@ def register(commands) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lrmscope.cli.options import existing_db
+    from lrmscope.cli.options import check_runs, existing_db
     from lrmscope.core import figures, report
     from lrmscope.core.export import atomic_output, check_output
     from lrmscope.text import visible
 
-    existing_db(args.database).close()  # a missing or foreign file: its one line, first
+    store = existing_db(args.database)  # a missing or foreign file: its one line, first
+    try:
+        check_runs(store, tuple(dict.fromkeys(args.run or ())))
+    finally:
+        store.close()
     options = report.ReportOptions(
         runs=tuple(dict.fromkeys(args.run or ())),
         judge=args.judge,
