@@ -77,12 +77,12 @@ def test_models_lists_the_embedded_model():
     [
         ["generate", "--api-k", "x", "hi"],
         ["generate", "--temp", "0.5", "hi"],
-        ["generate", "--api", "chat", "hi"],
+        ["generate", "--served", "m", "hi"],
         ["--deb", "models"],
     ],
 )
 def test_an_abbreviated_option_is_refused(argv):
-    """argparse would take `--api` as `--api-key` (a key sent to the server) without a word."""
+    """argparse would take `--api-k` as `--api-key` (a key sent to the server) without a word."""
     result = cli(*argv)
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
