@@ -178,7 +178,8 @@ def server_message(response: requests.Response) -> tuple[str, str | None]:
         if isinstance(error, list):  # FastAPI's validation errors: [{loc, msg, type}, ...]
             first = error[0] if error and isinstance(error[0], dict) else {}
             loc = first.get("loc") or []
-            param = str(loc[-1]) if loc else None
+            if loc and first.get("type") == "extra_forbidden":  # a field it does not take
+                param = str(loc[-1])
             error = first.get("msg", error)
         if error:
             return str(error)[:300], param if isinstance(param, str) and param else None

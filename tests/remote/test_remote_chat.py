@@ -274,22 +274,57 @@ def test_a_stream_that_ends_early_is_one_line_and_a_failed_sample(scripted, tmp_
     assert sample["status"] == "failed" and sample["thought"] == "The user"
 
 
-def test_a_parameter_the_server_refuses_is_named_with_its_option(scripted, tmp_path):
-    scripted.answers["/models"] = [MODELS]
-    refusal = {
-        "error": {
-            "message": "Unrecognized request argument supplied: reasoning_effort",
-            "type": "invalid_request_error",
-            "param": None,
-        }
+OPENAI_REFUSAL = {
+    "error": {
+        "message": "Unrecognized request argument supplied: reasoning_effort",
+        "type": "invalid_request_error",
+        "param": None,
     }
-    scripted.answers["/chat/completions"] = [
-        (400, "application/json", json.dumps(refusal).encode())
+}
+FASTAPI_REFUSAL = {
+    "detail": [
+        {
+            "type": "extra_forbidden",
+            "loc": ["body", "thinking_token_budget"],
+            "msg": "Extra inputs are not permitted",
+        }
     ]
-    result = generate(tmp_path, scripted, "--reasoning-effort", "high")
-    assert_one_line_error(
-        result, "does not take the request field 'reasoning_effort'", "leave out --reasoning-effort"
-    )
+}
+FASTAPI_BAD_VALUE = {
+    "detail": [{"type": "float_parsing", "loc": ["body", "temperature"], "msg": "not a number"}]
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "option", "fragments"),
+    [
+        (
+            400,
+            OPENAI_REFUSAL,
+            ["--reasoning-effort", "high"],
+            ["does not take the request field 'reasoning_effort'", "leave out --reasoning-effort"],
+        ),
+        (
+            422,
+            FASTAPI_REFUSAL,
+            ["--reasoning-budget", "8"],
+            ["does not take the request field 'thinking_token_budget'", "--reasoning-budget"],
+        ),
+        (422, FASTAPI_BAD_VALUE, [], ["answered 422: not a number"]),
+    ],
+    ids=["openai-style", "fastapi-extra-field", "fastapi-bad-value"],
+)
+def test_a_parameter_the_server_refuses_is_named_with_its_option(
+    scripted, tmp_path, status, body, option, fragments
+):
+    scripted.answers["/models"] = [MODELS]
+    scripted.answers["/chat/completions"] = [
+        (status, "application/json", json.dumps(body).encode())
+    ]
+    result = generate(tmp_path, scripted, *option)
+    assert_one_line_error(result, *fragments)
+    if not option:
+        assert "does not take" not in result.stderr
 
 
 def test_a_wrong_model_name_lists_what_the_server_serves(scripted, tmp_path):
