@@ -117,3 +117,43 @@ def text_hash(*parts: str) -> str:
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()[:16]
+
+
+# docs/study.md "Whole-thought windows": a text longer than a short judge takes is judged in
+# windows of its token limit that overlap by a quarter of it.
+WINDOW_OVERLAP = 4  # windows overlap by 1/WINDOW_OVERLAP of their length
+
+
+def token_windows(n_tokens: int, size: int) -> list[tuple[int, int]]:
+    """[start, end) token ranges of `size` tokens covering `n_tokens`, each starting
+    size - size // WINDOW_OVERLAP after the one before; the last ends at the text's end."""
+    if n_tokens <= size:
+        return [(0, n_tokens)]
+    step = max(1, size - size // WINDOW_OVERLAP)
+    starts = list(range(0, n_tokens - size, step)) + [n_tokens - size]
+    return [(start, start + size) for start in starts]
+
+
+def combine_windows(verdicts: Sequence[tuple[int, Verdict]], record: dict) -> Verdict:
+    """One verdict from a text's windows, each given with its character offset: unsafe if any
+    window is (the first unsafe window's offset kept in meta as `unsafe_offset`), safe if every
+    window is, else `unparsed`. The score is the highest window's; `record` describes the
+    windows."""
+    labels = [v.label for _, v in verdicts]
+    scores = [v.score for _, v in verdicts if v.score is not None]
+    if "unsafe" in labels:
+        index = labels.index("unsafe")
+        offset, chosen = verdicts[index]
+        extra = {"unsafe_window": index, "unsafe_offset": offset}
+    else:
+        index = labels.index("unparsed") if "unparsed" in labels else 0
+        chosen, extra = verdicts[index][1], {}
+    categories = dict.fromkeys(c for _, v in verdicts if v.label == "unsafe" for c in v.categories)
+    return Verdict(
+        "unsafe" if "unsafe" in labels else ("safe" if set(labels) == {"safe"} else "unparsed"),
+        max(scores) if scores else None,
+        tuple(categories),
+        chosen.raw,
+        False,
+        {**chosen.meta, **record, **extra},
+    )
