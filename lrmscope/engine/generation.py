@@ -41,6 +41,11 @@ from lrmscope.engine.settings import (
 from lrmscope.engine.trace import StreamParser, parse_trace
 
 _PREFILLS = {Mode.ZEROTHINK: ZEROTHINK_PREFILL, Mode.LESSTHINK: LESSTHINK_PREFILL}
+# What a command says, once, when a served model's server gave no thought (`thought_given`).
+NO_THOUGHT = (
+    "the server sent no reasoning field and no <think> tags: the thought is saved empty and "
+    "marked absent"
+)
 
 
 class Generation:

@@ -59,10 +59,6 @@ PATH = "/chat/completions"
 # continue_final_message (and no generation prompt); DeepSeek's API with `prefix: true` on it.
 PREFILL_STYLES = ("vllm", "deepseek")
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
-NO_THOUGHT = (
-    "the server sent no reasoning field and no <think> tags: the thought is saved empty and "
-    'marked absent (docs/study.md "Hosted models")'
-)
 _ENDS: dict[str, StreamEnd] = {
     "stop": "eos",
     "eos": "eos",

@@ -80,6 +80,7 @@ def test_chat_app_through_the_servers_chat_endpoint(server, tmp_path, monkeypatc
         await send(pilot, app, "Hello, who are you?")
         await until(pilot, lambda: app.turns and app.turns[-1].finished, 120)
         await until(pilot, lambda: app.generation is None, 30)
+        assert "no reasoning field and no <think> tags" in str(app.query_one("#statusbar").render())
         await pilot.press("f3")  # ZeroThink needs a prefill: this endpoint has none
         status = str(app.query_one("#statusbar").render())
         assert "runs default only" in status
@@ -87,6 +88,7 @@ def test_chat_app_through_the_servers_chat_endpoint(server, tmp_path, monkeypatc
         await send(pilot, app, "And what can you do?")
         await until(pilot, lambda: len(app.turns) == 2 and app.turns[-1].finished, 120)
         await until(pilot, lambda: app.generation is None, 30)
+        assert "no reasoning field" not in str(app.query_one("#statusbar").render()), "once"
 
     code, app = run_command(
         monkeypatch,

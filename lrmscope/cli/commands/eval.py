@@ -249,7 +249,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     finally:
         model.close()
     if runner.no_thought:
-        from lrmscope.engine.remote_chat import NO_THOUGHT
+        from lrmscope.engine.generation import NO_THOUGHT
 
         say(err, f"note: {runner.no_thought} samples: {NO_THOUGHT}")
     if progress.failed:

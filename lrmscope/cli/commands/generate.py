@@ -45,7 +45,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from lrmscope.core.generate import record, start_sample
     from lrmscope.engine.backend import Message
-    from lrmscope.engine.generation import Generation
+    from lrmscope.engine.generation import NO_THOUGHT, Generation
     from lrmscope.engine.prompt import with_think_opener
     from lrmscope.store import Store
 
@@ -87,8 +87,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         say(err, f"interrupted: sample {ref.sample_id} saved as interrupted in {db_path}")
         return 130
     if not generation.thought_given:
-        from lrmscope.engine.remote_chat import NO_THOUGHT
-
         say(err, f"note: {NO_THOUGHT}")
     say(err, f"saved sample {ref.sample_id} (run {run_id}) to {db_path}")
     return 0

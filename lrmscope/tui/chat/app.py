@@ -19,7 +19,7 @@ from lrmscope.core.generate import TurnJob
 from lrmscope.engine.backend import Backend, Message
 from lrmscope.engine.events import Event, Finished
 from lrmscope.engine.flags import Flag
-from lrmscope.engine.generation import Generation
+from lrmscope.engine.generation import NO_THOUGHT, Generation
 from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
@@ -97,6 +97,7 @@ class ChatApp(StreamingApp):
         self.unsafe_flags: list[tuple[TurnView, Flag]] = []
         self.flag_cursor = -1
         self.follower = Follower()  # auto-follow the stream (see _refresh_turns)
+        self.said_no_thought = False  # a served model gave no thought: said once, in the status
 
     def compose(self) -> ComposeResult:
         yield Static(id="modebar")
@@ -306,6 +307,9 @@ class ChatApp(StreamingApp):
     def _end_turn(self, turn: TurnView, state: str) -> None:
         if self.generation is not None:
             self.mode = self.generation.next_mode
+            if not self.generation.thought_given and not self.said_no_thought:
+                self.said_no_thought = True
+                state = f"{state} · {NO_THOUGHT}"
         self.generation = None
         turn.render_now()
         self._show_mode()
