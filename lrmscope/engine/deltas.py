@@ -17,7 +17,9 @@ Where the response starts decides how its deltas read:
   thought; content closes it where the server is known to split (a reasoning field seen before),
   else it is inline text.
 - `answer` (a prefill that closed the thought): every delta is answer, whatever field it came in
-  (a reasoning parser that looks only at the generated text calls it all reasoning).
+  (a reasoning parser that looks only at the generated text calls it all reasoning); content
+  after such reasoning follows a close the model wrote, which the parser split at, and the close
+  is put back (as the completions endpoint would show it, a second close).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class DeltaJoiner:
         self._known = known_field
         self._held: list[Segment] = []
         self._split = False  # this response sent a reasoning field
+        self._reasoned_answer = False  # after a closing prefill: reasoning, and no content yet
 
     def push(self, reasoning: str, field: str | None, content: str, tokens: int) -> list[Segment]:
         """The raw text for one delta; the chunk's tokens go with its first text."""
@@ -71,6 +74,8 @@ class DeltaJoiner:
             return [*held, *([] if self._opener else [(THINK_OPEN, 0)]), (text, tokens)]
         if self.state == "think" and self.source is None:
             self.source = field
+        if self.state == "answer":
+            self._reasoned_answer = True
         return [(text, tokens)]
 
     def _content(self, text: str, tokens: int) -> list[Segment]:
@@ -88,6 +93,9 @@ class DeltaJoiner:
                 return [(REBUILT_CLOSE, 0), (text, tokens)]
             self.state = "inline"
             self.source = self.source or "inline"
+        if self._reasoned_answer:  # the server split at a close the model wrote in its answer
+            self._reasoned_answer = False
+            return [(REBUILT_CLOSE, 0), (text, tokens)]
         return [(text, tokens)]
 
     def end(self) -> list[Segment]:

@@ -84,10 +84,17 @@ def test_content_without_tags_or_reasoning_is_an_answer_with_no_thought(cuts):
 
 def test_after_a_closing_prefill_every_field_is_answer():
     """vLLM's R1 parser looks at the generated text only: after ZeroThink's prefill it calls the
-    whole answer reasoning."""
+    answer reasoning, up to a close the model writes itself (which it splits at)."""
     joiner = DeltaJoiner("answer")
     raw = joined(joiner, [("Sure", "reasoning_content", ""), ("", None, ", here.")])
-    assert raw == "Sure, here." and joiner.source is None
+    assert raw == "Sure" + REBUILT_CLOSE + ", here." and joiner.source is None
+    only_reasoning = DeltaJoiner("answer")
+    assert joined(only_reasoning, [("Sure", "reasoning", ""), (", here.", "reasoning", "")]) == (
+        "Sure, here."
+    )
+    assert joined(DeltaJoiner("answer"), [("", None, "Sure"), ("", None, ", here.")]) == (
+        "Sure, here."
+    )
 
 
 def test_a_continued_thought_closes_where_the_server_splits_or_reads_inline():
