@@ -235,7 +235,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help="llama.cpp weight repacking (default: on, except on CPUs with AMX, where it crashes)",
     )
     served = parser.add_argument_group(
-        "served model (an OpenAI-compatible server: vLLM, llama-server, SGLang; instead of --model)"
+        "served model (an OpenAI-compatible server: vLLM, llama-server, SGLang, or a hosted API "
+        "with --api chat; instead of --model)"
     )
     served.add_argument(
         "--endpoint",
