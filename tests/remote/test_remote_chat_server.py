@@ -115,6 +115,7 @@ def test_compare_app_through_the_servers_chat_endpoint(server, server2, tmp_path
 
     async def drive(app, pilot):
         await until(pilot, lambda: app.run_ids and not app.run_open, 240)
+        assert "no reasoning field and no <think> tags" in str(app.query_one("#statusbar").render())
 
     code, app = run_command(
         monkeypatch,

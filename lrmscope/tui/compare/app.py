@@ -30,7 +30,7 @@ from lrmscope.core.compare import DATASET, Column, CompareSettings, next_seed
 from lrmscope.core.generate import TurnJob
 from lrmscope.engine.backend import Backend
 from lrmscope.engine.events import Event, Finished
-from lrmscope.engine.generation import Generation
+from lrmscope.engine.generation import NO_THOUGHT, Generation
 from lrmscope.engine.judges.base import Judge
 from lrmscope.store import Store
 from lrmscope.text import visible
@@ -130,6 +130,8 @@ class CompareApp(StreamingApp):
         self.plan: tuple[Column, ...] = ()  # the newest run's columns, one per turn
         self.turns: list[TurnView] = []
         self.running: dict[TurnView, Running] = {}
+        self.no_thought = False  # a served model gave no thought in some column
+        self.said_no_thought = False  # and the status said so (once)
         self.followers: dict[TurnView, Follower] = {}
         self._threads: list[threading.Thread] = []
 
@@ -218,7 +220,10 @@ class CompareApp(StreamingApp):
         self.run_open = False
         self.query_one("#summary-table", Static).update(self.summary())
         self.query_one("#summary").add_class("shown")
-        self._show_status(f"{status} · r re-runs with seed {next_seed(self.seed)}")
+        note = ""
+        if self.no_thought and not self.said_no_thought:
+            self.said_no_thought, note = True, f" · {NO_THOUGHT}"
+        self._show_status(f"{status} · r re-runs with seed {next_seed(self.seed)}{note}")
 
     def summary(self) -> Table:
         """One row per column: think length, how it ended, and each final verdict."""
@@ -295,7 +300,9 @@ class CompareApp(StreamingApp):
     def handle_event(self, turn: TurnView, event: Event) -> None:
         super().handle_event(turn, event)
         if isinstance(event, Finished):
-            self.running.pop(turn, None)
+            running = self.running.pop(turn, None)
+            if running is not None and not running.generation.thought_given:
+                self.no_thought = True
             self._check_done()
 
     def on_flag_found(self, message: FlagFound) -> None:
