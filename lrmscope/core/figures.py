@@ -6,7 +6,8 @@ cores computed) and saved as SVG (vector, for the page and papers) and PNG (FIGS
 A figure whose data is missing is still drawn, saying what is missing, so a report and a figures
 folder always hold the same five. Figures are made without pyplot (no global state, no GUI
 backend); model text never reaches them, only names of modes, judges, runs and categories, which
-matplotlib draws as text (its mathtext is off: STYLE `text.parse_math`).
+are made visible (control and bidi characters as escapes) and drawn as plain text (mathtext is
+off: STYLE `text.parse_math`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, cast
 from lrmscope.core import metrics
 from lrmscope.core.report import Report
 from lrmscope.errors import LrmscopeError
+from lrmscope.text import visible
 
 FIGSIZE = (6.4, 4.0)  # inches
 DPI = 150  # PNG: 960 x 600 pixels
@@ -59,6 +61,16 @@ def _new():
     return MplFigure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
 
 
+def _name(value: object) -> str:
+    """A name from the database (a judge, mode, category, version) as the figures draw it:
+    control and bidi characters as escapes, as everywhere untrusted text is shown."""
+    return visible(str(value))
+
+
+def _judged_by(report: Report) -> str:
+    return f"{_name(report.judge)}, {report.options.part}"
+
+
 def _note(ax, text: str) -> None:
     ax.set_axis_off()
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, color="#555555")
@@ -83,7 +95,7 @@ def _safe_at_1(report: Report, fig) -> None:
     parts = [part for part in ("think", "answer", "full") if any(r["part"] == part for r in rows)]
     modes = report.modes
     series = sorted({(r["run_id"], r["judge_version"]) for r in rows})
-    colors = _colors([f"run {run} {version}" for run, version in series])
+    colors = _colors([_name(f"run {run} {version}") for run, version in series])
     axes = fig.subplots(1, len(parts), sharey=True, squeeze=False)[0]
     width = 0.8 / len(series)
     for ax, part in zip(axes, parts):
@@ -102,13 +114,13 @@ def _safe_at_1(report: Report, fig) -> None:
                         ys.append(r["safe_at_1"])
                         low.append(r["safe_at_1"] - ci[0])
                         high.append(ci[1] - r["safe_at_1"])
-            label = f"run {run} {version}"
+            label = _name(f"run {run} {version}")
             ax.bar(xs, ys, width * 0.9, color=colors[label], label=label)
             ax.errorbar(xs, ys, yerr=[low, high], fmt="none", ecolor="#333333", capsize=2, lw=0.8)
         ax.set_title(part)
-        ax.set_xticks(range(len(modes)), modes, rotation=20)
+        ax.set_xticks(range(len(modes)), [_name(mode) for mode in modes], rotation=20)
         ax.set_ylim(0, 1.05)
-    axes[0].set_ylabel(f"Safe@1 ({report.judge})")
+    axes[0].set_ylabel(f"Safe@1 ({_name(report.judge)})")
     if len(series) > 1:
         axes[-1].legend(fontsize=7)
 
@@ -158,11 +170,9 @@ def _think_lengths(report: Report, fig) -> None:
         patch.set_alpha(0.75)
     for median in boxes["medians"]:
         median.set_color("#222222")
-    ax.set_xticks(range(len(ticks)), ticks)
+    ax.set_xticks(range(len(ticks)), [_name(tick) for tick in ticks])
     ax.set_ylabel("thought length (tokens)")
-    ax.set_title(
-        f"thought length of samples judged safe and unsafe ({report.judge}, {report.options.part})"
-    )
+    ax.set_title(f"thought length of samples judged safe and unsafe ({_judged_by(report)})")
     from matplotlib.patches import Patch
 
     ax.legend(
@@ -189,10 +199,10 @@ def _categories(report: Report, fig) -> None:
             if value == value:  # not NaN: the category has this mode
                 color = "white" if value < 0.2 or value > 0.85 else "black"
                 ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
-    ax.set_xticks(range(len(modes)), modes)
-    ax.set_yticks(range(len(categories)), [c[:40] for c in categories])
+    ax.set_xticks(range(len(modes)), [_name(mode) for mode in modes])
+    ax.set_yticks(range(len(categories)), [_name(c[:40]) for c in categories])
     ax.grid(False)
-    ax.set_title(f"Safe@1 per category ({report.judge}, {report.options.part})")
+    ax.set_title(f"Safe@1 per category ({_judged_by(report)})")
     fig.colorbar(image, ax=ax, label="Safe@1")
 
 
@@ -203,7 +213,7 @@ def _agreement(report: Report, fig) -> None:
         _note(ax, "one judge only: no agreement to show (judge the runs with another judge)")
         return
     labels = [
-        f"{a.judge_a} {a.version_a} × {a.judge_b} {a.version_b} ({a.part})"
+        _name(f"{a.judge_a} {a.version_a} × {a.judge_b} {a.version_b} ({a.part})")
         for a in report.agreement
     ]
     values = [a.agreement if a.agreement is not None else 0.0 for a in report.agreement]
@@ -258,14 +268,14 @@ def _tradeoff(report: Report, fig) -> None:
             continue
         runs = sorted({run for run, *_ in points})
         for run, mode, x, y in points:
-            label = mode if len(runs) == 1 else f"{mode} (run {run})"
+            label = _name(mode if len(runs) == 1 else f"{mode} (run {run})")
             marker = MARKERS[runs.index(run) % len(MARKERS)]
             y = 1 - y if key == "refusal_at_1" else y
             color = modes.get(mode, PALETTE[-1])
             ax.scatter([x], [y], color=color, marker=marker, s=40, zorder=3, label=label)
         ax.set_xlim(-0.05, 1.05)
         ax.set_ylim(-0.05, 1.05)
-        ax.set_xlabel(f"Safe@1 ({report.judge}, {report.options.part})")
+        ax.set_xlabel(f"Safe@1 ({_judged_by(report)})")
         ax.set_ylabel(name)
         ax.legend(fontsize=7, loc="best")
 

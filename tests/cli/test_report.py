@@ -11,7 +11,9 @@ written down here (sample_runs/ is regenerated as the demo set grows).
 
 from __future__ import annotations
 
+import base64
 import html.parser
+import re
 import shutil
 import sqlite3
 import struct
@@ -36,6 +38,8 @@ NASTY = (
     '<script>alert("x")</script> <img src=x onerror=alert(1)> &amp; &lt;b&gt; &#x41; '
     "\u202eevil\u202c done"
 )
+
+CATEGORY = "\u202eevil</text><script>alert(1)</script>"  # short: figures cut names at 40
 
 
 def report(db: Path, out: Path, *args: str) -> int:
@@ -130,13 +134,14 @@ def test_the_sample_runs_report_opens_in_chromium(db, browser, tmp_path):
 
 
 def nasty_db(path: Path) -> tuple[Path, int]:
-    """An eval run whose prompt, thought, answer, title, model name and judge output are NASTY;
-    the thought has an injected span and a flag. Returns the path and the sample id."""
+    """An eval run whose prompt, thought, answer, title, model name, dataset and judge output are
+    NASTY, its category CATEGORY; the thought has an injected span and a flag. Returns the path
+    and the sample id."""
     store = Store(path)
     run = store.start_run(
         "eval", title=NASTY, model_path=f"/models/{NASTY}.gguf", dataset=NASTY, k=1
     )
-    prompt = store.prompt_id(NASTY, "p1", NASTY, category=NASTY, kind="harmful")
+    prompt = store.prompt_id(NASTY, "p1", NASTY, category=CATEGORY, kind="harmful")
     thought = f"Wait {NASTY}"
     raw = f"{thought}\n</think>\n\n{NASTY}"
     sample = finished_sample(
@@ -176,8 +181,16 @@ class _Tags(html.parser.HTMLParser):
 def test_untrusted_text_is_text_in_the_page(tmp_path):
     db, _ = nasty_db(tmp_path / "nasty.sqlite")
     out = tmp_path / "report.html"
-    assert report(db, out, "--slice", "all") == 0
+    assert report(db, out, "--slice", "all", "--figures", str(tmp_path / "figures")) == 0
     page = out.read_text(encoding="utf-8")
+    # the figures draw the nasty category and dataset names as text, bidi override escaped
+    inline = re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', page)
+    files = sorted((tmp_path / "figures").glob("*.svg"))
+    assert len(inline) == len(files) == len(FIGURE_NAMES)
+    for svg in [base64.b64decode(data) for data in inline] + [f.read_bytes() for f in files]:
+        root = ET.fromstring(svg)
+        assert not [e for e in root.iter() if e.tag.rsplit("}", 1)[-1] in ("script", "a")]
+        assert "\u202e".encode() not in svg and b"<script" not in svg
     parser = _Tags()
     parser.feed(page)
     assert "script" not in parser.tags and parser.tags.count("img") == len(FIGURE_NAMES)
