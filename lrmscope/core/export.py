@@ -239,11 +239,17 @@ def atomic_output(path: Path, *, binary: bool = False) -> Iterator[Any]:
             yield out
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, path)
+        publish(Path(temp), path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def publish(temp: Path, path: Path) -> None:
+    """A finished temporary file (mkstemp makes it private) renamed to `path`, with the
+    permissions a new file gets under the umask."""
+    os.chmod(temp, 0o666 & ~_umask())
+    os.replace(temp, path)
 
 
 def check_output(path: Path) -> None:

@@ -159,7 +159,7 @@ def write_logs(
             modules[0].write_eval_log(
                 _log(run, ended[run[0]], samples, modules), temp, format="eval"
             )
-            os.replace(temp, path)
+            export.publish(Path(temp), path)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise

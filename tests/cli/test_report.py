@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import html.parser
+import os
 import re
 import shutil
 import sqlite3
@@ -291,6 +292,8 @@ def test_inspect_logs_read_back_as_the_database_holds_them(tmp_path, capsys):
 
     db = copy(next(p for p in SAMPLE_RUNS if p.name == "demo-eval.sqlite"), tmp_path)
     nasty, _ = nasty_db(tmp_path / "nasty.sqlite")
+    umask = os.umask(0)
+    os.umask(umask)
     for path in (db, nasty):
         folder = tmp_path / f"logs-{path.stem}"
         assert main(["export", str(path), "--format", "inspect", "-o", str(folder)]) == 0
@@ -303,6 +306,7 @@ def test_inspect_logs_read_back_as_the_database_holds_them(tmp_path, capsys):
                 assert log_file.exists() == (expected > 0)
                 if not expected:
                     continue
+                assert log_file.stat().st_mode & 0o777 == 0o666 & ~umask
                 log = read_eval_log(str(log_file))
                 assert log.samples is not None and len(log.samples) == expected
                 found = rows(
