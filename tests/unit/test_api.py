@@ -16,7 +16,20 @@ from lrmscope.engine.scripted import ScriptedBackend
 from lrmscope.errors import LrmscopeError
 
 # The judges in the order `lrmscope judges` lists them.
-NAMES = ("rs-match", "llama-guard", "llama-guard-gguf", "harmbench", "openai-moderation", "jury")
+NAMES = (
+    "rs-match",
+    "llama-guard",
+    "llama-guard-gguf",
+    "harmbench",
+    "openai-moderation",
+    "jury",
+    "wildguard",
+    "shieldgemma",
+    "qwen3guard",
+    "strongreject",
+    "strongreject-rubric",
+    "llm-judge",
+)
 
 
 def protocol_members(protocol: type) -> set[str]:
@@ -25,7 +38,20 @@ def protocol_members(protocol: type) -> set[str]:
 
 def test_every_judge_is_registered_once_in_listing_order():
     assert tuple(JUDGES) == NAMES
-    assert [JUDGES[name].needs_argument for name in NAMES] == [False, True, True, True, False, True]
+    assert [JUDGES[name].needs_argument for name in NAMES] == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+        True,
+    ]
 
 
 def test_listing_and_building_rs_match_load_no_heavy_library():

@@ -6,12 +6,12 @@ import json
 import pytest
 
 from lrmscope.cli.main import main
+from lrmscope.core import judge as judging
 from lrmscope.core import paired
 from lrmscope.core.metrics import Filters
 from lrmscope.core.paired import Sides
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import Store
-from lrmscope.core import judge as judging
 from tests.support.db import finished_sample, verdict_row
 from tests.unit.test_metrics import S, U, X, eval_run, prompt
 from tests.unit.test_reasoning import reasoning_run

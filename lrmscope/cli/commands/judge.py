@@ -80,7 +80,28 @@ def register(commands) -> None:
         default=TIES[0],
         help="jury=...: the verdict of a tie between its members' votes (default unsafe)",
     )
-    judge.add_argument("--base-url", metavar="URL", help="openai-moderation: another server")
+    judge.add_argument(
+        "--judge-base-url",
+        "--base-url",
+        dest="base_url",
+        metavar="URL",
+        help="strongreject-rubric, llm-judge: the OpenAI-compatible server of the judging model "
+        "(e.g. http://127.0.0.1:8000/v1; key in $LRMSCOPE_API_KEY or $OPENAI_API_KEY); "
+        "openai-moderation: another server",
+    )
+    judge.add_argument(
+        "--rubric",
+        metavar="FILE",
+        help="llm-judge: a JSON rubric, {template (with {prompt} and {response}), system, regex "
+        'or json_field, unsafe, safe} (docs/study.md "Chat-model judges")',
+    )
+    judge.add_argument(
+        "--concurrency",
+        type=count,
+        default=8,
+        metavar="N",
+        help="strongreject-rubric, llm-judge: requests in flight (default 8)",
+    )
     judge.add_argument("--timeout", type=seconds, default=30.0, help="HTTP timeout in seconds")
     judge.set_defaults(func=cmd_judge)
 
@@ -136,6 +157,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
                     truncation=args.judge_truncation,
                     windows=args.windows,
                     threshold=args.threshold,
+                    concurrency=args.concurrency,
+                    rubric=args.rubric,
                 ),
             )
         summary = judging.plan(store, judge, parts, statuses)
