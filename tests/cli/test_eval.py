@@ -206,6 +206,15 @@ def test_the_committed_sample_run_gives_metrics_offline(tmp_path):
     }
     assert ("reasoning", "answers", "accuracy_at_1") in tasks
     assert ("benign", "rs-match", "refusal_at_1") in tasks
+    traded = cli("metrics", str(db), "--tradeoff", "--format", "json")
+    assert traded.returncode == 0, traded.stderr
+    rows = json.loads(traded.stdout)
+    assert [(row["mode"], row["task"], row["n_prompts"]) for row in rows] == [
+        (mode.value, task, n)
+        for mode in Mode
+        for task, n in (("harmful", 8), ("benign", 10), ("reasoning", 12))
+    ]
+    assert all(row["accuracy_at_1"] is not None for row in rows if row["task"] == "reasoning")
 
 
 def test_a_run_cut_off_after_its_last_sample_resumes_to_done(tmp_path):
