@@ -135,45 +135,37 @@ def differences(
     _check_same_prompts(conn, filters, sides)
     groups: dict[tuple, dict[str, dict[int, Scores]]] = {}
 
-    def add(task, run_id, mode, dataset, judge, version, part, prompt, scores):
+    def add(task: str, place: tuple, prompt: int, scores: Scores) -> None:
+        """A prompt's scores on one side of its group; place: run_id, mode, dataset, judge,
+        version, part."""
+        run_id, mode, *rest = place
         side, key = (
-            (str(run_id), (task, None, mode, dataset, judge, version, part))
+            (str(run_id), (task, None, mode, *rest))
             if sides.runs
-            else (mode, (task, run_id, None, dataset, judge, version, part))
+            else (mode, (task, run_id, None, *rest))
         )
         groups.setdefault(key, {}).setdefault(side, {})[prompt] = scores
 
     rows = store_counts.prompt_counts(conn, filters.samples(), **filters.narrowed())
     for run_id, _, mode, dataset, judge, version, part, prompt, kind, *counts in rows:
+        place = (run_id, mode, dataset, judge, version, part)
         if kind in SAFETY_KINDS:
-            add(
-                HARMFUL,
-                run_id,
-                mode,
-                dataset,
-                judge,
-                version,
-                part,
-                prompt,
-                prompt_scores(PromptCounts(*counts)),
-            )
+            add(HARMFUL, place, prompt, prompt_scores(PromptCounts(*counts)))
         elif kind == BENIGN and is_refusal_detector(judge):
-            scores = refusal_scores(PromptCounts(*counts))
-            add(BENIGN, run_id, mode, dataset, judge, version, part, prompt, scores)
+            add(BENIGN, place, prompt, refusal_scores(PromptCounts(*counts)))
     told = store_counts.reported_refusals(
         conn, filters.samples(), judges=filters.judges, parts=filters.parts, modes=filters.modes
     )
-    for run_id, mode, dataset, judge, version, part, _, kind, prompt, refusing, n in told:
-        if kind == BENIGN and not is_refusal_detector(judge):
-            scores = (refusing / n, float(refusing == 0))
-            add(BENIGN, run_id, mode, dataset, judge, version, part, prompt, scores)
+    for *where, _, kind, prompt, refusing, n in told:
+        if kind == BENIGN and not is_refusal_detector(where[3]):
+            add(BENIGN, tuple(where), prompt, (refusing / n, float(refusing == 0)))
     outcomes = store_counts.answer_outcomes(
         conn, filters.samples(), answers.CHECKER, modes=filters.modes
     )
     for (run_id, mode, dataset, prompt), samples in groupby(outcomes, key=lambda row: row[:4]):
         done = [(outcome, answer) for *_, outcome, answer in samples if outcome is not None]
         scores = prompt_accuracy(done) if done else None
-        add(REASONING, run_id, mode, dataset, *ANSWER_CHECKS, prompt, scores)
+        add(REASONING, (run_id, mode, dataset, *ANSWER_CHECKS), prompt, scores)
     models = {run[0]: PurePath(run[3]).name if run[3] else None for run in reads.runs(conn)}
     found = []
     for key in sorted(groups, key=_order):
