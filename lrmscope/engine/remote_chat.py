@@ -191,7 +191,11 @@ class _Response:
             raise Transient(f"the stream from {self.response.url} ended without a finish reason")
         yield from self.joiner.end()
 
-    def report(self, controls: dict) -> ApiReport:
+    def report(self, controls: dict, *, ended: bool) -> ApiReport:
+        """What the server said so far; its usage and finish reason once the response ended
+        (a running usage sent on the way would be counted twice)."""
+        if not ended:
+            return ApiReport(self.joiner.source, controls=controls)
         return ApiReport(self.joiner.source, self.usage, self.finish, controls)
 
     def close(self) -> None:
@@ -317,12 +321,12 @@ class ChatBackend:
                     response.pending.appendleft((matcher.after, 0))
                 response.expect = prompt + "".join(emitted) + out + matcher.matched
                 self._held = response
-                yield Piece(out, tokens, "stop", response.report(controls))
+                yield Piece(out, tokens, "stop", response.report(controls, ended=False))
                 return
             emitted.append(out)
             yield Piece(out, tokens)
         assert response.end is not None  # _read raises unless the server finished
-        yield Piece(matcher.rest(), 0, response.end, response.report(controls))
+        yield Piece(matcher.rest(), 0, response.end, response.report(controls, ended=True))
 
     def stream(
         self,

@@ -426,3 +426,30 @@ def test_morethink_on_a_server_that_gave_no_thought_keeps_the_one_it_then_wrote(
     assert sample["thought"] == f"{rethink} more thought" and sample["answer"] == "Done."
     assert (sample["thought_source"], sample["think_state"]) == ("inline", "normal")
     assert "no reasoning field" not in result.stderr
+
+
+def test_a_running_usage_counts_the_tokens_and_is_saved_once(scripted, tmp_path):
+    """A server that sends its usage so far with every chunk (vLLM's continuous usage stats):
+    each chunk's tokens are the difference, and the usage saved is the last one, not a sum of
+    what came before and after the thought's close."""
+
+    def running(delta: dict, completion: int) -> dict:
+        usage = {"prompt_tokens": 11, "completion_tokens": completion}
+        return {**delta, "usage": {**usage, "total_tokens": 11 + completion}}
+
+    final = {"prompt_tokens": 11, "completion_tokens": 9, "total_tokens": 20}
+    scripted.answers["/models"] = [MODELS]
+    scripted.answers["/chat/completions"] = [
+        event_stream(
+            running(chunk(reasoning="The user asks"), 3),
+            running(chunk(reasoning=" about locks."), 5),
+            running(chunk(content="I can explain"), 7),
+            running(chunk(content=" how locks work.", finish="stop"), 9),
+            usage_chunk(final),
+        )
+    ]
+    result = generate(tmp_path, scripted)
+    assert result.returncode == 0, result.stderr
+    sample = the_sample(tmp_path)
+    assert (sample["think_tokens"], sample["answer_tokens"]) == (5, 4)
+    assert json.loads(sample["usage"]) == final
