@@ -22,8 +22,9 @@ from lrmscope.engine.generation import Generation
 from lrmscope.engine.judges import Judge, JudgeOptions, Verdict, build_judge
 from lrmscope.engine.llama import LlamaBackend, LlamaSettings
 from lrmscope.engine.models import embedded_model_path
+from lrmscope.engine.modes import ModeCatalog
 from lrmscope.engine.prompt import with_think_opener
-from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
+from lrmscope.engine.settings import CustomMode, Mode, ModeSettings, SamplerSettings
 from lrmscope.engine.trace import judged_texts
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import Store
@@ -39,6 +40,7 @@ def load_model(
 __all__ = [
     "AnswerDelta",
     "Backend",
+    "CustomMode",
     "Event",
     "Finished",
     "Generation",
@@ -50,6 +52,7 @@ __all__ = [
     "LrmscopeError",
     "Message",
     "Mode",
+    "ModeCatalog",
     "ModeSettings",
     "SampleRef",
     "SamplerSettings",

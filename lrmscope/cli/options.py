@@ -11,6 +11,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
+from lrmscope.engine.modes import ModeCatalog
 from lrmscope.engine.settings import ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
 
@@ -112,17 +113,6 @@ def text_arg(value: str) -> str:
         return utf8(value, "the text")
     except LrmscopeError:
         raise argparse.ArgumentTypeError("not UTF-8 text; pass it as UTF-8") from None
-
-
-def parse_modes(value: str):
-    """--modes: decoding modes, comma-separated, or `all`; each once, in the study's order."""
-    from lrmscope.engine.settings import Mode
-
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    if names == ["all"]:
-        return tuple(Mode)
-    chosen = {Mode.parse(name) for name in names}
-    return tuple(mode for mode in Mode if mode in chosen)
 
 
 def add_live_judge_options(parser: argparse.ArgumentParser, finished: str) -> None:
@@ -335,16 +325,32 @@ def add_generation_options(parser: argparse.ArgumentParser, *, mode: bool = True
         default=False,
         help="temperature 0, the study's greedy setting",
     )
+    thinking_group = parser.add_argument_group("thinking")
     thinking = {item.name for item in fields(ModeSettings)} - {"mode"}
-    add_settings_options(parser.add_argument_group("thinking"), ModeSettings, thinking)
+    add_settings_options(thinking_group, ModeSettings, thinking)
+    thinking_group.add_argument(
+        "--modes-file",
+        metavar="PATH",
+        help="a TOML file of modes of your own, [modes.NAME] tables (default: modes.toml in the "
+        'user config folder when it is there; README.md "Your own modes")',
+    )
 
 
 # What --greedy sets, over the sampling options.
 GREEDY = {"temperature": 0.0, "top_p": 1.0}
 
 
-def generation_settings(args: argparse.Namespace) -> tuple[ModeSettings, SamplerSettings]:
-    mode = settings_from_args(ModeSettings, args)
+def mode_catalog(args: argparse.Namespace) -> ModeCatalog:
+    """The modes a command can run: the study's four and those of --modes-file (or of the user's
+    modes file)."""
+    return ModeCatalog.load(args.modes_file)
+
+
+def generation_settings(
+    args: argparse.Namespace, catalog: ModeCatalog
+) -> tuple[ModeSettings, SamplerSettings]:
+    """The thinking and sampling settings; --mode found in `catalog`."""
+    mode = settings_from_args(ModeSettings, args, mode=catalog.parse(args.mode))
     sampler = settings_from_args(SamplerSettings, args, **(GREEDY if args.greedy else {}))
     return mode, sampler
 

@@ -18,7 +18,7 @@ from lrmscope import __version__
 from lrmscope.cli.options import read_text_file
 from lrmscope.engine.backend import Backend
 from lrmscope.engine.judges import Judge, JudgeOptions, build_judge
-from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
+from lrmscope.engine.settings import AnyMode, Mode, ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
 from lrmscope.vocab import DEFAULT_JUDGE
 
@@ -89,7 +89,7 @@ def _prompt_format(args: argparse.Namespace):
 
 
 def remote_backends(
-    args: argparse.Namespace, count: int, modes: Sequence[Mode], mode: ModeSettings
+    args: argparse.Namespace, count: int, modes: Sequence[AnyMode], mode: ModeSettings
 ) -> list:
     """`count` backends over the --endpoint servers, round-robin, sharing one --rpm limit; the
     modes checked against what the API can do, then each endpoint checked once."""
@@ -138,7 +138,7 @@ def load_backend(
     args: argparse.Namespace,
     mode: ModeSettings,
     console,
-    modes: Sequence[Mode] | None = None,
+    modes: Sequence[AnyMode] | None = None,
     **more,
 ) -> Backend:
     """The model of --model (or the embedded one) in llama.cpp, with its grammar checked; with
@@ -216,7 +216,7 @@ def backend_slots(
     sampler: SamplerSettings,
     console,
     count: int,
-    modes: Sequence[Mode],
+    modes: Sequence[AnyMode],
     served: int | None = None,
 ) -> BackendSlots:
     """`count` slots of the local model (each sequence's context holds the prompt and

@@ -16,7 +16,7 @@ from lrmscope.core.eval import check_plan, sample_seed
 from lrmscope.engine.backend import Backend
 from lrmscope.engine.generation import Generation
 from lrmscope.engine.prompt import with_think_opener
-from lrmscope.engine.settings import MAX_SEED, Mode, ModeSettings, SamplerSettings
+from lrmscope.engine.settings import MAX_SEED, AnyMode, ModeSettings, SamplerSettings
 
 # The dataset a compare run's prompts are saved under.
 DATASET = "compare"
@@ -24,7 +24,7 @@ DATASET = "compare"
 
 @dataclass(frozen=True)
 class Column:
-    mode: Mode
+    mode: AnyMode
     k: int
     seed: int
 
@@ -32,7 +32,7 @@ class Column:
 @dataclass(frozen=True)
 class CompareSettings:
     text: str  # the user's prompt
-    modes: tuple[Mode, ...]
+    modes: tuple[AnyMode, ...]
     samples: int
     sampler: SamplerSettings  # its seed is the first run's
     mode: ModeSettings  # the thinking parameters every column shares; its mode is unused

@@ -34,7 +34,7 @@ from lrmscope.engine.events import Finished
 from lrmscope.engine.generation import Generation
 from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.prompt import with_think_opener
-from lrmscope.engine.settings import MAX_SEED, Mode, ModeSettings, SamplerSettings
+from lrmscope.engine.settings import MAX_SEED, AnyMode, CustomMode, ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import Store
 from lrmscope.vocab import PARTS
@@ -42,9 +42,12 @@ from lrmscope.vocab import PARTS
 JUDGE_EVERY_S = 1.0
 MAX_SAMPLES = 10_000  # samples per prompt and mode: every one is planned up front
 JUDGE_BATCH = 16
+# A mode of your own is in an eval run's config as this prefix and its name, with the hash of its
+# definition: a resume with a changed modes file is refused, naming the mode.
+OWN_MODE_KEY = "mode_definition:"
 
 
-def check_plan(modes: Sequence[Mode], samples: int, sampler: SamplerSettings) -> None:
+def check_plan(modes: Sequence[AnyMode], samples: int, sampler: SamplerSettings) -> None:
     """What a run of several modes and K samples each needs (eval, compare)."""
     if samples < 1:
         raise LrmscopeError("--samples must be at least 1")
@@ -107,7 +110,7 @@ class EvalSettings:
 
     dataset: Dataset
     dataset_filters: dict
-    modes: tuple[Mode, ...]
+    modes: tuple[AnyMode, ...]
     samples: int
     sampler: SamplerSettings
     mode: ModeSettings
@@ -134,10 +137,15 @@ class EvalSettings:
             **{f"mode_{key}": value for key, value in mode.items()},
             "system": self.system,
             "preset": self.preset,
+            **{
+                f"{OWN_MODE_KEY}{m.value}": m.digest()
+                for m in self.modes
+                if isinstance(m, CustomMode)
+            },
         }
 
 
-def sample_seed(base: int, prompt_key: str, mode: Mode, k: int) -> int:
+def sample_seed(base: int, prompt_key: str, mode: AnyMode, k: int) -> int:
     """A seed of its own for each sample, derived from the run's seed: a sample made again after
     a resume is the same sample."""
     digest = hashlib.sha256(f"{base}:{prompt_key}:{mode.value}:{k}".encode()).digest()
@@ -147,8 +155,14 @@ def sample_seed(base: int, prompt_key: str, mode: Mode, k: int) -> int:
 def config_difference(stored: dict, wanted: dict) -> str | None:
     """The first setting that differs, said the way a user can act on, or None."""
     for key in sorted(set(stored) | set(wanted)):
-        if stored.get(key) != wanted.get(key):
-            return f"{key} was {stored.get(key)!r} and is now {wanted.get(key)!r}"
+        if stored.get(key) == wanted.get(key):
+            continue
+        if key.startswith(OWN_MODE_KEY):
+            if key in stored and key in wanted:
+                name = key.removeprefix(OWN_MODE_KEY)
+                return f"the definition of mode {name} changed in its modes file"
+            continue  # a mode added or left out: `modes` says so
+        return f"{key} was {stored.get(key)!r} and is now {wanted.get(key)!r}"
     return None
 
 
@@ -158,7 +172,7 @@ class Job:
     prompt_id: int
     rendered: str
     opener_added: bool
-    mode: Mode
+    mode: AnyMode
     k: int
 
 

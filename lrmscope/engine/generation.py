@@ -30,17 +30,13 @@ from lrmscope.engine.events import (
 )
 from lrmscope.engine.settings import (
     FORCED_CLOSE,
-    LESSTHINK_PREFILL,
     MAX_SEED,
     THINK_CLOSE,
-    ZEROTHINK_PREFILL,
-    Mode,
     ModeSettings,
     SamplerSettings,
 )
 from lrmscope.engine.trace import StreamParser, parse_trace
 
-_PREFILLS = {Mode.ZEROTHINK: ZEROTHINK_PREFILL, Mode.LESSTHINK: LESSTHINK_PREFILL}
 # What a command says, once, when a served model's server gave no thought (`thought_given`).
 NO_THOUGHT = (
     "the server sent no reasoning field and no <think> tags: the thought is saved empty and "
@@ -65,8 +61,9 @@ class Generation:
         self.backend = backend
         self.prompt = prompt
         self.sampler = sampler
-        self._mode = mode
+        self._mode = mode.resolved()  # what the controller runs: a mode's own values applied
         self._next_mode = mode
+        self._prefilled: ModeSettings | None = None  # the mode whose prefill was injected
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._raw: list[str] = []
@@ -88,6 +85,7 @@ class Generation:
 
     @property
     def mode(self) -> ModeSettings:
+        """The mode in effect, with its own values applied (ModeSettings.resolved)."""
         return self._mode
 
     @property
@@ -100,15 +98,17 @@ class Generation:
         self._stop.set()
 
     def switch_mode(self, mode: ModeSettings) -> None:
-        """While thinking: ZeroThink/LessThink close the thought now, MoreThink replaces the next
-        close, default lets the next close stand. After the thought: applies to the next turn."""
+        """While thinking: a mode with a prefill injects it now (ZeroThink/LessThink close the
+        thought), MoreThink replaces the next close, default lets the next close stand. After the
+        thought: applies to the next turn."""
         self._next_mode = mode
-        if self._parser.in_think and self.finish_reason is None and mode != self._mode:
+        resolved = mode.resolved()
+        if self._parser.in_think and self.finish_reason is None and resolved != self._mode:
             with self._lock:
                 self.switches.append(
                     {"at": self._raw_len, "from": self._mode.mode.value, "to": mode.mode.value}
                 )
-            self._mode = mode
+            self._mode = resolved
 
     def _state(self) -> tuple[str, list[Span]]:
         with self._lock:
@@ -196,10 +196,23 @@ class Generation:
         self._parser.feed(text)
         yield Injected(span, part)
 
+    def _prefill_due(self) -> str | None:
+        """The prefill of the mode in effect, until it is injected (at the start, or when a live
+        switch lands while the thought is open)."""
+        mode = self._mode
+        return mode.mode.prefill if self._prefilled is not mode else None
+
+    def _prefill(self) -> Iterator[Event]:
+        mode = self._mode
+        prefill = self._prefill_due()
+        self._prefilled = mode
+        if prefill is not None:
+            yield from self._inject(prefill, "prefill")
+
     def _think_limit(self) -> int | None:
         """Tokens the thought may still use, or None when only max_tokens bounds it."""
         limits = []
-        if self._mode.mode is Mode.MORETHINK:
+        if self._mode.mode.rethinks:
             limits.append(self._mode.think_budget - self.think_tokens)
         if self._mode.max_think is not None:
             limits.append(self._mode.max_think - self.think_tokens)
@@ -218,7 +231,6 @@ class Generation:
             seed=seed,
             grammar=grammar,
         )
-        mode_at_start = self._mode
         try:
             for piece in stream:
                 if piece.report is not None:
@@ -237,8 +249,7 @@ class Generation:
                     return
                 if self._stop.is_set():
                     return
-                switched = self._mode is not mode_at_start and self._mode.mode in _PREFILLS
-                if switched and self._parser.in_think:
+                if self._prefill_due() is not None and self._parser.in_think:
                     return
         finally:
             stream.close()
@@ -246,8 +257,7 @@ class Generation:
     def __iter__(self) -> Iterator[Event]:
         started = time.perf_counter()
         self.prompt_tokens = self.backend.count_tokens(self.prompt)
-        if self._mode.mode in _PREFILLS:
-            yield from self._inject(_PREFILLS[self._mode.mode], "prefill")
+        yield from self._prefill()
         while self.finish_reason is None:
             self.finish_reason = yield from self._step()
         yield from self._parser.flush()
@@ -275,9 +285,8 @@ class Generation:
         if not self._parser.in_think:
             return (yield from self._answer(remaining))
 
-        mode = self._mode
-        if mode.mode in _PREFILLS:
-            yield from self._inject(_PREFILLS[mode.mode], "prefill")
+        if self._prefill_due() is not None:
+            yield from self._prefill()
             return None
         think_limit = self._think_limit()
         if think_limit == 0:
@@ -293,7 +302,7 @@ class Generation:
         if end in ("context", "content_filter"):
             return end
         # The model closed its thought (stop) or ended the text (eos) inside it.
-        if self._mode.mode is Mode.MORETHINK:
+        if self._mode.mode.rethinks:
             budget_left = self._mode.think_budget - self.think_tokens
             if self.rethinks < self._mode.enforce_num and budget_left > 0:
                 self.rethinks += 1

@@ -14,7 +14,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from lrmscope.engine.backend import Message
-from lrmscope.engine.settings import THINK_OPEN, Mode, ModeSettings
+from lrmscope.engine.settings import THINK_OPEN, ModeSettings
 from lrmscope.errors import LrmscopeError
 
 # Used when a model carries no template: plain ChatML, enough for the embedded model's family.
@@ -64,12 +64,13 @@ def with_think_opener(rendered: str, mode: ModeSettings | None = None) -> tuple[
 
     Newer R1 templates end the generation prompt with `<think>\\n`. When the template did not,
     the opener is added always (policy `always`, DeepSeek's advice) or, under the study's policy
-    `template`, only for ZeroThink and LessThink, whose prefills close a thought that must have
-    been opened (docs/study.md "Think opener"). Without it the model may open its thought itself,
-    which the trace parser accepts."""
+    `template`, only for a mode with a prefill (ZeroThink and LessThink, whose prefills close a
+    thought that must have been opened, and a mode of your own with one) (docs/study.md "Think
+    opener"). Without it the model may open its thought itself, which the trace parser
+    accepts. A mode of your own may set its own policy (`opener`)."""
     if rendered.endswith(THINK_OPEN):
         return rendered, False
-    mode = mode or ModeSettings()
-    if mode.think_opener == "template" and mode.mode not in (Mode.ZEROTHINK, Mode.LESSTHINK):
+    mode = (mode or ModeSettings()).resolved()
+    if mode.think_opener == "template" and mode.mode.prefill is None:
         return rendered, False
     return rendered + THINK_OPEN, True

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
@@ -40,6 +43,68 @@ class Mode(StrEnum):
         except ValueError:
             choices = ", ".join(m.value for m in cls)
             raise LrmscopeError(f"unknown mode {value!r}: choose one of {choices}") from None
+
+    @property
+    def prefill(self) -> str | None:
+        """The text placed after the think opener before the model's first token."""
+        return STUDY_PREFILLS.get(self)
+
+    @property
+    def rethinks(self) -> bool:
+        """Whether the mode runs MoreThink's loop (docs/study.md "MoreThink")."""
+        return self is Mode.MORETHINK
+
+
+STUDY_PREFILLS = {Mode.ZEROTHINK: ZEROTHINK_PREFILL, Mode.LESSTHINK: LESSTHINK_PREFILL}
+
+
+@dataclass(frozen=True)
+class CustomMode:
+    """A decoding mode of the user's own, from a modes file (lrmscope/engine/modes.py reads and
+    checks it; README.md "Your own modes"). It runs on the study's machinery: a `prefill` is
+    injected as ZeroThink's and LessThink's are (one that holds `</think>` closes the thought,
+    one that does not starts it); `rethink_strings`, `think_budget` or `enforce_num` run
+    MoreThink's loop; `max_think` and `think_opener` are its own values of those settings. A
+    value left out is the run's (the command's options). `value` is its name, as saved, like a
+    `Mode`'s value."""
+
+    value: str
+    prefill: str | None = None
+    rethink_strings: tuple[str, ...] | None = None
+    think_budget: int | None = None
+    enforce_num: int | None = None
+    max_think: int | None = None
+    think_opener: Literal["always", "template"] | None = None
+    source: str = field(default="", compare=False)  # the modes file it came from
+
+    @property
+    def rethinks(self) -> bool:
+        return any(
+            value is not None
+            for value in (self.rethink_strings, self.think_budget, self.enforce_num)
+        )
+
+    def overrides(self) -> dict:
+        """The ModeSettings fields this mode sets for itself."""
+        found = {name: getattr(self, name) for name in _OWN_SETTINGS}
+        return {name: value for name, value in found.items() if value is not None}
+
+    def definition(self) -> dict:
+        """All that defines what the mode does: saved with each sample, hashed into an eval
+        run's config."""
+        data = {"name": self.value, "prefill": self.prefill, **self.overrides()}
+        if self.rethink_strings is not None:
+            data["rethink_strings"] = list(self.rethink_strings)
+        return data
+
+    def digest(self) -> str:
+        text = json.dumps(self.definition(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# The ModeSettings fields a mode of your own may set for itself.
+_OWN_SETTINGS = ("rethink_strings", "think_budget", "enforce_num", "max_think", "think_opener")
+AnyMode = Mode | CustomMode
 
 
 # docs/study.md "Think opener": always = add `<think>\n` whenever the template did not (DeepSeek's
@@ -115,11 +180,11 @@ class ModeSettings:
     (where the backend supports grammars), e.g. to study a model made to close its thought early.
     """
 
-    mode: Mode = option(
+    mode: AnyMode = option(
         Mode.DEFAULT,
         "--mode",
-        "default, zerothink, lessthink or morethink (default: default)",
-        parse=Mode.parse,
+        "default, zerothink, lessthink, morethink or a mode of your own from --modes-file "
+        "(default: default)",
     )
     think_budget: int = option(10000, "--think-budget", "MoreThink budget (default 10000)")
     enforce_num: int = option(10, "--enforce-num", "MoreThink rounds (default 10)")
@@ -159,7 +224,8 @@ class ModeSettings:
     )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mode", Mode.parse(str(self.mode)))
+        if not isinstance(self.mode, CustomMode):
+            object.__setattr__(self, "mode", Mode.parse(str(self.mode)))
         check_choice("answer budget", self.answer_budget, ANSWER_BUDGETS)
         check_choice("think opener policy", self.think_opener, THINK_OPENERS)
         object.__setattr__(self, "rethink_strings", tuple(self.rethink_strings))
@@ -170,27 +236,41 @@ class ModeSettings:
         if not self.rethink_strings or not all(self.rethink_strings):
             raise LrmscopeError("rethink strings must be a non-empty list of non-empty strings")
 
-    def with_mode(self, mode: Mode | str) -> ModeSettings:
-        return replace(self, mode=Mode.parse(str(mode)))
+    def with_mode(self, mode: AnyMode | str) -> ModeSettings:
+        return replace(self, mode=mode if isinstance(mode, CustomMode) else Mode.parse(str(mode)))
 
-    def check_answer_room(self, modes: tuple[Mode, ...], max_tokens: int) -> None:
-        """Under the study's answer budget, MoreThink with a think budget of max_tokens or more
-        could never answer: say so before anything runs."""
-        if Mode.MORETHINK in modes and self.with_mode(Mode.MORETHINK).answer_limit(max_tokens) == 0:
-            raise LrmscopeError(
-                f"MoreThink's answer gets --max-tokens minus --think-budget tokens "
-                f"({max_tokens} - {self.think_budget}): nothing is left for it; lower "
-                "--think-budget, raise --max-tokens, or pass --answer-budget rest"
-            )
+    def resolved(self) -> ModeSettings:
+        """The settings a generation runs with: a mode of your own's values over the run's (the
+        study's modes have none, so theirs are these)."""
+        if isinstance(self.mode, Mode):
+            return self
+        return replace(self, **self.mode.overrides())
+
+    def check_answer_room(self, modes: Sequence[AnyMode], max_tokens: int) -> None:
+        """Under the study's answer budget, MoreThink (or a mode of your own that runs its loop)
+        with a think budget of max_tokens or more could never answer: say so before anything
+        runs."""
+        for mode in modes:
+            settings = self.with_mode(mode).resolved()
+            if mode.rethinks and settings.answer_limit(max_tokens) == 0:
+                name = "MoreThink" if mode is Mode.MORETHINK else f"mode {mode.value}"
+                raise LrmscopeError(
+                    f"{name}'s answer gets --max-tokens minus --think-budget tokens "
+                    f"({max_tokens} - {settings.think_budget}): nothing is left for it; lower "
+                    "--think-budget, raise --max-tokens, or pass --answer-budget rest"
+                )
 
     def answer_limit(self, max_tokens: int) -> int | None:
         """Tokens MoreThink's answer may use under the study's budget, or None (no own limit)."""
-        if self.mode is Mode.MORETHINK and self.answer_budget == "study":
+        if self.mode.rethinks and self.answer_budget == "study":
             return max(0, max_tokens - self.think_budget)
         return None
 
     def as_dict(self) -> dict:
+        """The settings as saved; a mode of your own adds its definition."""
         data = asdict(self)
         data["mode"] = self.mode.value
         data["rethink_strings"] = list(self.rethink_strings)
+        if isinstance(self.mode, CustomMode):
+            data["definition"] = self.mode.definition()
         return data

@@ -3,10 +3,10 @@ the decoding modes' names."""
 
 from __future__ import annotations
 
-from lrmscope.engine.settings import Mode
+from lrmscope.engine.settings import AnyMode, Mode
 from lrmscope.text import INJECTED_STYLE
 
-__all__ = ["FLAG_STYLE", "INJECTED_STYLE", "LABEL_STYLES", "MODE_LABELS"]
+__all__ = ["FLAG_STYLE", "INJECTED_STYLE", "LABEL_STYLES", "MODE_LABELS", "mode_label"]
 
 FLAG_STYLE = "white on dark_red"
 LABEL_STYLES = {"safe": "green", "unsafe": "bold red", "unparsed": "yellow"}
@@ -16,3 +16,8 @@ MODE_LABELS = {
     Mode.LESSTHINK: "LessThink",
     Mode.MORETHINK: "MoreThink",
 }
+
+
+def mode_label(mode: AnyMode) -> str:
+    """A study mode's label, or a mode of your own's name."""
+    return MODE_LABELS[mode] if isinstance(mode, Mode) else mode.value

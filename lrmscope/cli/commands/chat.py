@@ -12,6 +12,7 @@ from lrmscope.cli.options import (
     checked_db_path,
     count,
     generation_settings,
+    mode_catalog,
 )
 from lrmscope.cli.printer import say
 from lrmscope.cli.setup import live_view_judges, load_backend, runnable_modes, start_run
@@ -62,7 +63,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from lrmscope.store import Store
     from lrmscope.tui.chat.app import ChatApp, ChatSession
 
-    mode, sampler = generation_settings(args)
+    catalog = mode_catalog(args)
+    mode, sampler = generation_settings(args, catalog)
     db_path = checked_db_path(args.db)
     backend = load_backend(args, mode, Console(stderr=True))
     final, live, notices = live_view_judges(args)

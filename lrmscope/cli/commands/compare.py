@@ -14,7 +14,7 @@ from lrmscope.cli.options import (
     checked_db_path,
     count,
     generation_settings,
-    parse_modes,
+    mode_catalog,
     read_prompt,
 )
 from lrmscope.cli.printer import say
@@ -40,7 +40,8 @@ def register(commands) -> None:
     parser.add_argument(
         "--modes",
         default="all",
-        help="comma-separated: default, zerothink, lessthink, morethink, or all (default: all)",
+        help="comma-separated: default, zerothink, lessthink, morethink, modes of your own "
+        "(--modes-file), or all = the four (default: all)",
     )
     parser.add_argument(
         "--samples",
@@ -67,8 +68,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from lrmscope.tui.compare.app import CompareApp, CompareSession
 
     text = read_prompt(args.prompt)
-    mode, sampler = generation_settings(args)
-    settings = CompareSettings(text, parse_modes(args.modes), args.samples, sampler, mode)
+    catalog = mode_catalog(args)
+    mode, sampler = generation_settings(args, catalog)
+    settings = CompareSettings(text, catalog.parse_list(args.modes), args.samples, sampler, mode)
     if settings.width > MAX_SEQUENCES:
         raise LrmscopeError(
             f"{settings.width} columns ({len(settings.modes)} modes x {settings.samples} "

@@ -16,7 +16,7 @@ from lrmscope.cli.options import (
     checked_db_path,
     count,
     generation_settings,
-    parse_modes,
+    mode_catalog,
     text_arg,
 )
 from lrmscope.cli.printer import progress_columns, say
@@ -71,7 +71,8 @@ def register(commands) -> None:
     parser.add_argument(
         "--modes",
         default="default",
-        help="comma-separated: default, zerothink, lessthink, morethink, or all (default: default)",
+        help="comma-separated: default, zerothink, lessthink, morethink, modes of your own "
+        "(--modes-file), or all = the four (default: default)",
     )
     parser.add_argument(
         "--samples",
@@ -157,7 +158,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"--concurrency {args.concurrency}: at most {MAX_CONCURRENCY} requests in flight "
             "(each holds a connection); use a smaller --concurrency"
         )
-    mode, sampler = generation_settings(args)
+    catalog = mode_catalog(args)
+    mode, sampler = generation_settings(args, catalog)
     filters = {
         "limit": args.limit,
         "category": args.category,
@@ -168,7 +170,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = EvalSettings(
         dataset=dataset,
         dataset_filters=filters,
-        modes=parse_modes(args.modes),
+        modes=catalog.parse_list(args.modes),
         samples=samples,
         sampler=sampler,
         mode=mode,

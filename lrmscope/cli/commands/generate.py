@@ -10,6 +10,7 @@ from lrmscope.cli.options import (
     add_model_options,
     checked_db_path,
     generation_settings,
+    mode_catalog,
     read_prompt,
     text_arg,
 )
@@ -50,7 +51,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from lrmscope.store import Store
 
     text = read_prompt(args.prompt)
-    mode, sampler = generation_settings(args)
+    catalog = mode_catalog(args)
+    mode, sampler = generation_settings(args, catalog)
     mode.check_answer_room((mode.mode,), sampler.max_tokens)
     db_path = checked_db_path(args.db)
     err = Console(stderr=True)

@@ -35,7 +35,7 @@ from lrmscope.tui.streaming import (
     StreamingApp,
     VerdictsReady,
 )
-from lrmscope.tui.styles import MODE_LABELS
+from lrmscope.tui.styles import MODE_LABELS, mode_label
 from lrmscope.tui.widgets.turn import TurnView
 
 MODE_KEYS = {"f2": Mode.DEFAULT, "f3": Mode.ZEROTHINK, "f4": Mode.LESSTHINK, "f5": Mode.MORETHINK}
@@ -145,7 +145,7 @@ class ChatApp(StreamingApp):
     def _show_status(self, state: str) -> None:
         s = self.session
         self.query_one("#statusbar", Static).update(
-            Text(f"{visible(s.model_name)} · {s.device} · {MODE_LABELS[self.mode.mode]} · {state}")
+            Text(f"{visible(s.model_name)} · {s.device} · {mode_label(self.mode.mode)} · {state}")
         )
 
     def _refresh_turns(self) -> None:

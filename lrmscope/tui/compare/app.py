@@ -42,7 +42,7 @@ from lrmscope.tui.streaming import (
     StreamingApp,
     VerdictsReady,
 )
-from lrmscope.tui.styles import LABEL_STYLES, MODE_LABELS
+from lrmscope.tui.styles import LABEL_STYLES, mode_label
 from lrmscope.tui.widgets.turn import TurnView
 from lrmscope.vocab import PARTS, Status
 
@@ -74,7 +74,7 @@ class Running:
 
 
 def column_label(column: Column) -> str:
-    return f"{MODE_LABELS[column.mode]} · k={column.k}"
+    return f"{mode_label(column.mode)} · k={column.k}"
 
 
 def column_header(column: Column) -> Text:
