@@ -140,10 +140,14 @@ class _Response:
     """One streamed chat response, read as raw text segments; held between two `stream()`
     calls when the thought's close stopped the first."""
 
-    def __init__(self, http: OpenAIClient, response: requests.Response, joiner: DeltaJoiner):
+    def __init__(
+        self, http: OpenAIClient, response: requests.Response, joiner: DeltaJoiner, max_tokens: int
+    ):
         self.http = http
         self.response = response
         self.joiner = joiner
+        self.max_tokens = max_tokens  # the request's; it may still generate `room` tokens
+        self.handed = 0  # tokens handed out in pieces
         self.pending: deque[Segment] = deque()
         self.end: StreamEnd | None = None
         self.finish: str | None = None
@@ -190,6 +194,10 @@ class _Response:
         if self.end is None:
             raise Transient(f"the stream from {self.response.url} ended without a finish reason")
         yield from self.joiner.end()
+
+    @property
+    def room(self) -> int:
+        return self.max_tokens - self.handed
 
     def report(self, controls: dict, *, ended: bool) -> ApiReport:
         """What the server said so far; its usage and finish reason once the response ended
@@ -314,6 +322,7 @@ class ChatBackend:
         controls = self.chat.controls()
         emitted: list[str] = []
         for text, tokens in response.take():
+            response.handed += tokens
             out, stopped = matcher.push(text)
             self._field = response.field or self._field
             if stopped:
@@ -339,7 +348,9 @@ class ChatBackend:
         grammar: str | None = None,
     ) -> Generator[Piece, None, None]:
         held, self._held = self._held, None
-        if held is not None and held.expect == prompt:
+        # Read on where the held response can give what is asked: a request capped for the
+        # thought (--max-think) cannot give the answer its tokens, and a new one continues.
+        if held is not None and held.expect == prompt and held.room >= max_tokens:
             yield from self._read_on(held, prompt, stop)
             return
         if held is not None:
@@ -352,7 +363,7 @@ class ChatBackend:
                 PATH,
                 body,
                 lambda http_response: self._pieces(
-                    _Response(self.http, http_response, joiner()), prompt, stop
+                    _Response(self.http, http_response, joiner(), max_tokens), prompt, stop
                 ),
                 keep=lambda: self._held is not None,
             )

@@ -453,3 +453,20 @@ def test_a_running_usage_counts_the_tokens_and_is_saved_once(scripted, tmp_path)
     sample = the_sample(tmp_path)
     assert (sample["think_tokens"], sample["answer_tokens"]) == (5, 4)
     assert json.loads(sample["usage"]) == final
+
+
+def test_a_thought_capped_by_max_think_gets_its_answer_from_a_new_request(scripted, tmp_path):
+    """The first request asks for the thought's cap; the answer needs more than it has left, so
+    the answer comes from a request that continues the closed thought."""
+    scripted.answers["/models"] = [MODELS]
+    scripted.answers["/chat/completions"] = [
+        event_stream(chunk(reasoning="Short."), chunk(content="cut", finish="length")),
+        event_stream(chunk(content="The answer.", finish="stop")),
+    ]
+    result = generate(tmp_path, scripted, "--max-think", "5", "--prefill-style", "vllm")
+    assert result.returncode == 0, result.stderr
+    first, second = scripted.posted
+    assert (first["max_tokens"], second["max_tokens"]) == (5, 63)
+    assert second["messages"][-1]["content"] == f"{THINK_OPEN}Short.\n</think>"
+    sample = the_sample(tmp_path)
+    assert (sample["thought"], sample["answer"]) == ("Short.", "The answer.")
