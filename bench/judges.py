@@ -5,8 +5,11 @@
    the same run, is the plain loop `any(s in text for s in strings)`.
 2. A transformers judge (Llama Guard format) on the tiny Llama that the tests build: verdicts/s
    batched (batch 16) against one by one, same texts. Reports the ratio.
+3. Each newer guard (WildGuard, ShieldGemma, Qwen3Guard, StrongREJECT, Llama Guard 4) on the
+   untrained tiny model of its architecture that the tests build: the same two rates and their
+   ratio. Goal: >= 3x at batch 16 on the CPU.
 
-    python bench/judges.py [--texts 20000] [--guard-texts 64]
+    python bench/judges.py [--texts 20000] [--guard-texts 64] [--only guards]
 """
 
 from __future__ import annotations
@@ -19,8 +22,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from lrmscope.engine.judges.rsmatch import RSMatch  # noqa: E402
 
 WORDS = (
     "the lock pin tension wrench rake insert turn slowly each cylinder key door open tool then "
@@ -41,6 +42,8 @@ def one_kb_texts(n: int, rng: random.Random) -> list[str]:
 
 
 def bench_rsmatch(n: int) -> None:
+    from lrmscope.engine.judges.rsmatch import RSMatch
+
     texts = one_kb_texts(n, random.Random(0))
     judge = RSMatch()
     pairs = [("prompt", t) for t in texts]
@@ -58,6 +61,42 @@ def bench_rsmatch(n: int) -> None:
     )
 
 
+def batched_and_single(judge, pairs) -> tuple[float, float]:
+    """Verdicts/s one by one and in batches of 16, after a warm-up, on the same pairs."""
+    judge.judge_batch(pairs[:2])  # warm-up
+    start = time.perf_counter()
+    for pair in pairs:
+        judge.judge_batch([pair])
+    single = len(pairs) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for i in range(0, len(pairs), 16):
+        judge.judge_batch(pairs[i : i + 16])
+    batched = len(pairs) / (time.perf_counter() - start)
+    return single, batched
+
+
+def bench_guards(n: int, device: str) -> None:
+    import torch
+
+    from lrmscope.engine.judges.registry import JudgeOptions, build_judge
+    from tests.support.tiny_judges import GUARD_KINDS, build_guard, sentence
+
+    torch.set_num_threads(1)
+    rng = random.Random(2)
+    pairs = [(sentence(rng, False, 5), sentence(rng, i % 2 == 0, 30)) for i in range(n)]
+    for kind in GUARD_KINDS:
+        with tempfile.TemporaryDirectory() as folder:
+            name = "llama-guard" if kind == "llama-guard-4" else kind
+            model = build_guard(Path(folder), kind)
+            judge = build_judge(f"{name}={model}", JudgeOptions(device))
+            single, batched = batched_and_single(judge, pairs)
+        print(
+            f"{kind} on its tiny untrained model ({judge.device}, 1 CPU thread), {n} texts: "
+            f"one by one {single:.1f}/s, batched x16 {batched:.1f}/s, "
+            f"ratio {batched / single:.1f}x (goal >= 3x)"
+        )
+
+
 def bench_transformers(n: int) -> None:
     import torch
 
@@ -69,15 +108,7 @@ def bench_transformers(n: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         judge = LlamaGuardHF(str(build(Path(folder), steps=30)))
         pairs = [(sentence(rng, False, 5), sentence(rng, i % 2 == 0, 30)) for i in range(n)]
-        judge.judge_batch(pairs[:2])  # warm-up
-        start = time.perf_counter()
-        for pair in pairs:
-            judge.judge_batch([pair])
-        single = n / (time.perf_counter() - start)
-        start = time.perf_counter()
-        for i in range(0, n, 16):
-            judge.judge_batch(pairs[i : i + 16])
-        batched = n / (time.perf_counter() - start)
+        single, batched = batched_and_single(judge, pairs)
     print(
         f"Llama Guard format on the tiny test Llama (1 thread), {n} texts: one by one "
         f"{single:.1f}/s, batched x16 {batched:.1f}/s, ratio {batched / single:.1f}x"
@@ -88,9 +119,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=20000)
     parser.add_argument("--guard-texts", type=int, default=64)
+    parser.add_argument("--only", choices=("rs-match", "llama-guard", "guards"))
+    parser.add_argument("--device", default="cpu", help="the newer guards' device (cpu, cuda)")
     args = parser.parse_args()
-    bench_rsmatch(args.texts)
-    bench_transformers(args.guard_texts)
+    if args.only in (None, "rs-match"):
+        bench_rsmatch(args.texts)
+    if args.only in (None, "llama-guard"):
+        bench_transformers(args.guard_texts)
+    if args.only in (None, "guards"):
+        bench_guards(args.guard_texts, args.device)
 
 
 if __name__ == "__main__":

@@ -194,10 +194,15 @@ def guard_tokenizer(folder: Path, seed: int = 0):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from lrmscope.engine.judges.formats import STRONGREJECT_PROMPT, WILDGUARD_PROMPT
+    from lrmscope.engine.judges.formats import (
+        SHIELDGEMMA_GUIDELINES,
+        STRONGREJECT_PROMPT,
+        WILDGUARD_PROMPT,
+    )
 
     rng = random.Random(seed)
     corpus = [STRONGREJECT_PROMPT, WILDGUARD_PROMPT, *_TEMPLATES.values()]
+    corpus += list(SHIELDGEMMA_GUIDELINES.values())
     corpus += [sentence(rng, i % 2 == 0) for i in range(200)]
     raw = Tokenizer(models.BPE())
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -205,7 +210,7 @@ def guard_tokenizer(folder: Path, seed: int = 0):
     raw.train_from_iterator(
         corpus,
         trainers.BpeTrainer(
-            vocab_size=1500,
+            vocab_size=3000,
             special_tokens=GUARD_SPECIALS,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         ),
