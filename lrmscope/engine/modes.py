@@ -153,7 +153,9 @@ class ModeCatalog:
                 return mode
         if wanted.lower() in {m.value for m in Mode}:
             return Mode.parse(wanted)
-        where = f" (modes file {self.source})" if self.source else " (own modes: --modes-file)"
+        where = (
+            f" (modes file {self.source})" if self.source else ", or one of your own (--modes-file)"
+        )
         raise LrmscopeError(f"unknown mode {value!r}: choose one of {', '.join(self.names)}{where}")
 
     def parse_list(self, value: str) -> tuple[AnyMode, ...]:
