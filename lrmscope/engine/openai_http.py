@@ -27,7 +27,7 @@ from lrmscope.errors import LrmscopeError
 API_KEY_ENVS = ("LRMSCOPE_API_KEY", "OPENAI_API_KEY")
 APIS = ("completions", "chat")
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-MAX_RETRY_AFTER_S = 3600.0  # a longer wait asked for is a server to give up on
+MAX_RETRY_AFTER_S = 3600.0  # the longest Retry-After waited for (a longer one is cut to it)
 # How a server refuses a request too long for its context (HTTP 400): llama-cpp-python's server and
 # vLLM ("This model's maximum context length is N tokens, ..."), SGLang ("... longer than the
 # model's context length (N tokens)"), llama-server ("the request exceeds the available context
@@ -35,8 +35,8 @@ MAX_RETRY_AFTER_S = 3600.0  # a longer wait asked for is a server to give up on
 _CONTEXT_REFUSAL = re.compile(r"context (?:length|size|window)", re.IGNORECASE)
 _CONTEXT_SIZE = re.compile(r"context length (?:is |of |\()?(\d+) tokens", re.IGNORECASE)
 # How a server names a request field it does not take, when its error body has no `param`
-# (vLLM: "... extra_forbidden ... 'reasoning_effort'", OpenAI: "Unrecognized request argument
-# supplied: top_k", others "unsupported parameter: x").
+# (OpenAI: "Unrecognized request argument supplied: top_k"; others "unsupported parameter: x" or
+# the field in quotes).
 _PARAM_REFUSAL = re.compile(
     r"(?:unrecognized|unsupported|unknown|extra|not supported|not permitted)\W[^'\"`]*?"
     r"(?:['\"`](\w+)['\"`]|:\s*(\w+))",
