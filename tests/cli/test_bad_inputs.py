@@ -63,6 +63,10 @@ class Inputs:
         (self.tokenizer_truncated / "tokenizer_config.json").write_text(config[:20])
         self.models_bad = self._mkdir("models-bad")
         (self.models_bad / "truncated.gguf").write_bytes(self.gguf_truncated.read_bytes())
+        # A transformers model folder of another architecture than a guard's: its config alone.
+        self.llama_folder = self._mkdir("llama-model")
+        config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"]}
+        (self.llama_folder / "config.json").write_text(json.dumps(config))
 
     def _write(self, name: str, data: bytes) -> Path:
         path = self.root / name
@@ -1102,6 +1106,22 @@ CASES: list[Case] = [
         "no such folder",
         lambda f: judge(f, "--judge", f"llama-guard={f.missing}"),
         "does not exist",
+    ),
+    C(
+        "judge",
+        "--judge wildguard=",
+        "wrong type",
+        "a Llama model folder",
+        lambda f: judge(f, "--judge", f"wildguard={f.llama_folder}"),
+        "is not a WildGuard model",
+    ),
+    C(
+        "judge",
+        "--threshold",
+        "out of range",
+        "1.5",
+        lambda f: judge(f, "--judge", f"strongreject={f.llama_folder}", "--threshold", "1.5"),
+        "use a number from 0 to 1",
     ),
     C("judge", "--part", "unknown", "soul", lambda f: judge(f, "--part", "soul"), "soul"),
     C(

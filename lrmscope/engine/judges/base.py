@@ -100,6 +100,13 @@ def check_truncation(side: str) -> str:
     return side
 
 
+def check_threshold(value: float) -> float:
+    """A scoring judge's threshold: unsafe when the score is at least this (0 to 1)."""
+    if not 0.0 <= value <= 1.0:
+        raise LrmscopeError(f"judge threshold {value:g}: use a number from 0 to 1")
+    return value
+
+
 def cut_tokens(tokens: Sequence[int], limit: int, side: str) -> tuple[Sequence[int], dict]:
     """A text's tokens cut to at most `limit`: the first ones kept (side "first", HarmBench's
     cut), the last ones ("last") or all of them ("none"); and the record of the cut

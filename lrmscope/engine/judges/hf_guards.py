@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from lrmscope.engine.judges.base import Verdict, text_hash
+from lrmscope.engine.judges.base import Verdict, check_threshold, text_hash
 from lrmscope.engine.judges.formats import (
     QWEN3GUARD_MAX_NEW_TOKENS,
     SHIELDGEMMA_ANSWERS,
@@ -28,15 +28,8 @@ from lrmscope.engine.judges.formats import (
     parse_wildguard,
 )
 from lrmscope.engine.judges.hf import _ChatGuard, _TransformersJudge
-from lrmscope.errors import LrmscopeError
 
 DEFAULT_THRESHOLD = 0.5
-
-
-def check_threshold(value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise LrmscopeError(f"judge threshold {value:g}: use a number from 0 to 1")
-    return value
 
 
 class WildGuardHF(_TransformersJudge):

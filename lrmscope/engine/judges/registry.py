@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lrmscope.engine.judges.base import Judge, check_truncation
+from lrmscope.engine.judges.base import Judge, check_threshold, check_truncation
 from lrmscope.errors import LrmscopeError
 
 
@@ -70,6 +70,7 @@ def register_judge(
 def build_judge(spec: str, options: JudgeOptions | None = None) -> Judge:
     options = options or JudgeOptions()
     check_truncation(options.truncation)
+    check_threshold(options.threshold)
     name, _, argument = spec.strip().partition("=")
     info = JUDGES.get(name)
     if info is None:
