@@ -71,7 +71,8 @@ def register(commands) -> None:
         type=number,
         default=0.5,
         metavar="P",
-        help="shieldgemma, strongreject: unsafe when the score is at least P (default 0.5); "
+        help="scoring judges (shieldgemma, strongreject, strongreject-rubric): unsafe when the "
+        "score is at least P (default 0.5); "
         "part of the judge's version",
     )
     judge.add_argument(
