@@ -145,6 +145,29 @@ def test_qwen3guard_and_llama_guard_4_render_the_conversation_with_the_models_te
     ]
 
 
+def test_a_template_kept_for_the_processor_is_read_for_the_text(guards, tmp_path):
+    """Llama Guard 4 is multimodal: a folder may hold its template in the processor's
+    chat_template.json, which the tokenizer does not read."""
+    from tests.support.tiny_judges import LLAMA_GUARD_4_TEMPLATE
+
+    folder = tmp_path / "processor-template"
+    shutil.copytree(guards["llama-guard-4"], folder)
+    (folder / "chat_template.jinja").unlink()
+    (folder / "chat_template.json").write_text(
+        json.dumps({"chat_template": LLAMA_GUARD_4_TEMPLATE})
+    )
+    judge = build_judge(f"llama-guard={folder}", JudgeOptions(device="cpu"))
+    reference = judge_of(guards, "llama-guard-4")
+    assert judge.prompt_hash == reference.prompt_hash
+    assert judge._render(*PAIRS[0]) == reference._render(*PAIRS[0])
+    (folder / "chat_template.json").write_text("{not json")
+    with pytest.raises(LrmscopeError, match="chat_template.json is not a chat template file"):
+        build_judge(f"llama-guard={folder}", JudgeOptions(device="cpu"))
+    (folder / "chat_template.json").unlink()
+    with pytest.raises(LrmscopeError, match="has no chat template: is it a Llama Guard model"):
+        build_judge(f"llama-guard={folder}", JudgeOptions(device="cpu"))
+
+
 def test_the_threshold_decides_and_is_part_of_the_identity(guards):
     for kind in ("strongreject", "shieldgemma"):
         low, high = (judge_of(guards, kind, threshold=t) for t in (0.1, 0.9))

@@ -19,6 +19,7 @@ float32.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -130,6 +131,7 @@ class _TransformersJudge:
         hf_logging.disable_progress_bar()
         self._torch = torch
         location, local = _locate(source)
+        self.location = location
         self.device, dtype = resolve_device(device)
         try:
             config = transformers.AutoConfig.from_pretrained(location, local_files_only=local)
@@ -362,7 +364,7 @@ class _ChatGuard(_TransformersJudge):
 
     def __init__(self, source: str, **kw) -> None:
         super().__init__(source, **kw)
-        template = self.tokenizer.chat_template
+        template = self.tokenizer.chat_template or self._processor_template()
         if not template:
             raise LrmscopeError(f"{source} has no chat template: is it {self.title}?")
         missing = [marker for marker in self.markers if marker not in str(template)]
@@ -371,6 +373,21 @@ class _ChatGuard(_TransformersJudge):
                 f"{source} is not {self.title}: its chat template lacks {missing[0]!r}"
             )
         self.prompt_hash = text_hash(str(template), *self._cut_identity())
+
+    def _processor_template(self) -> str | None:
+        """A multimodal model such as Llama Guard 4 may keep its template for its processor, in
+        chat_template.json, where the tokenizer does not look: used for the text alone."""
+        path = Path(self.location) / "chat_template.json"
+        if not path.is_file():
+            return None
+        try:
+            template = json.loads(path.read_text(encoding="utf-8")).get("chat_template")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            raise LrmscopeError(f"{path} is not a chat template file (JSON)") from None
+        if isinstance(template, str):
+            self.tokenizer.chat_template = template
+            return template
+        return None
 
     def _render(self, prompt: str, text: str, **template_kwargs) -> str:
         """The conversation in the model's template. Llama Guard 3 8B takes string contents,
