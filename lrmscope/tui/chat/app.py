@@ -140,6 +140,8 @@ class ChatApp(StreamingApp):
         for key, mode in MODE_KEYS.items():
             label = f" {key} {MODE_LABELS[mode]} "
             bar.append(label, style="reverse bold" if mode is self.mode.mode else "")
+        if self.mode.mode not in MODE_KEYS.values():  # a mode of your own (--mode NAME)
+            bar.append(f" {mode_label(self.mode.mode)} ", style="reverse bold")
         self.query_one("#modebar", Static).update(bar)
 
     def _show_status(self, state: str) -> None:
