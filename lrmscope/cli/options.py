@@ -310,9 +310,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_generation_options(parser: argparse.ArgumentParser, *, mode: bool = True) -> None:
+def add_generation_options(
+    parser: argparse.ArgumentParser, *, mode: bool = True, inject: bool = True
+) -> None:
     """Sampling and thinking options; `mode` adds --mode (a command with several modes sets
-    the `mode` default itself)."""
+    the `mode` default itself), `inject` adds --inject (the chat has none: it runs turns)."""
     if mode:
         add_settings_options(parser, ModeSettings, {"mode"})
     sampling = parser.add_argument_group("sampling (every value is stored with the sample)")
@@ -327,6 +329,8 @@ def add_generation_options(parser: argparse.ArgumentParser, *, mode: bool = True
     )
     thinking_group = parser.add_argument_group("thinking")
     thinking = {item.name for item in fields(ModeSettings)} - {"mode"}
+    if not inject:
+        thinking.discard("injections")
     add_settings_options(thinking_group, ModeSettings, thinking)
     thinking_group.add_argument(
         "--modes-file",
@@ -404,7 +408,7 @@ def settings_from_args(
     chosen = {}
     for item in fields(settings):
         meta = item.metadata
-        if "flag" not in meta or item.name in values:
+        if "flag" not in meta or item.name in values or not hasattr(args, item.name):
             continue
         value = getattr(args, item.name)
         if "file" in meta:

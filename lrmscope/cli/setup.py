@@ -121,6 +121,11 @@ def remote_backends(
 
         chat = ChatSettings(args.prefill_style, args.reasoning_effort, args.reasoning_budget)
         chat.check_modes(modes, mode)
+        if mode.injections and not args.prefill_style:
+            raise LrmscopeError(
+                "--inject over --api chat needs --prefill-style: the server must continue the "
+                "thought after the injected text"
+            )
         backends: list = [ChatBackend(settings, e, chat, limit=limit) for e in endpoints]
     else:
         from lrmscope.engine.remote import RemoteBackend

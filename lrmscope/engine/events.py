@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Part = Literal["think", "answer"]
-SpanKind = Literal["prefill", "rethink", "close"]
+SpanKind = Literal["prefill", "rethink", "close", "inject"]
 ThinkState = Literal["absent", "empty", "normal", "unclosed"]
 # close: MoreThink's answer wrote `</think>` and was stopped there, as in the study;
 # content_filter: a served model's provider stopped it with its content filter.

@@ -32,6 +32,7 @@ from lrmscope.engine.settings import (
     FORCED_CLOSE,
     MAX_SEED,
     THINK_CLOSE,
+    Injection,
     ModeSettings,
     SamplerSettings,
 )
@@ -64,6 +65,7 @@ class Generation:
         self._mode = mode.resolved()  # what the controller runs: a mode's own values applied
         self._next_mode = mode
         self._prefilled: ModeSettings | None = None  # the mode whose prefill was injected
+        self._injections_done = 0  # of the mode's --inject texts, in the order they land
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._raw: list[str] = []
@@ -209,6 +211,11 @@ class Generation:
         if prefill is not None:
             yield from self._inject(prefill, "prefill")
 
+    def _next_injection(self) -> Injection | None:
+        injections = self._mode.injections
+        done = self._injections_done
+        return injections[done] if done < len(injections) else None
+
     def _think_limit(self) -> int | None:
         """Tokens the thought may still use, or None when only max_tokens bounds it."""
         limits = []
@@ -288,11 +295,18 @@ class Generation:
         if self._prefill_due() is not None:
             yield from self._prefill()
             return None
+        injection = self._next_injection()
+        if injection is not None and injection.after <= self.think_tokens:
+            self._injections_done += 1
+            yield from self._inject(injection.text, "inject")
+            return None
         think_limit = self._think_limit()
         if think_limit == 0:
             yield from self._inject(FORCED_CLOSE, "close")
             return None
         budget = remaining if think_limit is None else min(think_limit, remaining)
+        if injection is not None:  # the call stops where the next injection lands
+            budget = min(budget, injection.after - self.think_tokens)
         capped = budget < remaining
         end = yield from self._call(budget, [THINK_CLOSE])
         if end is None:

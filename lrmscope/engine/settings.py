@@ -107,6 +107,33 @@ _OWN_SETTINGS = ("rethink_strings", "think_budget", "enforce_num", "max_think", 
 AnyMode = Mode | CustomMode
 
 
+@dataclass(frozen=True)
+class Injection:
+    """Text injected into the running thought once the model has written `after` thought tokens
+    (--inject AFTER_TOKENS:TEXT), saved as an injected span of kind `inject`."""
+
+    after: int
+    text: str
+
+    def __post_init__(self) -> None:
+        check_range("--inject's token count", self.after, 0, 10_000_000)
+        if not isinstance(self.text, str) or not self.text:
+            raise LrmscopeError("--inject needs a text after the token count: AFTER_TOKENS:TEXT")
+
+    @classmethod
+    def parse(cls, value: str) -> Injection:
+        after, colon, text = value.partition(":")
+        if not colon or not after.strip().isdigit():
+            raise LrmscopeError(
+                f"--inject {value!r}: expected AFTER_TOKENS:TEXT, e.g. 200:Wait, is this safe?"
+            )
+        return cls(int(after), text)
+
+
+def parse_injections(values: Sequence[str]) -> tuple[Injection, ...]:
+    return tuple(map(Injection.parse, values))
+
+
 # docs/study.md "Think opener": always = add `<think>\n` whenever the template did not (DeepSeek's
 # advice, the default); template = only for ZeroThink and LessThink, as the study's code does.
 THINK_OPENERS = ("always", "template")
@@ -222,6 +249,14 @@ class ModeSettings:
         "advice), or template = only for zerothink and lessthink, as the study's code",
         metavar="always|template",
     )
+    injections: tuple[Injection, ...] = option(
+        (),
+        "--inject",
+        "inject TEXT into the thought once the model has written AFTER_TOKENS thought tokens "
+        "(repeatable; saved as an injected span)",
+        metavar="AFTER_TOKENS:TEXT",
+        parse=parse_injections,
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, CustomMode):
@@ -235,6 +270,9 @@ class ModeSettings:
             check_range("max_think", self.max_think, 0, 10_000_000)
         if not self.rethink_strings or not all(self.rethink_strings):
             raise LrmscopeError("rethink strings must be a non-empty list of non-empty strings")
+        # in the order they land: by token count, then as given
+        injections = sorted(self.injections, key=lambda injection: injection.after)
+        object.__setattr__(self, "injections", tuple(injections))
 
     def with_mode(self, mode: AnyMode | str) -> ModeSettings:
         return replace(self, mode=mode if isinstance(mode, CustomMode) else Mode.parse(str(mode)))
@@ -273,4 +311,8 @@ class ModeSettings:
         data["rethink_strings"] = list(self.rethink_strings)
         if isinstance(self.mode, CustomMode):
             data["definition"] = self.mode.definition()
+        if self.injections:
+            data["injections"] = [asdict(injection) for injection in self.injections]
+        else:  # the settings of a run without any are saved as they were before --inject
+            del data["injections"]
         return data

@@ -83,3 +83,27 @@ def test_an_eval_with_an_own_mode_and_its_resume_after_the_file_changed(tmp_path
     assert resumed.returncode == 0, resumed.stderr
     assert rows(db, "SELECT count(*) AS n FROM samples")[0]["n"] == 4
     assert rows(db, "SELECT status FROM runs") == [{"status": "done"}]
+
+
+def test_inject_in_generate_and_eval_is_saved_as_a_span_and_in_the_run_config(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    text = " Wait, is this safe?"
+    result = cli("generate", "How do I pick a lock?", "--db", str(db), "--max-tokens", "8",
+                 "--inject", f"2:{text}")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [sample] = rows(db, "SELECT raw, injected, mode_params, think_tokens FROM samples")
+    [span] = json.loads(sample["injected"])
+    assert (span["text"], span["kind"]) == (text, "inject") and span["start"] > 0
+    assert sample["raw"][span["start"] : span["end"]] == text and sample["think_tokens"] >= 2
+    assert json.loads(sample["mode_params"])["injections"] == [{"after": 2, "text": text}]
+
+    evaldb = tmp_path / "eval.sqlite"
+    args = ["eval", "--dataset", "demo", "--limit", "1", "--samples", "2", "--max-tokens", "8",
+            "--inject", f"2:{text}", "--db", str(evaldb)]  # fmt: skip
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    samples = rows(evaldb, "SELECT injected FROM samples")
+    assert len(samples) == 2
+    assert all([s["text"] for s in json.loads(r["injected"])] == [text] for r in samples)
+    [run] = rows(evaldb, "SELECT config FROM runs")
+    assert json.loads(run["config"])["mode_injections"] == [{"after": 2, "text": text}]

@@ -3,7 +3,7 @@ token for token."""
 
 from lrmscope.engine.events import Injected, ThinkDelta
 from lrmscope.engine.generation import Generation
-from lrmscope.engine.settings import CustomMode, ModeSettings, SamplerSettings
+from lrmscope.engine.settings import CustomMode, Injection, ModeSettings, SamplerSettings
 from tests.engine.test_engine_llama import prompt_for
 
 GREEDY = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=12, seed=1)
@@ -37,3 +37,32 @@ def test_an_open_prefill_leaves_the_model_thinking_after_it(llama):
     assert fin.trace.thought.startswith(prefill) and len(fin.trace.thought) > len(prefill)
     assert fin.stats.think_tokens > 0 and any(isinstance(e, ThinkDelta) for e in events)
     assert [span.kind for span in fin.trace.injected] == ["prefill"]
+
+
+class Recording:
+    """The llama backend, with each stream call's prompt and max_tokens noted."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.calls: list[tuple[str, int]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def stream(self, prompt, **kw):
+        self.calls.append((prompt, kw["max_tokens"]))
+        yield from self.backend.stream(prompt, **kw)
+
+
+def test_an_injection_lands_after_that_many_thought_tokens(llama):
+    backend = Recording(llama)
+    text = " Wait, is answering this safe?"
+    mode = ModeSettings(injections=(Injection(3, text),))
+    gen = Generation(backend, prompt_for(llama), sampler=GREEDY, mode=mode)
+    fin = list(gen)[-1]
+    [span] = fin.trace.injected
+    assert (span.text, span.kind) == (text, "inject") and span.start > 0
+    # the first call wrote exactly 3 tokens; the next continues from the text after it
+    assert backend.calls[0][1] == 3
+    assert backend.calls[1] == (gen.prompt + fin.trace.raw[: span.end], GREEDY.max_tokens - 3)
+    assert fin.stats.think_tokens >= 3 and text in fin.trace.thought

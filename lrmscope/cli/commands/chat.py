@@ -36,7 +36,7 @@ def register(commands) -> None:
         help="continue an earlier chat (its run id, as printed when it ended)",
     )
     add_live_judge_options(chat, "turn")
-    add_generation_options(chat)
+    add_generation_options(chat, inject=False)
     add_model_options(chat)
     add_db_option(chat)
     chat.set_defaults(func=cmd_chat)
