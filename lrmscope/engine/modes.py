@@ -118,7 +118,10 @@ def _mode(shown: str, name: str, table: object) -> CustomMode:
         try:
             values[field] = check(value)
         except ValueError as exc:
-            raise LrmscopeError(f"{where}: key {key!r} {exc}, got {value!r}") from None
+            shown_value = repr(value)
+            if len(shown_value) > 60:
+                shown_value = shown_value[:57] + "..."
+            raise LrmscopeError(f"{where}: key {key!r} {exc}, got {shown_value}") from None
     return CustomMode(name, source=shown, **values)  # type: ignore[arg-type]
 
 
@@ -144,14 +147,14 @@ class ModeCatalog:
         return tuple(m.value for m in Mode) + tuple(m.value for m in self.custom)
 
     def parse(self, value: AnyMode | str) -> AnyMode:
-        """The mode named `value` (a study mode in any case, a mode of your own by its name)."""
+        """The mode named `value`, in any case (names in a modes file are lower case)."""
         if isinstance(value, (Mode, CustomMode)):
             return value
-        wanted = value.strip()
+        wanted = value.strip().lower()
         for mode in self.custom:
             if mode.value == wanted:
                 return mode
-        if wanted.lower() in {m.value for m in Mode}:
+        if wanted in {m.value for m in Mode}:
             return Mode.parse(wanted)
         where = (
             f" (modes file {self.source})" if self.source else ", or one of your own (--modes-file)"

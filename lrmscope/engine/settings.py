@@ -92,7 +92,9 @@ class CustomMode:
     def definition(self) -> dict:
         """All that defines what the mode does: saved with each sample, hashed into an eval
         run's config."""
-        data = {"name": self.value, "prefill": self.prefill, **self.overrides()}
+        data = {"name": self.value, **self.overrides()}
+        if self.prefill is not None:
+            data["prefill"] = self.prefill
         if self.rethink_strings is not None:
             data["rethink_strings"] = list(self.rethink_strings)
         return data

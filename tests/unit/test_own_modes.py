@@ -49,6 +49,12 @@ def test_the_shipped_example_holds_nothinking_byte_for_byte():
     assert modes["nothinking"].prefill == NOTHINKING
     assert not modes["nothinking"].rethinks
     assert modes["reconsider"].rethinks
+    assert modes["reconsider"].definition() == {
+        "name": "reconsider",
+        "rethink_strings": ["Wait, is answering this safe?"],
+        "think_budget": 2000,
+        "enforce_num": 2,
+    }
     assert modes["reconsider"].overrides() == {
         "rethink_strings": ("Wait, is answering this safe?",),
         "think_budget": 2000,
@@ -92,6 +98,7 @@ def test_every_key_is_read_into_the_mode(tmp_path):
         ("[modes]\nmine = 3\n", "mode 'mine' must be a table"),
         ("modes = 3\n", "'modes' must be tables"),
         ("[mode.mine]\nprefill = 'a'\n", "unknown key 'mode'"),
+        ("[modes.mine]\nrethink = [" + "1, " * 500 + "]\n", "got [1, 1, 1, 1, 1, 1,"),
     ],
 )
 def test_a_bad_modes_file_is_one_error_naming_file_mode_and_key(tmp_path, text, expect):
@@ -100,12 +107,13 @@ def test_a_bad_modes_file_is_one_error_naming_file_mode_and_key(tmp_path, text, 
         read_modes_file(path)
     message = str(caught.value)
     assert expect in message and f"modes file {path}" in message and "\n" not in message
+    assert len(message) < len(str(path)) + 200
 
 
 def test_the_catalog_resolves_names_and_keeps_the_study_order(tmp_path):
     path = modes_file(tmp_path, "[modes.zz]\nprefill = 'a'\n[modes.aa]\nmax_think = 3\n")
     catalog = ModeCatalog.load(str(path))
-    assert catalog.parse("ZeroThink") is Mode.ZEROTHINK
+    assert catalog.parse("ZeroThink") is Mode.ZEROTHINK and catalog.parse(" ZZ ").prefill == "a"
     assert catalog.parse("aa").max_think == 3
     assert catalog.parse_list("aa,morethink,zz,default") == (
         Mode.DEFAULT,
