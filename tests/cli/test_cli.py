@@ -122,13 +122,14 @@ def test_the_settings_options_are_the_settings_fields(tmp_path):
 
     from lrmscope.cli.main import build_parser
     from lrmscope.cli.options import generation_settings
-    from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
+    from lrmscope.engine.modes import ModeCatalog
+    from lrmscope.engine.settings import Injection, Mode, ModeSettings, SamplerSettings
 
     parser = build_parser()
     generate = parser._subparsers._group_actions[0].choices["generate"]
     dests = {action.dest for action in generate._actions}
     assert {item.name for cls in (SamplerSettings, ModeSettings) for item in fields(cls)} <= dests
-    assert generation_settings(parser.parse_args(["generate", "hi"])) == (
+    assert generation_settings(parser.parse_args(["generate", "hi"]), ModeCatalog()) == (
         ModeSettings(),
         SamplerSettings(),
     )
@@ -153,14 +154,17 @@ def test_the_settings_options_are_the_settings_fields(tmp_path):
             "0",
             "--think-grammar",
             str(grammar),
+            "--inject",
+            "7:Hm",
         ]
     )
-    assert generation_settings(args) == (
+    assert generation_settings(args, ModeCatalog()) == (
         ModeSettings(
             Mode.MORETHINK,
             rethink_strings=("Hm", "So"),
             max_think=0,
             think_grammar='root ::= "</think>"',
+            injections=(Injection(7, "Hm"),),
         ),
         SamplerSettings(temperature=0.0, top_p=1.0, top_k=5),
     )
