@@ -269,8 +269,13 @@ class _TransformersJudge:
                 items.append((self._inert(prompt), kept))
                 owners.append((index, offset))
             records.append((truncated, record, len(pieces)))
+        # Windows make more inputs than pairs: the model still sees at most one batch's worth at
+        # a time, so a long thought costs time, not memory.
+        judged: list[Verdict] = []
+        for start in range(0, len(items), max(1, len(pairs))):
+            judged += self._verdicts(items[start : start + len(pairs)])
         found: list[list[tuple[int, Verdict]]] = [[] for _ in pairs]
-        for (index, offset), verdict in zip(owners, self._verdicts(items) if items else []):
+        for (index, offset), verdict in zip(owners, judged):
             found[index].append((offset, verdict))
         verdicts = []
         for windows, (truncated, record, count) in zip(found, records):
