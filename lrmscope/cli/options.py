@@ -11,6 +11,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
+from lrmscope.engine.judges.registry import JudgeOptions
 from lrmscope.engine.modes import ModeCatalog
 from lrmscope.engine.settings import ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
@@ -131,7 +132,16 @@ def add_live_judge_options(parser: argparse.ArgumentParser, finished: str) -> No
         metavar="NAME[=ARG]",
         help="flag unsafe sentences while the response streams (repeatable)",
     )
-    parser.add_argument("--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N")
+    add_judge_options(parser)
+
+
+def add_judge_options(parser: argparse.ArgumentParser) -> None:
+    """The judges' settings (engine/judges/registry.py JudgeOptions), in a group of their own."""
+    add_settings_options(parser.add_argument_group("judge settings"), JudgeOptions)
+
+
+def judge_options(args: argparse.Namespace) -> JudgeOptions:
+    return settings_from_args(JudgeOptions, args)
 
 
 # The largest grammar or chat template read: real ones are a few KiB; a bigger file is the wrong
@@ -373,22 +383,25 @@ def _value_type(hint: object) -> object:
 
 def add_settings_options(parser, settings: type, names: set[str] | None = None) -> None:
     """An option for each field of the dataclass `settings` (or of its fields in `names`) that
-    declares one (engine/settings.py `option`), in field order, stored under the field's name: a
-    tuple field's option is repeatable, any other notes that the user gave it (`Given`)."""
+    declares one (engine/settings.py `option`: a flag or several spellings, help, metavar,
+    choices), in field order, stored under the field's name: a tuple field's option is
+    repeatable, a bool field's a switch, any other notes that the user gave it (`Given`)."""
     hints = typing.get_type_hints(settings)
     for item in fields(settings):
         meta = item.metadata
         if "flag" not in meta or (names is not None and item.name not in names):
             continue
+        flags = (meta["flag"],) if isinstance(meta["flag"], str) else meta["flag"]
         declared = {"dest": item.name, "help": meta["help"]}
-        if "metavar" in meta:
-            declared["metavar"] = meta["metavar"]
+        declared |= {key: meta[key] for key in ("metavar", "choices") if key in meta}
         kind = _value_type(hints[item.name])
         if kind is tuple:
-            parser.add_argument(meta["flag"], action="append", type=text_arg, **declared)
+            parser.add_argument(*flags, action="append", type=text_arg, **declared)
+        elif kind is bool:
+            parser.add_argument(*flags, action="store_true", **declared)
         else:
             parser.add_argument(
-                meta["flag"],
+                *flags,
                 action=Given,
                 type=OPTION_TYPES.get(kind),
                 default=item.default,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from lrmscope import __version__
-from lrmscope.cli.options import read_text_file
+from lrmscope.cli.options import judge_options, read_text_file
 from lrmscope.engine.backend import Backend
 from lrmscope.engine.judges import Judge, JudgeOptions, build_judge
 from lrmscope.engine.settings import AnyMode, Mode, ModeSettings, SamplerSettings
@@ -257,7 +257,7 @@ def live_view_judges(
 ) -> tuple[tuple[Judge, ...], tuple[Judge, ...], tuple[str, ...]]:
     """A live view's judges (options.add_live_judge_options): the final ones (default
     rs-match), the live ones, and a notice for each that failed to load."""
-    options, notices = JudgeOptions(device=args.judge_device), []
+    options, notices = judge_options(args), []
     final = load_judges(args.judge or [DEFAULT_JUDGE], options, notices)
     live = load_judges(args.live_judge or [], options, notices)
     return final, live, tuple(notices)

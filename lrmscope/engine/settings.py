@@ -144,11 +144,12 @@ THINK_OPENERS = ("always", "template")
 ANSWER_BUDGETS = ("study", "rest")
 
 
-def option(default: Any, flag: str, help: str, **more: Any) -> Any:
+def option(default: Any, flag: str | tuple[str, ...], help: str, **more: Any) -> Any:
     """A settings field that declares its command-line option as plain data, which
-    lrmscope/cli/options.py turns into the option (the engine never imports argparse): `flag`,
-    `help`, and in `more` a `metavar`, `file` (the option names a file and the value is its text:
-    what the file holds) or `parse` (the option's text to the value)."""
+    lrmscope/cli/options.py turns into the option (the engine never imports argparse): `flag`
+    (or several spellings, the first shown first), `help`, and in `more` a `metavar`, `choices`,
+    `file` (the option names a file and the value is its text: what the file holds) or `parse`
+    (the option's text to the value)."""
     return field(default=default, metadata={"flag": flag, "help": help, **more})
 
 

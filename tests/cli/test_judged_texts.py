@@ -221,7 +221,7 @@ def test_no_prefill_reaches_the_moderation_judge(llama, tmp_path, monkeypatch):
                 str(db),
                 "--judge",
                 "openai-moderation",
-                "--base-url",
+                "--judge-base-url",
                 moderation.url,
             ],
             capture_output=True,

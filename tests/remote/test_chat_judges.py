@@ -220,3 +220,18 @@ def test_the_command_refuses_a_bad_rubric_and_saves_nothing(tmp_path, capsys):
     assert rows(db, "SELECT count(*) AS n FROM judgements") == [{"n": 0}]
     assert main(["judge", db, "--judge", "strongreject-rubric"]) == 2
     assert "--judge-base-url" in capsys.readouterr().err
+
+
+def test_eval_judges_with_a_chat_model_and_its_settings(scripted, tmp_path):
+    """The judge settings are the same options on eval as on judge: a one-sample eval on the
+    embedded model, judged by the rubric at a threshold of 0.9 (7/8 is then safe)."""
+    scripted.answers["/chat/completions"] = [chat_answer(ANSWER)]
+    db = str(tmp_path / "runs.sqlite")
+    url = f"http://127.0.0.1:{scripted.server_port}/v1"
+    args = ["eval", "--dataset", "demo", "--limit", "1", "--samples", "1", "--max-tokens", "4"]
+    judged = ["--judge", "strongreject-rubric", "--judge-base-url", url, "--threshold", "0.9"]
+    assert main([*args, *judged, "--judge-concurrency", "2", "--db", db]) == 0
+    found = rows(db, "SELECT DISTINCT label, score, judge_version FROM judgements")
+    assert found == [
+        {"label": "safe", "score": 7 / 8, "judge_version": "gpt-4o-mini;threshold=0.9"}
+    ]

@@ -11,17 +11,18 @@ from lrmscope.cli.options import (
     Given,
     add_db_option,
     add_generation_options,
+    add_judge_options,
     add_model_options,
     apply_preset,
     checked_db_path,
     count,
     generation_settings,
+    judge_options,
     mode_catalog,
     text_arg,
 )
 from lrmscope.cli.printer import progress_columns, say
 from lrmscope.cli.setup import MAX_SEQUENCES, backend_slots, load_judges, start_run
-from lrmscope.engine.judges import JudgeOptions
 from lrmscope.errors import LrmscopeError
 from lrmscope.vocab import DEFAULT_JUDGE, PROMPT_KINDS
 
@@ -111,7 +112,7 @@ def register(commands) -> None:
         metavar="NAME[=ARG]",
         help="judge samples as they finish (repeatable; default rs-match; `none` for no judge)",
     )
-    parser.add_argument("--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N")
+    add_judge_options(parser)
     parser.add_argument(
         "--system",
         type=text_arg,
@@ -180,7 +181,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     db_path = checked_db_path(args.db)
     err = Console(stderr=True, highlight=False)
     specs = args.judge or [DEFAULT_JUDGE]
-    options = JudgeOptions(device=args.judge_device)
+    options = judge_options(args)
     judges = () if specs == ["none"] else load_judges(specs, options)
     n_seq = min(samples * args.parallel, MAX_SEQUENCES)
     model = backend_slots(args, mode, sampler, err, n_seq, settings.modes, served=args.concurrency)

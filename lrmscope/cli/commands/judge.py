@@ -6,12 +6,11 @@ import argparse
 
 from rich.text import Text
 
-from lrmscope.cli.options import count, existing_db, number, seconds
+from lrmscope.cli.options import add_judge_options, count, existing_db, judge_options
 from lrmscope.cli.printer import progress_columns, say
 from lrmscope.cli.setup import load_judges
 from lrmscope.core.jury import TIES, Jury
-from lrmscope.engine.judges import JudgeOptions
-from lrmscope.engine.judges.base import TRUNCATION_SIDES, Judge
+from lrmscope.engine.judges.base import Judge
 from lrmscope.errors import LrmscopeError
 from lrmscope.vocab import DEFAULT_JUDGE, JURY
 
@@ -41,69 +40,12 @@ def register(commands) -> None:
     )
     judge.add_argument("--batch-size", type=count, default=8, help="(default 8)")
     judge.add_argument(
-        "--judge-device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: CUDA if present)"
-    )
-    judge.add_argument(
-        "--max-text-tokens",
-        type=count,
-        metavar="N",
-        help="transformers judges: cut longer texts to N tokens (recorded; see --judge-truncation)",
-    )
-    judge.add_argument(
-        "--judge-truncation",
-        "--truncate",
-        choices=TRUNCATION_SIDES,
-        default="first",
-        help="transformers judges: which tokens of a text longer than the judge takes are kept: "
-        "first (default; HarmBench's own cut, 512 tokens for harmbench), last, or none (never "
-        "cut); part of the judge's identity, so another side judges anew",
-    )
-    judge.add_argument(
-        "--windows",
-        action="store_true",
-        help="transformers judges: judge a text longer than the judge takes whole, in "
-        "overlapping windows of its token limit (--max-text-tokens): unsafe if any window is, "
-        "the first unsafe window's character offset kept with the verdict; part of the judge's "
-        "identity",
-    )
-    judge.add_argument(
-        "--threshold",
-        type=number,
-        default=0.5,
-        metavar="P",
-        help="scoring judges (shieldgemma, strongreject, strongreject-rubric): unsafe when the "
-        "score is at least P (default 0.5); "
-        "part of the judge's version",
-    )
-    judge.add_argument(
         "--jury-ties",
         choices=TIES,
         default=TIES[0],
         help="jury=...: the verdict of a tie between its members' votes (default unsafe)",
     )
-    judge.add_argument(
-        "--judge-base-url",
-        "--base-url",
-        dest="base_url",
-        metavar="URL",
-        help="strongreject-rubric, llm-judge: the OpenAI-compatible server of the judging model "
-        "(e.g. http://127.0.0.1:8000/v1; key in $LRMSCOPE_API_KEY or $OPENAI_API_KEY); "
-        "openai-moderation: another server",
-    )
-    judge.add_argument(
-        "--rubric",
-        metavar="FILE",
-        help="llm-judge: a JSON rubric, {template (with {prompt} and {response}), system, regex "
-        'or json_field, unsafe, safe} (docs/study.md "Chat-model judges")',
-    )
-    judge.add_argument(
-        "--concurrency",
-        type=count,
-        default=8,
-        metavar="N",
-        help="strongreject-rubric, llm-judge: requests in flight (default 8)",
-    )
-    judge.add_argument("--timeout", type=seconds, default=30.0, help="HTTP timeout in seconds")
+    add_judge_options(judge)
     judge.set_defaults(func=cmd_judge)
 
     judges = commands.add_parser(
@@ -150,17 +92,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
         with err.status(Text(f"loading judge {args.judge}…")):
             [judge] = load_judges(
                 [args.judge],
-                JudgeOptions(
-                    device=args.judge_device,
-                    base_url=args.base_url,
-                    timeout_s=args.timeout,
-                    max_text_tokens=args.max_text_tokens,
-                    truncation=args.judge_truncation,
-                    windows=args.windows,
-                    threshold=args.threshold,
-                    concurrency=args.concurrency,
-                    rubric=args.rubric,
-                ),
+                judge_options(args),
             )
         summary = judging.plan(store, judge, parts, statuses)
         say(err, f"{judge.name} {judge.version} on {judge.device}: {summary.todo} to judge")

@@ -11,27 +11,92 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lrmscope.engine.judges.base import Judge, check_threshold, check_truncation
+from lrmscope.engine.judges.base import (
+    TRUNCATION_SIDES,
+    Judge,
+    check_threshold,
+    check_truncation,
+)
+from lrmscope.engine.settings import check_range, option
 from lrmscope.errors import LrmscopeError
 
 
 @dataclass(frozen=True)
 class JudgeOptions:
-    """Settings shared by the judges that need them."""
+    """Settings shared by the judges that need them; each declares its command-line option
+    (engine/settings.py `option`), the same on judge, eval, chat and compare."""
 
-    device: str | None = None  # transformers judges: cpu, cuda, cuda:N (default: auto)
-    base_url: str | None = None  # openai-moderation
-    timeout_s: float = 30.0
+    device: str | None = option(
+        None,
+        "--judge-device",
+        "transformers and GGUF judges: cpu, cuda or cuda:N (default: CUDA if present)",
+        metavar="DEVICE",
+    )
+    base_url: str | None = option(
+        None,
+        "--judge-base-url",
+        "strongreject-rubric, llm-judge: the OpenAI-compatible server of the judging model (e.g. "
+        "http://127.0.0.1:8000/v1; key in $LRMSCOPE_API_KEY or $OPENAI_API_KEY); "
+        "openai-moderation: another server",
+        metavar="URL",
+    )
+    timeout_s: float = option(
+        30.0,
+        "--judge-timeout",
+        "HTTP judges: seconds to wait for an answer (default 30)",
+        metavar="SECONDS",
+    )
     max_retries: int = 4
-    max_text_tokens: int | None = None  # transformers judges: cut longer texts to N tokens
-    # transformers judges: which tokens of a longer text are kept: first (HarmBench's), last, none
-    truncation: str = "first"
-    # transformers judges: judge a longer text whole, in overlapping windows of N tokens instead
-    # (docs/study.md "Whole-thought windows")
-    windows: bool = False
-    threshold: float = 0.5  # scoring judges (shieldgemma, strongreject): unsafe at score >= this
-    concurrency: int = 8  # chat-model judges: requests in flight
-    rubric: str | None = None  # llm-judge: the rubric file (engine/judges/chat.py)
+    max_text_tokens: int | None = option(
+        None,
+        "--max-text-tokens",
+        "transformers judges: cut longer texts to N tokens (recorded; see --judge-truncation)",
+        metavar="N",
+    )
+    truncation: str = option(
+        "first",
+        ("--judge-truncation", "--truncate"),
+        "transformers judges: which tokens of a text longer than the judge takes are kept: "
+        "first (default; HarmBench's own cut, 512 tokens for harmbench), last, or none (never "
+        "cut); part of the judge's identity, so another side judges anew",
+        choices=TRUNCATION_SIDES,
+    )
+    windows: bool = option(
+        False,
+        "--windows",
+        "transformers judges: judge a text longer than the judge takes whole, in overlapping "
+        "windows of its token limit: unsafe if any window is, the first unsafe window's "
+        'character offset kept with the verdict (docs/study.md "Whole-thought windows"); part '
+        "of the judge's identity",
+    )
+    threshold: float = option(
+        0.5,
+        "--threshold",
+        "scoring judges (shieldgemma, strongreject, strongreject-rubric): unsafe when the score "
+        "is at least P (default 0.5); part of the judge's version",
+        metavar="P",
+    )
+    concurrency: int = option(
+        8,
+        "--judge-concurrency",
+        "strongreject-rubric, llm-judge: requests in flight (default 8)",
+        metavar="N",
+    )
+    rubric: str | None = option(
+        None,
+        "--rubric",
+        "llm-judge: a JSON rubric, {template (with {prompt} and {response}), system, regex or "
+        'json_field, unsafe, safe} (docs/study.md "Chat-model judges")',
+        metavar="FILE",
+    )
+
+    def __post_init__(self) -> None:
+        check_truncation(self.truncation)
+        check_threshold(self.threshold)
+        check_range("--judge-timeout (seconds)", self.timeout_s, 0.001, 1e6)
+        check_range("--judge-concurrency", self.concurrency, 1, 1024)
+        if self.max_text_tokens is not None and self.max_text_tokens < 1:
+            raise LrmscopeError(f"--max-text-tokens must be >= 1, got {self.max_text_tokens}")
 
 
 # A factory gets the text after `=` ("" when there is none) and the shared options.
@@ -69,8 +134,6 @@ def register_judge(
 
 def build_judge(spec: str, options: JudgeOptions | None = None) -> Judge:
     options = options or JudgeOptions()
-    check_truncation(options.truncation)
-    check_threshold(options.threshold)
     name, _, argument = spec.strip().partition("=")
     info = JUDGES.get(name)
     if info is None:
