@@ -108,6 +108,7 @@ class Judgement:
     categories: tuple[str, ...]
     raw: str | None
     truncated: bool
+    unsafe_offset: int | None = None  # windowed judges: where the judged text turns unsafe
 
 
 @dataclass(frozen=True)
@@ -439,8 +440,9 @@ class ReviewDB:
                     _categories(categories),
                     raw_verdict,
                     bool(truncated),
+                    offset,
                 )
-                for judge, version, part, label, score, categories, raw_verdict, truncated in (
+                for judge, version, part, label, score, categories, raw_verdict, truncated, offset in (
                     judgements
                 )
             ),

@@ -208,9 +208,11 @@ def flags(conn: sqlite3.Connection, sample_id: int) -> list[Row]:
 
 def judgements(conn: sqlite3.Connection, sample_id: int) -> list[Row]:
     """Every verdict on a sample by judge, part, then oldest first: judge, judge_version, part,
-    label, score, categories, raw, truncated."""
+    label, score, categories, raw, truncated, and where a windowed judge found the part turn
+    unsafe (meta `unsafe_offset`, a character offset into the judged text, or None)."""
     return conn.execute(
-        "SELECT judge, judge_version, part, label, score, categories, raw, truncated"
+        "SELECT judge, judge_version, part, label, score, categories, raw, truncated,"
+        " json_extract(meta, '$.unsafe_offset')"
         f" FROM judgements WHERE sample_id = ? ORDER BY judge, {_PART_ORDER}, id",
         (sample_id,),
     ).fetchall()

@@ -6,9 +6,18 @@ from __future__ import annotations
 from lrmscope.engine.settings import AnyMode, Mode
 from lrmscope.text import INJECTED_STYLE
 
-__all__ = ["FLAG_STYLE", "INJECTED_STYLE", "LABEL_STYLES", "MODE_LABELS", "mode_label"]
+__all__ = [
+    "FLAG_STYLE",
+    "INJECTED_STYLE",
+    "UNSAFE_FROM_STYLE",
+    "LABEL_STYLES",
+    "MODE_LABELS",
+    "mode_label",
+]
 
 FLAG_STYLE = "white on dark_red"
+# Where a windowed judge found a part turn unsafe: from there to the part's end.
+UNSAFE_FROM_STYLE = "underline red"
 LABEL_STYLES = {"safe": "green", "unsafe": "bold red", "unparsed": "yellow"}
 MODE_LABELS = {
     Mode.DEFAULT: "default",

@@ -17,19 +17,22 @@ from lrmscope.tui.review.text import (
     plain,
     settings,
 )
-from lrmscope.tui.styles import FLAG_STYLE, INJECTED_STYLE
+from lrmscope.tui.styles import FLAG_STYLE, INJECTED_STYLE, UNSAFE_FROM_STYLE
 
 
 class DetailScreen(LabelledScreen):
-    """A sample: prompt, thought and answer (injected spans and unsafe flags highlighted), each
-    judge's verdict, the settings; `v` shows the exact prompt and the raw text instead."""
+    """A sample: prompt, thought and answer (injected spans and unsafe flags highlighted, and
+    where a windowed judge found a part turn unsafe underlined from there on), each judge's
+    verdict, the settings; `v` shows the exact prompt and the raw text instead, `w` scrolls to
+    where the text turns unsafe."""
 
-    BINDINGS = [Binding("v", "raw", "raw view")]
+    BINDINGS = [Binding("v", "raw", "raw view"), Binding("w", "unsafe_from", "turns unsafe")]
 
     def __init__(self, sample_id: int) -> None:
         super().__init__()
         self.sample_id = sample_id
         self.raw_view = False
+        self.body = Text()  # what the screen shows
 
     def compose(self) -> ComposeResult:
         yield self.titlebar(Text(f"sample {self.sample_id}"))
@@ -43,6 +46,14 @@ class DetailScreen(LabelledScreen):
     def action_raw(self) -> None:
         self.raw_view = not self.raw_view
         self.load()
+
+    def action_unsafe_from(self) -> None:
+        """Scroll to the first place a windowed judge found unsafe, if any."""
+        starts = [span.start for span in self.body.spans if span.style == UNSAFE_FROM_STYLE]
+        if starts:
+            width = max(1, self.query_one("#body", Static).content_region.width)
+            before = self.body[: min(starts)].wrap(self.app.console, width)
+            self.query_one(VerticalScroll).scroll_to(y=max(0, len(before) - 1), animate=False)
 
     def load(self) -> None:
         d = self.db.sample_detail(self.sample_id)
@@ -73,7 +84,7 @@ class DetailScreen(LabelledScreen):
             body.append_text(plain(f"error: {d.error}", "bold red"))
             body.append("\n")
         section("prompt", plain(d.prompt))
-        ranges = highlight_ranges(d.injected, d.flags)
+        ranges = highlight_ranges(d.injected, d.flags) + _unsafe_from(d)
         if self.raw_view:
             section("rendered prompt", plain(d.rendered_prompt))
             section("raw", marked(d.raw, 0, len(d.raw), ranges))
@@ -93,6 +104,7 @@ class DetailScreen(LabelledScreen):
                 settings(d.mode_switches),
             ),
         )
+        self.body = body
         self.query_one("#body", Static).update(body)
 
     @staticmethod
@@ -113,6 +125,10 @@ class DetailScreen(LabelledScreen):
                 text.append_text(plain(", ".join(j.categories)))
             if j.truncated:
                 text.append(" · text cut to fit the judge", style="yellow")
+            if j.unsafe_offset is not None:
+                text.append(
+                    f" · unsafe from character {j.unsafe_offset} (w)", style=UNSAFE_FROM_STYLE
+                )
             if j.raw:
                 text.append("\n  ")
                 text.append_text(plain(j.raw.strip().replace("\n", "\n  "), "dim"))
@@ -123,3 +139,26 @@ class DetailScreen(LabelledScreen):
             if f.categories:
                 text.append_text(plain(" " + ", ".join(f.categories)))
         return text
+
+
+def _unsafe_from(d: SampleDetail) -> list[tuple[int, int, str]]:
+    """The raw ranges from where each windowed judge found a part turn unsafe to the part's end.
+    A judge's offset counts in the part's judged text (its stored text, stripped), found in the
+    raw text from the part's start; the full response starts where its thought (or, without
+    one, its answer) does."""
+    (t0, t1), (a0, a1) = trace_bounds(d.raw)
+    starts = {}
+    for part, text, begin, end in (("think", d.thought, t0, t1), ("answer", d.answer, a0, a1)):
+        judged = (text or "").strip()
+        at = d.raw.find(judged[:64], begin) if judged else -1
+        if at >= 0:
+            starts[part] = (at, end)
+    first = starts.get("think") or starts.get("answer")
+    if first:
+        starts["full"] = (first[0], a1)
+    found = []
+    for j in d.judgements:
+        if j.unsafe_offset is not None and j.part in starts:
+            start, end = starts[j.part]
+            found.append((min(start + j.unsafe_offset, end), end, UNSAFE_FROM_STYLE))
+    return found
