@@ -431,20 +431,8 @@ class ReviewDB:
                 for part, start, end, judge, label, categories in flags
             ),
             judgements=tuple(
-                Judgement(
-                    judge,
-                    version,
-                    part,
-                    label,
-                    score,
-                    _categories(categories),
-                    raw_verdict,
-                    bool(truncated),
-                    offset,
-                )
-                for judge, version, part, label, score, categories, raw_verdict, truncated, offset in (
-                    judgements
-                )
+                Judgement(judge, version, part, label, score, _categories(cats), said, bool(cut), o)
+                for judge, version, part, label, score, cats, said, cut, o in judgements
             ),
             sampler=_loads(sampler, {}),
             seed=seed,
