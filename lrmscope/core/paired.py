@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import PurePath
 
 from lrmscope.core import stats
 from lrmscope.core.metrics import (
+    MODES,
     SAFETY,
     Filters,
     PromptCounts,
@@ -35,6 +35,7 @@ from lrmscope.core.metrics import (
 )
 from lrmscope.core.tradeoff import TASK_NAMES, prompt_accuracy
 from lrmscope.engine import answers
+from lrmscope.engine.modes import mode_name
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import counts as store_counts
 from lrmscope.store import reads
@@ -67,8 +68,8 @@ class Sides:
         return self.a.isdigit()
 
     @classmethod
-    def parse(cls, text: str, modes: Sequence[str]) -> Sides:
-        """`A,B`: two mode names (of `modes`, the known ones), or two run ids."""
+    def parse(cls, text: str) -> Sides:
+        """`A,B`: two mode names (the study's or your own), or two run ids."""
         words = [word.strip() for word in text.split(",")]
         if len(words) != 2 or not all(words) or words[0] == words[1]:
             raise LrmscopeError(
@@ -76,13 +77,13 @@ class Sides:
             )
         if all(word.isdigit() for word in words):
             return cls(*words)
-        unknown = [word for word in words if word not in modes]
-        if unknown:
+        try:
+            return cls(*(mode_name(word) for word in words))
+        except LrmscopeError:
             raise LrmscopeError(
-                f"--compare: {', '.join(unknown)} is neither a mode ({', '.join(modes)}) nor a "
-                "run id; compare two modes or two runs"
-            )
-        return cls(*words)
+                f"--compare: {text!r} is neither two modes ({', '.join(MODES)} or your own) nor "
+                "two run ids; compare two modes or two runs"
+            ) from None
 
 
 @dataclass(frozen=True)

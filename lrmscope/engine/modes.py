@@ -125,6 +125,16 @@ def _mode(shown: str, name: str, table: object) -> CustomMode:
     return CustomMode(name, source=shown, **values)  # type: ignore[arg-type]
 
 
+def mode_name(value: str) -> str:
+    """A mode as a filter names it (metrics, export): one of the study's four, or a name a modes
+    file may give; whether a database holds samples of it is for the filter to find."""
+    wanted = value.strip().lower()
+    if wanted in {m.value for m in Mode} or NAME.fullmatch(wanted):
+        return wanted
+    study = ", ".join(m.value for m in Mode)
+    raise LrmscopeError(f"unknown mode {value!r}: choose one of {study}, or a mode of your own")
+
+
 @dataclass(frozen=True)
 class ModeCatalog:
     """The modes a command can run: the study's four, then the modes file's (`custom`, from

@@ -1213,7 +1213,15 @@ CASES: list[Case] = [
         "unknown",
         "default,fastthink",
         cmd("metrics", db, "--compare", "default,fastthink"),
-        "neither a mode",
+        "no judged prompts",
+    ),
+    C(
+        "metrics",
+        "--compare",
+        "wrong type",
+        "default,Fast Think",
+        cmd("metrics", db, "--compare", "default,Fast Think"),
+        "neither two modes",
     ),
     C(
         "metrics",
@@ -1262,6 +1270,14 @@ CASES: list[Case] = [
         "unknown",
         "fastthink",
         cmd("export", db, "--mode", "fastthink"),
+        "no finished samples",
+    ),
+    C(
+        "export",
+        "--mode",
+        "wrong type",
+        "Fast Think",
+        cmd("export", db, "--mode", "Fast Think"),
         "unknown mode",
     ),
     C(

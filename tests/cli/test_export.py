@@ -167,7 +167,8 @@ def test_records_are_read_in_pages(db):
     ("args", "message"),
     [
         (["--run", 9], "no run 9 in"),
-        (["--mode", "fast"], "unknown mode 'fast'"),
+        (["--mode", "Fast Think"], "unknown mode 'Fast Think'"),
+        (["--mode", "fast"], "no finished samples in"),  # a name of your own, not here
         (["--mode", "lessthink"], "no finished samples in"),
         (["--judge", "rs-match"], "apply to --safechain only"),
         (["--strict"], "--strict and --require-thought apply to --safechain only"),

@@ -169,6 +169,7 @@ def test_bad_inputs_are_one_line(db, tmp_path, capsys):
         ),
         ([human_less, "--calibrate"], "no human labels"),
         ([db, "--calibrate", "--mode", "zerothink"], "matching --mode zerothink"),
+        ([db, "--mode", "nothinking"], "match --mode nothinking"),  # a name of your own
     ]
     for args, message in cases:
         code, out, err = run(capsys, *args)
@@ -177,7 +178,7 @@ def test_bad_inputs_are_one_line(db, tmp_path, capsys):
     assert "judges human, rs-match" in run(capsys, db, "--judge", "gpt")[2]
     for args, message in (
         (["--part", "thoughts"], "unknown part"),
-        (["--mode", "x"], "unknown mode"),
+        (["--mode", "no such mode"], "unknown mode"),
     ):
         with pytest.raises(SystemExit) as stop:
             main(["metrics", str(db), *args])

@@ -68,6 +68,13 @@ def test_an_eval_with_an_own_mode_and_its_resume_after_the_file_changed(tmp_path
     config = json.loads(run["config"])
     assert config["modes"] == ["default", "nothinking"] and f"{OWN_MODE_KEY}nothinking" in config
     assert rows(db, "SELECT count(*) AS n FROM judgements")[0]["n"] > 0
+    # The metrics and --compare take a mode of your own by its name.
+    shown = cli("metrics", str(db), "--mode", "nothinking", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert {row["mode"] for row in json.loads(shown.stdout)} == {"nothinking"}
+    compared = cli("metrics", str(db), "--compare", "default,nothinking", "--format", "json")
+    assert compared.returncode == 0, compared.stderr
+    assert {(d["a"], d["b"]) for d in json.loads(compared.stdout)} == {("default", "nothinking")}
 
     # Unfinished, then the mode's prefill edited: the resume is refused, naming the mode.
     write(db, ("UPDATE runs SET status = 'interrupted'", ()))

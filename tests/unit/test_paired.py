@@ -16,8 +16,6 @@ from tests.support.db import finished_sample, verdict_row
 from tests.unit.test_metrics import S, U, X, eval_run, prompt
 from tests.unit.test_reasoning import reasoning_run
 
-MODES = ("default", "zerothink", "lessthink", "morethink")
-
 
 @pytest.fixture
 def store(tmp_path):
@@ -228,18 +226,19 @@ def test_a_judge_that_labelled_some_samples_only_pairs_what_it_labelled(store):
         ("default", "two different"),
         ("default,default", "two different"),
         ("default,", "two different"),
-        ("default,nothink", "neither a mode"),
-        ("3,default", "neither a mode"),
+        ("default,No Think", "neither two modes"),
+        ("3,default", "neither two modes"),
     ],
 )
 def test_the_sides_must_be_two_modes_or_two_runs(text, problem):
     with pytest.raises(LrmscopeError, match=problem):
-        Sides.parse(text, MODES)
+        Sides.parse(text)
 
 
 def test_sides_parse_modes_and_runs():
-    assert Sides.parse("default, zerothink", MODES) == Sides("default", "zerothink")
-    assert Sides.parse("3,7", MODES).runs and not Sides.parse("default,lessthink", MODES).runs
+    assert Sides.parse("default, zerothink") == Sides("default", "zerothink")
+    assert Sides.parse("3,7").runs and not Sides.parse("default,lessthink").runs
+    assert Sides.parse("default,NoThinking") == Sides("default", "nothinking")  # your own
 
 
 def test_the_command_prints_the_differences_as_json_and_a_table(tmp_path, capsys):
@@ -266,6 +265,7 @@ def test_the_command_prints_the_differences_as_json_and_a_table(tmp_path, capsys
         (["--compare", "default,zerothink", "--calibrate"], "one at a time"),
         (["--compare", "default,lessthink"], "no judged prompts"),
         (["--compare", "1,9"], "no judged prompts"),
+        (["--compare", "default,nothinking"], "no judged prompts"),  # a mode of your own
     ],
 )
 def test_bad_comparisons_are_one_line_errors(tmp_path, capsys, more, said):

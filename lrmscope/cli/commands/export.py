@@ -55,7 +55,9 @@ def register(commands) -> None:
         help="only these runs (one or more ids, repeatable)",
     )
     parser.add_argument(
-        "--mode", help="only samples of this mode (default, zerothink, lessthink, morethink)"
+        "--mode",
+        help="only samples of this mode (default, zerothink, lessthink, morethink, or one of your "
+        "own)",
     )
     parser.add_argument(
         "--include-interrupted", action="store_true", help="also export interrupted samples"
@@ -114,13 +116,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from lrmscope.core import export
-    from lrmscope.engine.settings import Mode
+    from lrmscope.engine.modes import mode_name
     from lrmscope.store import reads
     from lrmscope.store.filters import SampleFilter
     from lrmscope.text import visible
 
     _check_args(args)
-    mode = Mode.parse(args.mode).value if args.mode else None
+    mode = mode_name(args.mode) if args.mode else None
     runs = tuple(dict.fromkeys(args.run or ()))
     output = Path(args.output).expanduser() if args.output else None
     store = existing_db(args.database)

@@ -52,10 +52,10 @@ def _parts(value: str) -> tuple[str, ...]:
 
 
 def _mode(value: str) -> str:
-    from lrmscope.engine.settings import Mode
+    from lrmscope.engine.modes import mode_name
 
     try:
-        return Mode.parse(value).value
+        return mode_name(value)
     except LrmscopeError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         raise LrmscopeError(
             "--by goes with the plain metrics, not with --compare, --agreement or --tradeoff"
         )
-    sides = paired.Sides.parse(args.compare, metrics.MODES) if args.compare else None
+    sides = paired.Sides.parse(args.compare) if args.compare else None
     filters = metrics.Filters(
         runs=tuple(args.run or ()),
         judges=tuple(args.judge or ()),
