@@ -9,7 +9,6 @@ from lrmscope.cli.main import main
 from lrmscope.core import agreement
 from lrmscope.core.metrics import Filters
 from lrmscope.core.stats import cohen_kappa
-from lrmscope.store import Store
 from tests.unit.test_metrics import S, U, X, eval_run, judge, prompt
 
 # Ten answers judged by A (rs-match) and B (llama-guard): (A, B) safe/safe 4, safe/unsafe 1,
@@ -17,13 +16,6 @@ from tests.unit.test_metrics import S, U, X, eval_run, judge, prompt
 # times in 10, B 6 times: chance agreement (5 * 6 + 5 * 4) / 100 = 0.5, kappa (0.7 - 0.5) / 0.5.
 A = [S, S, S, S, S, U, U, U, U, U, X]
 B = [S, S, S, S, U, S, S, U, U, U, S]
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "runs.sqlite")
-    yield store
-    store.close()
 
 
 def judged(store):

@@ -10,7 +10,6 @@ from lrmscope.cli.main import main
 from lrmscope.core import jury as juries
 from lrmscope.core.jury import Jury
 from lrmscope.errors import LrmscopeError
-from lrmscope.store import Store
 from lrmscope.store.filters import SampleFilter
 from tests.support.db import rows
 from tests.unit.test_metrics import S, U, X, eval_run, judge, prompt
@@ -25,13 +24,6 @@ VOTES = [
     ((X, X, X), X),  # no parsed vote: unparsed
 ]
 DONE = SampleFilter(statuses=("done",))
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "runs.sqlite")
-    yield store
-    store.close()
 
 
 def voted(store):

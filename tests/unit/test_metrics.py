@@ -16,13 +16,6 @@ from lrmscope.store import Store
 from tests.support.db import verdict_row
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "runs.sqlite")
-    yield store
-    store.close()
-
-
 def judge(store, sample_ids, labels, *, name="rs-match", part="answer", version="1"):
     store.add_judgements(
         [

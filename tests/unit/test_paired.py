@@ -16,14 +16,6 @@ from tests.support.db import finished_sample, verdict_row
 from tests.unit.test_metrics import S, U, X, eval_run, prompt
 from tests.unit.test_reasoning import reasoning_run
 
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "runs.sqlite")
-    yield store
-    store.close()
-
-
 # Per prompt, K = 2, the labels under default and under zerothink. Safe@1 default / zerothink:
 # a 0 / 1, b 0.5 / 1, c 1 / 1, d 0.5 / 0, e 0 / 0.5: mean 0.4 / 0.7, difference +0.3. Sign test:
 # 3 prompts up (a, b, e), 1 down (d), c ties: p = 2 * (1 + 4) / 16 = 0.625. Safe@K (both safe):
