@@ -4,8 +4,8 @@ The controller owns every prefill, stop string and injected span (docs/study.md 
 modes"), and works the same over any backend. While the thought is open the backend always runs
 with the stop string `</think>`, so the controller decides at each close: keep the model's own
 close (default), replace it with a rethink string (MoreThink), or close early (ZeroThink/LessThink
-switched live, or the s1-style max_think cap). A mode change and a stop request may come from
-another thread.
+switched live, or the s1-style max_think cap). A mode change, a stop request and a free-text
+injection may come from another thread.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class Generation:
         self._next_mode = mode
         self._prefilled: ModeSettings | None = None  # the mode whose prefill was injected
         self._injections_done = 0  # of the mode's --inject texts, in the order they land
+        self._pending: list[str] = []  # texts from `inject()`, landing at the next token boundary
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._raw: list[str] = []
@@ -111,6 +112,25 @@ class Generation:
                     {"at": self._raw_len, "from": self._mode.mode.value, "to": mode.mode.value}
                 )
             self._mode = resolved
+
+    def inject(self, text: str) -> bool:
+        """Inject `text` into the running thought at the next token boundary, as an `inject` span
+        (what --inject does at a token count). False when the thought has already closed; a text
+        still pending when it closes is dropped (`pending_injections` says how many)."""
+        with self._lock:
+            if not self._parser.in_think or self.finish_reason is not None:
+                return False
+            self._pending.append(text)
+            return True
+
+    @property
+    def pending_injections(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def _take_pending(self) -> str | None:
+        with self._lock:
+            return self._pending.pop(0) if self._pending else None
 
     def _state(self) -> tuple[str, list[Span]]:
         with self._lock:
@@ -256,7 +276,7 @@ class Generation:
                     return
                 if self._stop.is_set():
                     return
-                if self._prefill_due() is not None and self._parser.in_think:
+                if self._parser.in_think and (self._prefill_due() is not None or self._pending):
                     return
         finally:
             stream.close()
@@ -294,6 +314,10 @@ class Generation:
 
         if self._prefill_due() is not None:
             yield from self._prefill()
+            return None
+        pending = self._take_pending()
+        if pending is not None:
+            yield from self._inject(pending, "inject")
             return None
         injection = self._next_injection()
         if injection is not None and injection.after <= self.think_tokens:

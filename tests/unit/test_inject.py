@@ -4,7 +4,7 @@ tests/cli/test_own_modes_cli.py)."""
 
 import pytest
 
-from lrmscope.engine.events import Injected
+from lrmscope.engine.events import AnswerDelta, Injected, ThinkDelta
 from lrmscope.engine.generation import Generation
 from lrmscope.engine.scripted import ScriptedBackend
 from lrmscope.engine.settings import (
@@ -90,3 +90,23 @@ def test_the_injections_are_saved_only_when_there_are_some():
     assert "injections" not in ModeSettings().as_dict()
     saved = ModeSettings(injections=(Injection(4, "Hm"),)).as_dict()
     assert saved["injections"] == [{"after": 4, "text": "Hm"}]
+
+
+def test_a_text_given_while_the_thought_streams_lands_at_the_next_token_boundary():
+    """Generation.inject (the chat's free-text intervention, given from the UI thread): the call
+    running stops after the token in hand, the text follows it as an `inject` span, the model goes
+    on from there; once the thought has closed it is refused."""
+    backend = ScriptedBackend(lambda p: "\n\nOk." if p.endswith("</think>") else " a b c</think>")
+    gen = Generation(backend, P, sampler=SAMPLER, mode=ModeSettings())
+    given = []
+    for event in gen:
+        if isinstance(event, ThinkDelta) and not given:
+            given.append(gen.inject(" Is it safe?"))
+        if isinstance(event, AnswerDelta):
+            given.append(gen.inject(" too late"))
+    fin = event
+    assert given == [True, False] and gen.pending_injections == 0
+    [span] = fin.trace.injected
+    assert fin.trace.raw.startswith(" a Is it safe? a b c</think>")
+    assert (span.start, span.text, span.kind) == (len(" a"), " Is it safe?", "inject")
+    assert backend.calls[1]["prompt"] == P + " a Is it safe?"
