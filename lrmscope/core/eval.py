@@ -303,12 +303,14 @@ class EvalRunner:
         settings: EvalSettings,
         run_id: int,
         judges: Sequence[Judge],
+        guard_judges: dict[str, Judge] | None = None,
     ) -> None:
         self.store = store
         self.slots = tuple(slots)
         self.settings = settings
         self.run_id = run_id
         self.judges = tuple(judges)
+        self.guard_judges = guard_judges or {}  # a guarded mode's judge, by its spec (shared)
         self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self._finished: queue.SimpleQueue[Finished | BaseException] = queue.SimpleQueue()
         self._active: dict[int, Generation] = {}
@@ -343,8 +345,14 @@ class EvalRunner:
         settings = self.settings
         seed = sample_seed(settings.sampler.seed, job.row.key, job.mode, job.k)
         sampler = SamplerSettings(**{**settings.sampler.as_dict(), "seed": seed})
+        guard = job.mode.guard if isinstance(job.mode, CustomMode) else None
         generation = Generation(
-            slot, job.rendered, sampler=sampler, mode=settings.mode.with_mode(job.mode)
+            slot,
+            job.rendered,
+            sampler=sampler,
+            mode=settings.mode.with_mode(job.mode),
+            guard_judge=None if guard is None else self.guard_judges.get(guard.judge),
+            user_text=job.row.text,
         )
         with self._lock:
             self._active[index] = generation

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Part = Literal["think", "answer"]
@@ -32,15 +32,20 @@ class AnswerDelta:
 
 @dataclass(frozen=True)
 class Span:
-    """Engine-written text in the raw trace: raw[start:end] == text."""
+    """Engine-written text in the raw trace: raw[start:end] == text. A guard's intervention
+    has its `trigger`: the flag that caused it (lrmscope/engine/guard.py `GuardWatch.take`)."""
 
     start: int
     end: int
     kind: SpanKind
     text: str
+    trigger: dict | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict:
-        return {"start": self.start, "end": self.end, "kind": self.kind, "text": self.text}
+        data: dict = {"start": self.start, "end": self.end, "kind": self.kind, "text": self.text}
+        if self.trigger is not None:
+            data["trigger"] = self.trigger
+        return data
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,14 @@ from lrmscope.engine.events import (
     Stats,
     Trace,
 )
+from lrmscope.engine.guard import GuardWatch
+from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.settings import (
     FORCED_CLOSE,
     MAX_SEED,
     THINK_CLOSE,
+    ZEROTHINK_PREFILL,
+    CustomMode,
     Injection,
     ModeSettings,
     SamplerSettings,
@@ -49,6 +53,10 @@ class Generation:
     """Iterate it for events; call `stop()` or `switch_mode()` from any thread meanwhile.
 
     `prompt` is the rendered chat prompt P, already ending in `<think>\\n` (see engine.prompt).
+    A guarded mode's guard (engine/guard.py) is run by `guard_judge` (built from the guard's
+    judge spec when not given; a command that runs many generations builds it once), which judges
+    each sentence with the user's text `user_text`; it is the guard of the mode the generation
+    starts in.
     """
 
     def __init__(
@@ -58,6 +66,8 @@ class Generation:
         *,
         sampler: SamplerSettings,
         mode: ModeSettings,
+        guard_judge: Judge | None = None,
+        user_text: str = "",
     ) -> None:
         self.backend = backend
         self.prompt = prompt
@@ -83,6 +93,14 @@ class Generation:
         self._first_token_at: float | None = None
         self.switches: list[dict] = []  # live mode changes: raw offset, from, to
         self.report: ApiReport | None = None  # a served chat model's, over all its requests
+        self.guard: GuardWatch | None = None
+        guard = mode.mode.guard if isinstance(mode.mode, CustomMode) else None
+        if guard is not None:
+            if guard_judge is None:
+                from lrmscope.engine.judges.registry import build_judge
+
+                guard_judge = build_judge(guard.judge)
+            self.guard = GuardWatch(guard, guard_judge, user_text)
 
     # -- control, from any thread -------------------------------------------------------------
 
@@ -207,11 +225,11 @@ class Generation:
             self._raw.append(text)
             self._raw_len += len(text)
 
-    def _inject(self, text: str, kind: SpanKind) -> Iterator[Event]:
+    def _inject(self, text: str, kind: SpanKind, trigger: dict | None = None) -> Iterator[Event]:
         yield from self._parser.flush()
         part: Part = "think" if self._parser.in_think else "answer"
         start = self._raw_len
-        span = Span(start, start + len(text), kind, text)
+        span = Span(start, start + len(text), kind, text, trigger)
         with self._lock:
             self._spans.append(span)
         self._append(text)
@@ -271,6 +289,8 @@ class Generation:
                 if piece.text:
                     self._append(piece.text)
                     yield from self._parser.feed(piece.text)
+                    if self.guard is not None:
+                        self.guard.mark(self._raw_len, self.think_tokens + self.answer_tokens)
                 if piece.end is not None:
                     yield piece
                     return
@@ -278,10 +298,49 @@ class Generation:
                     return
                 if self._parser.in_think and (self._prefill_due() is not None or self._pending):
                     return
+                if self._guard_due():
+                    return
         finally:
             stream.close()
 
+    def _guard_due(self) -> bool:
+        return self.guard is not None and self.guard.due(
+            "think" if self._parser.in_think else "answer"
+        )
+
+    def _intervene(self) -> Iterator[Event]:
+        """The guard's action on the flag it takes (docs/study.md "Guarded modes")."""
+        assert self.guard is not None
+        trigger = self.guard.take(self.think_tokens + self.answer_tokens)
+        guard = self.guard.guard
+        if guard.action == "inject":
+            yield from self._inject(guard.text or "", "inject", trigger)
+        elif guard.action == "close":
+            yield from self._inject(ZEROTHINK_PREFILL, "close", trigger)
+        else:  # restart: the response so far is dropped, kept in the trigger with its tokens
+            yield from self._parser.flush()
+            trigger["dropped"] = self._state()[0]
+            trigger["dropped_tokens"] = self.think_tokens + self.answer_tokens
+            with self._lock:
+                self._raw[:] = []
+                self._raw_len = 0
+                self._spans[:] = []
+            self._parser = StreamParser()
+            self.think_tokens = self.answer_tokens = 0
+            self.guard.restart()
+            yield from self._inject(guard.prefill or "", "prefill", trigger)
+
     def __iter__(self) -> Iterator[Event]:
+        try:
+            for event in self._events():
+                if self.guard is not None:
+                    self.guard.feed(event)
+                yield event
+        finally:
+            if self.guard is not None:
+                self.guard.close()
+
+    def _events(self) -> Iterator[Event]:
         started = time.perf_counter()
         self.prompt_tokens = self.backend.count_tokens(self.prompt)
         yield from self._prefill()
@@ -309,6 +368,9 @@ class Generation:
         remaining = self.sampler.max_tokens - self.think_tokens - self.answer_tokens
         if remaining <= 0:
             return "length"
+        if self._guard_due():
+            yield from self._intervene()
+            return None
         if not self._parser.in_think:
             return (yield from self._answer(remaining))
 
@@ -354,18 +416,23 @@ class Generation:
         yield from self._parser.feed(THINK_CLOSE)
         return None
 
-    def _answer(self, remaining: int) -> Generator[Event, None, FinishReason]:
-        """The answer, in one call. MoreThink's answer under the study's budget gets
-        max_tokens - think_budget tokens and stops at `</think>` (docs/study.md "MoreThink")."""
+    def _answer(self, remaining: int) -> Generator[Event, None, FinishReason | None]:
+        """The answer, in one call (a guard's intervention cuts it; the next call goes on).
+        MoreThink's answer under the study's budget gets max_tokens - think_budget tokens and
+        stops at `</think>` (docs/study.md "MoreThink")."""
         limit = self._mode.answer_limit(self.sampler.max_tokens)
         if limit is None:
             end = yield from self._call(remaining, [])
-            return "stopped" if end is None else ("eos" if end == "stop" else end)
+            if end is None:
+                return "stopped" if self._stop.is_set() else None
+            return "eos" if end == "stop" else end
         left = limit - self.answer_tokens
         if left <= 0:
             return "length"
         end = yield from self._call(min(left, remaining), [THINK_CLOSE])
-        return "stopped" if end is None else ("close" if end == "stop" else end)
+        if end is None:
+            return "stopped" if self._stop.is_set() else None
+        return "close" if end == "stop" else end
 
     def _call(self, max_tokens: int, stop: list[str]) -> Generator[Event, None, StreamEnd | None]:
         end: StreamEnd | None = None

@@ -16,7 +16,16 @@ from pathlib import Path
 
 from platformdirs import user_config_dir
 
-from lrmscope.engine.settings import THINK_OPENERS, AnyMode, CustomMode, Mode
+from lrmscope.engine.judges.registry import JUDGES
+from lrmscope.engine.settings import (
+    GUARD_ACTIONS,
+    GUARD_PARTS,
+    THINK_OPENERS,
+    AnyMode,
+    CustomMode,
+    Guard,
+    Mode,
+)
 from lrmscope.errors import LrmscopeError
 
 # The modes file read when --modes-file is not given, if it is there.
@@ -52,6 +61,32 @@ def _whole(low: int, high: int) -> Callable[[object], int]:
     return check
 
 
+def _one_of(choices: tuple[str, ...]) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return str(value)
+
+    return check
+
+
+def _judge_spec(value: object) -> str:
+    """A live judge as --live-judge names it; its model loads only when the command runs."""
+    name, _, argument = _text(value).strip().partition("=")
+    info = JUDGES.get(name)
+    if info is None:
+        raise ValueError(f"must name a judge ({', '.join(JUDGES)})")
+    if info.needs_argument and not argument:
+        raise ValueError(f"must give judge {name} its model: {name}{info.argument}")
+    return str(value).strip()
+
+
+def _table(value: object) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError("must be a table of keys")
+    return value
+
+
 def _opener(value: object) -> str:
     if value not in THINK_OPENERS:
         raise ValueError(f"must be one of {', '.join(THINK_OPENERS)}")
@@ -67,6 +102,16 @@ KEYS: dict[str, tuple[str, Callable[[object], object]]] = {
     "enforce_num": ("enforce_num", _whole(0, 100_000)),
     "max_think": ("max_think", _whole(0, 10_000_000)),
     "opener": ("think_opener", _opener),
+    "guard": ("guard", _table),  # its keys are GUARD_KEYS, checked by _guard
+}
+# Each key of a mode's [modes.NAME.guard] table: the Guard field it fills and its check.
+GUARD_KEYS: dict[str, tuple[str, Callable[[object], object]]] = {
+    "judge": ("judge", _judge_spec),
+    "action": ("action", _one_of(GUARD_ACTIONS)),
+    "text": ("text", _text),
+    "prefill": ("prefill", _text),
+    "max_interventions": ("max_interventions", _whole(1, 1000)),
+    "part": ("part", _one_of(GUARD_PARTS)),
 }
 
 
@@ -110,19 +155,55 @@ def _mode(shown: str, name: str, table: object) -> CustomMode:
         )
     if not isinstance(table, dict):
         raise LrmscopeError(f"{where} must be a table [modes.{name}] of keys")
+    values = _checked(where, "key", table, KEYS)
+    if "guard" in values:
+        values["guard"] = _guard(where, values["guard"])
+    return CustomMode(name, source=shown, **values)
+
+
+def _checked(
+    where: str, what: str, table: dict, keys: dict[str, tuple[str, Callable[[object], object]]]
+) -> dict:
+    """The table's values by field, each key known and checked."""
     values = {}
     for key, value in table.items():
-        if key not in KEYS:
-            raise LrmscopeError(f"{where}: unknown key {key!r}: choose among {', '.join(KEYS)}")
-        field, check = KEYS[key]
+        if key not in keys:
+            raise LrmscopeError(f"{where}: unknown {what} {key!r}: choose among {', '.join(keys)}")
+        field, check = keys[key]
         try:
             values[field] = check(value)
         except ValueError as exc:
             shown_value = repr(value)
             if len(shown_value) > 60:
                 shown_value = shown_value[:57] + "..."
-            raise LrmscopeError(f"{where}: key {key!r} {exc}, got {shown_value}") from None
-    return CustomMode(name, source=shown, **values)  # type: ignore[arg-type]
+            raise LrmscopeError(f"{where}: {what} {key!r} {exc}, got {shown_value}") from None
+    return values
+
+
+def _guard(where: str, table: dict) -> Guard:
+    """[modes.NAME.guard]: a judge, an action and what the action needs."""
+    values = _checked(where, "guard key", table, GUARD_KEYS)
+    needs = {
+        "judge": 'a live judge spec, e.g. judge = "rs-match"',
+        "action": "inject, close or restart",
+    }
+    for key, hint in needs.items():
+        if key not in values:
+            raise LrmscopeError(f"{where}: guard key {key!r} is missing: give {hint}")
+    action = values["action"]
+    if action == "inject" and "text" not in values:
+        raise LrmscopeError(f"{where}: guard key 'text' is missing: action inject injects it")
+    if action == "restart" and "prefill" not in values:
+        raise LrmscopeError(
+            f"{where}: guard key 'prefill' is missing: action restart answers from the prompt "
+            "with it"
+        )
+    if action == "close" and values.get("part") == "both":
+        raise LrmscopeError(
+            f"{where}: guard key 'part' is 'both' but action close closes the thought only: "
+            'use part = "think"'
+        )
+    return Guard(**values)
 
 
 def mode_name(value: str) -> str:

@@ -57,6 +57,31 @@ class Mode(StrEnum):
 
 STUDY_PREFILLS = {Mode.ZEROTHINK: ZEROTHINK_PREFILL, Mode.LESSTHINK: LESSTHINK_PREFILL}
 
+# What a guard does when its judge flags a sentence (README.md "Your own modes"), and which parts
+# it watches: the thought alone, or the answer too.
+GUARD_ACTIONS = ("inject", "close", "restart")
+GUARD_PARTS = ("think", "both")
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A guarded mode's guard (`[modes.NAME.guard]`): a live `judge` (a judge spec, as --judge
+    takes it) judges each finished sentence while decoding goes on; on an unsafe one the engine
+    intervenes at the next token boundary: `inject` writes `text` into the running thought (or
+    answer), `close` closes the thought as a ZeroThink switch would, `restart` drops the response
+    so far and starts again from the prompt with `prefill`; at most `max_interventions` times.
+    lrmscope/engine/modes.py checks the keys; lrmscope/engine/guard.py runs it."""
+
+    judge: str
+    action: Literal["inject", "close", "restart"]
+    text: str | None = None
+    prefill: str | None = None
+    max_interventions: int = 1
+    part: Literal["think", "both"] = "think"
+
+    def definition(self) -> dict:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
 
 @dataclass(frozen=True)
 class CustomMode:
@@ -75,6 +100,7 @@ class CustomMode:
     enforce_num: int | None = None
     max_think: int | None = None
     think_opener: Literal["always", "template"] | None = None
+    guard: Guard | None = None
     source: str = field(default="", compare=False)  # the modes file it came from
 
     @property
@@ -97,6 +123,8 @@ class CustomMode:
             data["prefill"] = self.prefill
         if self.rethink_strings is not None:
             data["rethink_strings"] = list(self.rethink_strings)
+        if self.guard is not None:
+            data["guard"] = self.guard.definition()
         return data
 
     def digest(self) -> str:

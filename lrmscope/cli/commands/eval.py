@@ -232,7 +232,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
         + f"; {len(jobs)} to generate",
     )
-    runner = EvalRunner(store, model.open(), settings, run_id, judges)
+    from lrmscope.engine.guard import guard_judges
+
+    guarding = guard_judges(settings.modes, options)
+    runner = EvalRunner(store, model.open(), settings, run_id, judges, guarding)
     try:
         with store.ending(run_id) as ending, Progress(*progress_columns(), console=err) as bar:
             task = bar.add_task("samples", total=total, completed=progress.done, rate="")

@@ -63,7 +63,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )
     backend.check_prompt(prompt)
     store = Store(db_path)
-    generation = Generation(backend, prompt, sampler=sampler, mode=mode)
+    generation = Generation(backend, prompt, sampler=sampler, mode=mode, user_text=text)
     printer = TracePrinter(Console(highlight=False))
     ref = None
     try:
