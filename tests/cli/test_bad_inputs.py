@@ -544,6 +544,62 @@ CASES: list[Case] = [
         gen("--modes-file", data("shadow.toml", b"[modes.lessthink]\nprefill = 'Ok.'\n")),
         "mode 'lessthink' shadows a built-in mode",
     ),
+    # -- a guarded mode's [modes.NAME.guard] ---------------------------------------------------
+    C(
+        "generate",
+        "--modes-file",
+        "missing",
+        "a guard without a judge",
+        gen("--modes-file", data("nojudge.toml", b"[modes.g.guard]\naction = 'close'\n")),
+        "mode 'g': guard key 'judge' is missing",
+    ),
+    C(
+        "eval",
+        "--modes-file",
+        "unknown",
+        "guard action = 'stop'",
+        cmd(
+            "eval",
+            "--dataset",
+            "demo",
+            "--modes-file",
+            data("stop.toml", b"[modes.g.guard]\njudge = 'rs-match'\naction = 'stop'\n"),
+        ),
+        "mode 'g': guard key 'action' must be one of inject, close, restart",
+    ),
+    C(
+        "generate",
+        "--modes-file",
+        "missing",
+        "guard action inject without text",
+        gen(
+            "--modes-file",
+            data("notext.toml", b"[modes.g.guard]\njudge='rs-match'\naction='inject'\n"),
+        ),
+        "mode 'g': guard key 'text' is missing",
+    ),
+    C(
+        "generate",
+        "--modes-file",
+        "missing",
+        "guard action restart without prefill",
+        gen(
+            "--modes-file",
+            data("noprefill.toml", b"[modes.g.guard]\njudge='rs-match'\naction='restart'\n"),
+        ),
+        "mode 'g': guard key 'prefill' is missing",
+    ),
+    C(
+        "generate",
+        "--modes-file",
+        "unknown",
+        "a guard key no guard has (when)",
+        gen(
+            "--modes-file",
+            data("when.toml", b"[modes.g.guard]\njudge='rs-match'\naction='close'\nwhen=1\n"),
+        ),
+        "mode 'g': unknown guard key 'when'",
+    ),
     C(
         "eval",
         "--modes",
