@@ -67,6 +67,7 @@ class CompareSettings:
             prompt,
             sampler=replace(self.sampler, seed=column.seed),
             mode=self.mode.with_mode(column.mode),
+            user_text=self.text,  # what a guarded mode's judge sees as the prompt
         )
 
 
