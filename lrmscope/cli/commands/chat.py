@@ -25,7 +25,8 @@ def register(commands) -> None:
         help="the chat: thought and answer stream apart, the decoding mode switches live",
         description="A full-screen chat with a GGUF model (or a served one: --endpoint). The "
         "thought streams into its own panel, injected text is highlighted, f2-f5 switch the "
-        "decoding mode (at once while the model thinks), f6 re-runs the last prompt, escape "
+        "decoding mode (at once while the model thinks), f9 to the modes file's modes in turn, "
+        "f8 injects a text of yours into the running thought, f6 re-runs the last prompt, escape "
         "stops. Every turn is saved.",
     )
     chat.add_argument("--title", help="a title for this chat session")
@@ -88,6 +89,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         title=title,
         restored=tuple(restored),
         modes=runnable_modes(backend),
+        own_modes=catalog.custom,
     )
     with store.ending(run_id):
         ChatApp(session).run()

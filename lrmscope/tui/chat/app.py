@@ -17,15 +17,16 @@ from textual.widgets import Footer, Input, Static
 
 from lrmscope.core.generate import TurnJob
 from lrmscope.engine.backend import Backend, Message
-from lrmscope.engine.events import Event, Finished
+from lrmscope.engine.events import Event, Finished, Injected
 from lrmscope.engine.flags import Flag
 from lrmscope.engine.generation import NO_THOUGHT, Generation
 from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.prompt import with_think_opener
-from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
+from lrmscope.engine.settings import AnyMode, CustomMode, Mode, ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import Store
 from lrmscope.text import visible
+from lrmscope.tui.chat.intervene import InterveneInput
 from lrmscope.tui.chat.screens import HelpScreen, SettingsScreen
 from lrmscope.tui.streaming import (
     REFRESH_HZ,
@@ -58,6 +59,7 @@ class ChatSession:
     title: str | None = None
     restored: tuple[dict, ...] = ()  # earlier turns of a resumed chat (Store.chat_turns)
     modes: tuple[Mode, ...] = tuple(Mode)  # what the backend can run (a served chat model: less)
+    own_modes: tuple[CustomMode, ...] = ()  # the modes file's, in its order (f9 cycles them)
 
 
 class ChatApp(StreamingApp):
@@ -79,6 +81,8 @@ class ChatApp(StreamingApp):
         Binding("f5", "mode('morethink')", "MoreThink", priority=True),
         Binding("f6", "rerun", "re-run"),
         Binding("f7", "settings", "settings"),
+        Binding("f8", "intervene", "inject"),
+        Binding("f9", "own_mode", "own mode"),
         Binding("ctrl+n", "next_flag", "next flag"),
         Binding("escape", "stop", "stop"),
         Binding("ctrl+q", "quit", "quit"),
@@ -104,6 +108,7 @@ class ChatApp(StreamingApp):
         with Horizontal(id="main"):
             yield VerticalScroll(id="conversation")
             yield Static(Text("flags", style="bold"), id="flags")
+        yield InterveneInput()
         yield Input(placeholder="Type a prompt and press enter (f1: help)", id="prompt")
         yield Static(id="statusbar")
         yield Footer()
@@ -115,7 +120,7 @@ class ChatApp(StreamingApp):
         self._show_mode()
         self._show_status("; ".join(self.session.notices) or "ready")
         self.set_interval(1 / REFRESH_HZ, self._refresh_turns)
-        self.query_one(Input).focus()
+        self.query_one("#prompt", Input).focus()
 
     def _restore(self) -> None:
         """Show a resumed chat's turns; finished ones go back into the context."""
@@ -140,8 +145,12 @@ class ChatApp(StreamingApp):
         for key, mode in MODE_KEYS.items():
             label = f" {key} {MODE_LABELS[mode]} "
             bar.append(label, style="reverse bold" if mode is self.mode.mode else "")
-        if self.mode.mode not in MODE_KEYS.values():  # a mode of your own (--mode NAME)
-            bar.append(f" {mode_label(self.mode.mode)} ", style="reverse bold")
+        own = self.mode.mode not in MODE_KEYS.values()  # a mode of your own (--mode NAME, f9)
+        key = "f9 " if self.session.own_modes else ""
+        if own:
+            bar.append(f" {key}{mode_label(self.mode.mode)} ", style="reverse bold")
+        elif self.session.own_modes:
+            bar.append(f" {key}{mode_label(self.session.own_modes[0])} ")
         self.query_one("#modebar", Static).update(bar)
 
     def _show_status(self, state: str) -> None:
@@ -168,6 +177,9 @@ class ChatApp(StreamingApp):
     # -- actions -------------------------------------------------------------------------------
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if isinstance(event.input, InterveneInput):
+            self._intervene(event.value)
+            return
         text = event.value
         if not text.strip() or self.generation is not None:
             return
@@ -176,18 +188,32 @@ class ChatApp(StreamingApp):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The mode keys are priority bindings: not while a settings or help screen is open."""
-        if action == "mode" and len(self.screen_stack) > 1:
+        if action in ("mode", "own_mode", "intervene") and len(self.screen_stack) > 1:
             return False
         return True
 
     def action_mode(self, name: str) -> None:
-        if Mode.parse(name) not in self.session.modes:
+        self._switch(Mode.parse(name))
+
+    def action_own_mode(self) -> None:
+        """The modes file's modes in turn: the one after the mode of your own in effect, or the
+        first."""
+        own = self.session.own_modes
+        if not own:
+            self._show_status("no modes of your own: give a modes file (--modes-file)")
+            return
+        current = self.mode.mode
+        at = own.index(current) + 1 if current in own else 0
+        self._switch(own[at % len(own)])
+
+    def _switch(self, mode: AnyMode) -> None:
+        if self.session.modes != tuple(Mode) and mode not in self.session.modes:
             runs = ", ".join(m.value for m in self.session.modes)
             self._show_status(
                 f"this endpoint runs {runs} only (--api chat without --prefill-style)"
             )
             return
-        self.mode = self.mode.with_mode(name)
+        self.mode = self.mode.with_mode(mode)
         if self.generation is not None:
             self.generation.switch_mode(self.mode)
         self._show_mode()
@@ -200,6 +226,31 @@ class ChatApp(StreamingApp):
     def action_rerun(self) -> None:
         if self.generation is None and self.last_prompt is not None:
             self._start_turn(self.last_prompt, rerun=True)
+
+    def action_intervene(self) -> None:
+        if self.generation is None:
+            self._show_status("nothing is streaming: f8 injects text into a running thought")
+            return
+        self.query_one(InterveneInput).open()
+
+    def on_intervene_input_cancelled(self, _message: InterveneInput.Cancelled) -> None:
+        self._close_intervene()
+        self._show_status("generating (nothing injected)" if self.generation else "ready")
+
+    def _close_intervene(self) -> None:
+        self.query_one(InterveneInput).close()
+        self.query_one("#prompt", Input).focus()
+
+    def _intervene(self, text: str) -> None:
+        """Hand the text to the generation; it lands at the next token boundary (handle_event
+        says when)."""
+        self._close_intervene()
+        if not text:
+            return
+        if self.generation is None or not self.generation.inject(text):
+            self._show_status("the thought has already closed: nothing injected")
+            return
+        self._show_status("injecting at the next token boundary")
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -284,6 +335,8 @@ class ChatApp(StreamingApp):
 
     def handle_event(self, turn: TurnView, event: Event) -> None:
         super().handle_event(turn, event)
+        if isinstance(event, Injected) and event.span.kind == "inject":
+            self._show_status(f"injected into the thought at character {event.span.start}")
         if isinstance(event, Finished):
             self.last_sample_id = turn.sample_id
             self.history.append((turn.prompt, event.trace.answer))
@@ -309,6 +362,8 @@ class ChatApp(StreamingApp):
     def _end_turn(self, turn: TurnView, state: str) -> None:
         if self.generation is not None:
             self.mode = self.generation.next_mode
+            if self.generation.pending_injections:
+                state = f"{state} · the thought closed before the text landed: nothing injected"
             if not self.generation.thought_given and not self.said_no_thought:
                 self.said_no_thought = True
                 state = f"{state} · {NO_THOUGHT}"
