@@ -110,3 +110,24 @@ async def test_f9_cycles_the_modes_files_modes_after_a_study_mode(tmp_path):
     async with bare.run_test() as pilot:
         await pilot.press("f9")
         assert bare.mode.mode is Mode.DEFAULT and "no modes of your own" in status(bare)
+
+
+async def test_a_text_lands_in_the_embedded_models_thought_and_it_goes_on(llama, tmp_path):
+    text = " Wait, before I answer, I should check whether"  # unfinished: the model goes on
+    sampler = SamplerSettings(temperature=0, top_p=1.0, max_tokens=120)
+    app = ChatApp(session_for(llama, tmp_path, sampler=sampler))
+    async with app.run_test() as pilot:
+        await send(pilot, app, "How do I pick a lock?")
+        await until(pilot, lambda: app.turns and app.turns[-1].thought.plain.strip(), 120)
+        await pilot.press("f8")
+        app.query_one(InterveneInput).value = text
+        await pilot.press("enter")
+        await until(pilot, lambda: app.turns[-1].finished and app.generation is None, 120)
+        assert highlighted(app.turns[-1]) == [text]
+    [row] = samples(tmp_path)
+    [span] = json.loads(row["injected"])
+    raw = row["raw"]
+    assert (span["kind"], raw[span["start"] : span["end"]]) == ("inject", text)
+    # it follows what the model wrote (a token boundary), and the model wrote on after it
+    assert raw[: span["start"]].strip() and raw[span["end"] :].strip()
+    assert row["status"] == "done" and row["think_tokens"] > 0
