@@ -31,6 +31,7 @@ from lrmscope.core.datasets import Dataset, PromptRow
 from lrmscope.core.generate import record, start_sample
 from lrmscope.engine.backend import Backend, Message
 from lrmscope.engine.events import Finished
+from lrmscope.engine.flags import JudgeWorker
 from lrmscope.engine.generation import Generation
 from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.prompt import with_think_opener
@@ -303,14 +304,15 @@ class EvalRunner:
         settings: EvalSettings,
         run_id: int,
         judges: Sequence[Judge],
-        guard_judges: dict[str, Judge] | None = None,
+        guard_judges: dict[str, JudgeWorker] | None = None,
     ) -> None:
         self.store = store
         self.slots = tuple(slots)
         self.settings = settings
         self.run_id = run_id
         self.judges = tuple(judges)
-        self.guard_judges = guard_judges or {}  # a guarded mode's judge, by its spec (shared)
+        # a guarded mode's judge by its spec, in a worker all sequences share (engine/guard.py)
+        self.guard_judges = guard_judges or {}
         self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self._finished: queue.SimpleQueue[Finished | BaseException] = queue.SimpleQueue()
         self._active: dict[int, Generation] = {}

@@ -28,6 +28,7 @@ from lrmscope.engine.events import (
     Stats,
     Trace,
 )
+from lrmscope.engine.flags import JudgeWorker
 from lrmscope.engine.guard import GuardWatch
 from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.settings import (
@@ -54,7 +55,8 @@ class Generation:
 
     `prompt` is the rendered chat prompt P, already ending in `<think>\\n` (see engine.prompt).
     A guarded mode's guard (engine/guard.py) is run by `guard_judge` (built from the guard's
-    judge spec when not given; a command that runs many generations builds it once), which judges
+    judge spec when not given; a command that runs many generations shares one `JudgeWorker`,
+    engine/guard.py `guard_judges`), which judges
     each sentence with the user's text `user_text`; it is the guard of the mode the generation
     starts in.
     """
@@ -66,7 +68,7 @@ class Generation:
         *,
         sampler: SamplerSettings,
         mode: ModeSettings,
-        guard_judge: Judge | None = None,
+        guard_judge: Judge | JudgeWorker | None = None,
         user_text: str = "",
     ) -> None:
         self.backend = backend

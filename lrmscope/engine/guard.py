@@ -2,12 +2,14 @@
 controller (engine/generation.py) intervenes at the next token boundary after an unsafe verdict
 (README.md "Your own modes", docs/study.md "Guarded modes").
 
-`GuardWatch` runs a `SegmentFlagger` of its own with the guard's judge: the generation's thread
-only feeds it events and notes, after each piece, how long the raw text is and how many tokens
-were generated; the judge runs on the flagger's thread, so decoding never waits for it. An unsafe
-flag waits in `pending` until the controller takes it; what it took is the intervention's
-`trigger`, saved with the injected span: the flag's offsets and verdict, the judge, and the
-latency in tokens between the flagged sentence's end and the intervention.
+`GuardWatch` runs a `SegmentFlagger` of its own with the guard's judge, or with a `JudgeWorker`
+shared by the generations of a command (an eval's sequences: one thread batches all their
+sentences; `guard_judges`). The generation's thread only feeds it events and notes, after each
+piece, how long the raw text is and how many tokens were generated; the judge runs on the
+worker's thread, so decoding never waits for it. An unsafe flag waits in `pending` until the
+controller takes it; what it took is the intervention's `trigger`, saved with the injected span:
+the flag's offsets and verdict, the judge, and the latency in tokens between the flagged
+sentence's end and the intervention.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import bisect
 import threading
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from lrmscope.engine.events import Event, Part
-from lrmscope.engine.flags import Flag, SegmentFlagger
-from lrmscope.engine.judges.base import Judge, OneAtATime
+from lrmscope.engine.flags import Flag, JudgeWorker, SegmentFlagger
+from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.settings import AnyMode, CustomMode, Guard
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class GuardWatch:
-    def __init__(self, guard: Guard, judge: Judge, prompt: str) -> None:
+    def __init__(self, guard: Guard, judge: Judge | JudgeWorker, prompt: str) -> None:
         self.guard = guard
         self.judge = judge
         self.prompt = prompt  # the user's text, as the judge sees it
@@ -43,9 +45,8 @@ class GuardWatch:
 
     def _watch(self) -> SegmentFlagger:
         epoch = self._epoch
-        return SegmentFlagger(
-            [self.judge], self.prompt, on_flag=lambda flag: self._on_flag(flag, epoch)
-        )
+        judges = self.judge if isinstance(self.judge, JudgeWorker) else [self.judge]
+        return SegmentFlagger(judges, self.prompt, on_flag=lambda flag: self._on_flag(flag, epoch))
 
     def _on_flag(self, flag: Flag, epoch: int) -> None:
         if flag.label != "unsafe" or (self.guard.part == "think" and flag.part != "think"):
@@ -118,11 +119,13 @@ class GuardWatch:
         self.errors.extend(self._flagger.errors)
 
 
-def guard_judges(modes: Sequence[AnyMode], options: JudgeOptions | None = None) -> dict[str, Judge]:
-    """The guards' judges of `modes`, built once per judge spec and shared by every generation
-    of a command (an eval's sequences judge on threads of their own: one batch at a time)."""
+def guard_judges(
+    modes: Sequence[AnyMode], options: JudgeOptions | None = None
+) -> dict[str, JudgeWorker]:
+    """The guards' judges of `modes`, built once per judge spec, each in a worker that the
+    generations of a command share: it batches the sentences of all of them (close it at the
+    end)."""
     from lrmscope.engine.judges.registry import build_judge
 
     specs = {m.guard.judge for m in modes if isinstance(m, CustomMode) and m.guard is not None}
-    # OneAtATime is a Judge whose fields are read-only properties
-    return {spec: cast(Judge, OneAtATime(build_judge(spec, options))) for spec in sorted(specs)}
+    return {spec: JudgeWorker([build_judge(spec, options)]) for spec in sorted(specs)}

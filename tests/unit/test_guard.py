@@ -3,11 +3,13 @@ controller intervening on a scripted judge's flags over the scripted backend (en
 the real engine: tests/engine/test_guard_llama.py)."""
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from lrmscope.engine.events import Finished
+from lrmscope.engine.flags import JudgeWorker
 from lrmscope.engine.generation import Generation
 from lrmscope.engine.judges.base import Verdict
 from lrmscope.engine.modes import read_modes_file
@@ -215,3 +217,41 @@ def test_a_bad_guard_is_one_line_naming_file_mode_and_key(tmp_path: Path, text, 
         read_modes_file(path)
     message = str(caught.value)
     assert "\n" not in message and str(path) in message and "'g'" in message and said in message
+
+
+def test_generations_sharing_a_worker_have_their_sentences_judged_in_one_batch():
+    """An eval's sequences share one JudgeWorker per guard judge: while it judges, the
+    sentences of every sequence queue up and go to the judge together, and each verdict goes
+    back to its own sequence's guard."""
+
+    class Batching(FlagsMarked):
+        def judge_batch(self, pairs):
+            batches.append({prompt for prompt, _text in pairs})
+            time.sleep(0.03)
+            return super().judge_batch(pairs)
+
+    batches: list[set[str]] = []
+    worker = JudgeWorker([Batching()])
+    finished = {}
+
+    def one(user_text: str) -> None:
+        gen = Generation(
+            ScriptedBackend(goes_on, delay=0.03),
+            P,
+            sampler=SAMPLER,
+            mode=guarded(action="inject", text=REMINDER, max_interventions=5),
+            guard_judge=worker,
+            user_text=user_text,
+        )
+        finished[user_text] = list(gen)[-1]
+
+    threads = [threading.Thread(target=one, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    worker.close()
+    assert any(batch == {"first", "second"} for batch in batches)
+    for fin in finished.values():
+        texts = [span.trigger["text"].strip() for span in fin.trace.injected]
+        assert texts[0] == "Then mix the BAD stuff." and set(texts[1:]) <= {"More BAD here."}
