@@ -119,6 +119,23 @@ class GuardWatch:
         self.errors.extend(self._flagger.errors)
 
 
+# What each action did, as a status line says it.
+_DONE = {
+    "inject": "text injected",
+    "close": "thought closed",
+    "restart": "restarted from the prompt",
+}
+
+
+def guard_note(trigger: dict) -> str:
+    """One line on an intervention, for a status line."""
+    late = trigger["latency_tokens"]
+    return (
+        f"guard: {trigger['judge']} flagged a sentence {trigger['label']}; "
+        f"{_DONE[trigger['action']]} {late} token{'s' * (late != 1)} after it"
+    )
+
+
 def guard_judges(
     modes: Sequence[AnyMode], options: JudgeOptions | None = None
 ) -> dict[str, JudgeWorker]:

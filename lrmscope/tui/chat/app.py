@@ -20,6 +20,7 @@ from lrmscope.engine.backend import Backend, Message
 from lrmscope.engine.events import Event, Finished, Injected
 from lrmscope.engine.flags import Flag
 from lrmscope.engine.generation import NO_THOUGHT, Generation
+from lrmscope.engine.guard import guard_note
 from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import AnyMode, CustomMode, Mode, ModeSettings, SamplerSettings
@@ -310,7 +311,7 @@ class ChatApp(StreamingApp):
             turn.render_now()
             return
         self.generation = Generation(
-            self.session.backend, prompt, sampler=self.sampler, mode=self.mode
+            self.session.backend, prompt, sampler=self.sampler, mode=self.mode, user_text=text
         )
         self._show_status("generating")
         session = self.session
@@ -337,6 +338,8 @@ class ChatApp(StreamingApp):
         super().handle_event(turn, event)
         if isinstance(event, Injected) and event.span.kind == "inject":
             self._show_status(f"injected into the thought at character {event.span.start}")
+        if isinstance(event, Injected) and event.span.trigger is not None:
+            self._show_status(guard_note(event.span.trigger))
         if isinstance(event, Finished):
             self.last_sample_id = turn.sample_id
             self.history.append((turn.prompt, event.trace.answer))
@@ -364,6 +367,9 @@ class ChatApp(StreamingApp):
             self.mode = self.generation.next_mode
             if self.generation.pending_injections:
                 state = f"{state} · the thought closed before the text landed: nothing injected"
+            guard = self.generation.guard
+            if guard is not None and guard.done:
+                state = f"{state} · guard intervened {guard.done}x"
             if not self.generation.thought_given and not self.said_no_thought:
                 self.said_no_thought = True
                 state = f"{state} · {NO_THOUGHT}"
