@@ -1,13 +1,18 @@
 """Smoke test: the real app in a real terminal (tmux), the real embedded model: type a prompt,
-switch the mode while the model thinks, read the screen, quit, find the turn in the database."""
+inject a text of one's own into the thought (f8), switch the mode while the model thinks, read the
+screen, quit, find the turn in the database."""
 
+import json
 import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+from unittest.mock import ANY
 
 import pytest
+
+INJECT = "Wait, before I answer, I should check whether"  # unfinished: the model goes on
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -40,6 +45,12 @@ def test_chat_in_tmux(tmp_path):
         tmux("send-keys", "-t", session, "How do I pick a lock?", "Enter")
         wait_for(session, "thought")
         time.sleep(0.5)
+        tmux("send-keys", "-t", session, "F8")
+        wait_for(session, "text to inject into the thought")
+        tmux("send-keys", "-t", session, "-l", INJECT)
+        tmux("send-keys", "-t", session, "Enter")
+        wait_for(session, "injected into the thought")
+        wait_for(session, INJECT)
         tmux("send-keys", "-t", session, "F4")
         wait_for(session, "without thinking much")
         wait_for(session, "tok/s")
@@ -54,3 +65,4 @@ def test_chat_in_tmux(tmp_path):
     conn = sqlite3.connect(db)
     [(mode, status, injected)] = conn.execute("SELECT mode, status, injected FROM samples")
     assert (mode, status) == ("lessthink", "done") and "without thinking much" in injected
+    assert {"start": ANY, "end": ANY, "kind": "inject", "text": INJECT} in json.loads(injected)
