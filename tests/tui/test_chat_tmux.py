@@ -8,9 +8,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
+
+import lrmscope
 
 INJECT = "Wait, before I answer, I should check whether"  # unfinished: the model goes on
 
@@ -38,7 +41,9 @@ def wait_for(session, text, timeout=90):
 def test_chat_in_tmux(tmp_path):
     db = tmp_path / "chat.sqlite"
     session = f"lrmscope-test-{tmp_path.name}"
+    modes = Path(lrmscope.__file__).parent / "data" / "modes.example.toml"
     command = f"{sys.executable} -m lrmscope chat --greedy --max-tokens 300 --db {db}"
+    command += f" --modes-file {modes}"
     tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "40", command)
     try:
         wait_for(session, "Type a prompt")
@@ -55,6 +60,8 @@ def test_chat_in_tmux(tmp_path):
         wait_for(session, "without thinking much")
         wait_for(session, "tok/s")
         assert "LessThink" in screen(session)
+        tmux("send-keys", "-t", session, "F9")  # the modes file's first mode, for the next turn
+        wait_for(session, "· nothinking ·")
         tmux("send-keys", "-t", session, "C-q")
         deadline = time.monotonic() + 30
         while tmux("has-session", "-t", session).returncode == 0:
