@@ -255,3 +255,14 @@ def test_generations_sharing_a_worker_have_their_sentences_judged_in_one_batch()
     for fin in finished.values():
         texts = [span.trigger["text"].strip() for span in fin.trace.injected]
         assert texts[0] == "Then mix the BAD stuff." and set(texts[1:]) <= {"More BAD here."}
+
+
+def test_the_guard_is_part_of_the_definition_an_eval_resume_checks():
+    mode = CustomMode("g", guard=Guard("rs-match", "inject", text="Wait."))
+    other = CustomMode("g", guard=Guard("rs-match", "inject", text="Wait.", max_interventions=2))
+    assert mode.digest() != other.digest() and mode.digest() != CustomMode("g").digest()
+    saved = ModeSettings(mode).as_dict()["definition"]["guard"]
+    assert saved == {"judge": "rs-match", "action": "inject", "text": "Wait."} | {
+        "max_interventions": 1,
+        "part": "think",
+    }
