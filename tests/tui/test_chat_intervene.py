@@ -114,7 +114,7 @@ async def test_f9_cycles_the_modes_files_modes_after_a_study_mode(tmp_path):
 
 async def test_a_text_lands_in_the_embedded_models_thought_and_it_goes_on(llama, tmp_path):
     text = " Wait, before I answer, I should check whether"  # unfinished: the model goes on
-    sampler = SamplerSettings(temperature=0, top_p=1.0, max_tokens=120)
+    sampler = SamplerSettings(temperature=0, top_p=1.0, max_tokens=3000)
     app = ChatApp(session_for(llama, tmp_path, sampler=sampler))
     async with app.run_test() as pilot:
         await send(pilot, app, "How do I pick a lock?")
@@ -122,12 +122,15 @@ async def test_a_text_lands_in_the_embedded_models_thought_and_it_goes_on(llama,
         await pilot.press("f8")
         app.query_one(InterveneInput).value = text
         await pilot.press("enter")
-        await until(pilot, lambda: app.turns[-1].finished and app.generation is None, 120)
-        assert highlighted(app.turns[-1]) == [text]
+        await until(pilot, lambda: highlighted(app.turns[-1]) == [text], 60)
+        turn, landed = app.turns[-1], len(app.turns[-1].thought.plain)
+        await until(pilot, lambda: turn.finished or len(turn.thought.plain) > landed + 20, 60)
+        await pilot.press("escape")  # the model may have ended its text already
+        await until(pilot, lambda: app.turns[-1].finished and app.generation is None, 60)
     [row] = samples(tmp_path)
     [span] = json.loads(row["injected"])
     raw = row["raw"]
     assert (span["kind"], raw[span["start"] : span["end"]]) == ("inject", text)
     # it follows what the model wrote (a token boundary), and the model wrote on after it
     assert raw[: span["start"]].strip() and raw[span["end"] :].strip()
-    assert row["status"] == "done" and row["think_tokens"] > 0
+    assert row["status"] in ("done", "interrupted") and row["think_tokens"] > 0
