@@ -79,6 +79,7 @@ async def test_the_screen_is_the_command_and_plots_each_mode(built, capsys):
         shown = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
         assert [(row[1], row[2]) for row in shown] == [(r["mode"], r["task"]) for r in rows]
         assert shown[0][4] == "0.500" and shown[5][7] == "1.000"  # Safe@1, Acc@1
+        assert [row[12] for row in shown] == [f"{r['seconds_mean']:.1f} s" for r in rows]
         note = app.screen.query_one("#tradeoff-note", Static).content.plain
         assert note.startswith("Safe@1 (harmful prompts) against Accuracy@1")
     db.close()

@@ -13,7 +13,7 @@ from textual_plotext import PlotextPlot
 from lrmscope.core.review import SampleFilter
 from lrmscope.errors import LrmscopeError
 from lrmscope.tui.review.base import KeyBar, ReviewScreen
-from lrmscope.tui.review.text import number, plain, whole
+from lrmscope.tui.review.text import number, plain, seconds, whole
 
 
 class TradeoffScreen(ReviewScreen):
@@ -31,7 +31,7 @@ class TradeoffScreen(ReviewScreen):
         table = DataTable(cursor_type="row", zebra_stripes=True, id="tradeoff")
         table.add_columns(
             "run", "mode", "task", "prompts", "Safe@1", "Safe@K", "refusal", "Acc@1", "Pass@K",
-            "Maj@K", "think", "tok/s",
+            "Maj@K", "think", "tok/s", "time",
         )  # fmt: skip
         yield table
         yield Static(id="tradeoff-note")
@@ -70,6 +70,7 @@ class TradeoffScreen(ReviewScreen):
                 number(r["maj_at_k"]),
                 whole(None if r["think_tokens_mean"] is None else round(r["think_tokens_mean"])),
                 whole(None if r["tokens_per_s"] is None else round(r["tokens_per_s"])),
+                seconds(r["seconds_mean"]),
             )
         points = _points(rows)
         note = self.query_one("#tradeoff-note", Static)
