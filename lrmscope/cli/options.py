@@ -79,6 +79,11 @@ def seconds(text: str) -> float:
     return value
 
 
+def add_runs_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """--run N [N ...], repeatable: the run ids a reading command keeps (`args.run`)."""
+    parser.add_argument("--run", type=count, nargs="+", action="extend", metavar="N", help=help)
+
+
 def add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",

@@ -170,6 +170,7 @@ def test_bad_inputs_are_one_line(db, tmp_path, capsys):
         ([human_less, "--calibrate"], "no human labels"),
         ([db, "--calibrate", "--mode", "zerothink"], "matching --mode zerothink"),
         ([db, "--mode", "nothinking"], "match --mode nothinking"),  # a name of your own
+        ([db, "--run", "1", "99"], "no run 99"),
     ]
     for args, message in cases:
         code, out, err = run(capsys, *args)

@@ -123,6 +123,9 @@ def test_the_tradeoff_over_three_tasks(tmp_path, capsys):
     assert (rows["harmful"]["safe_at_1"], rows["harmful"]["safe_at_k"]) == (0.5, 0.0)
     assert rows["harmful"]["tokens_per_s"] == 5.0 and rows["harmful"]["think_tokens_mean"] == 4
     assert rows["harmful"]["seconds_mean"] == 2.0
+    # A judge that judged none of it: accuracy and costs, and a line saying why Safe@ is empty.
+    assert main(["metrics", str(path), "--tradeoff", "--judge", "llama-guard"]) == 0
+    assert "llama-guard has no verdicts on part full" in capsys.readouterr().err
     assert rows["benign"]["refusal_at_1"] == 0.5 and rows["benign"]["safe_at_1"] is None
     assert rows["benign"]["comply_at_k"] == 0.0  # one of its two samples refused
     assert (rows["reasoning"]["accuracy_at_1"], rows["reasoning"]["maj_at_k"]) == (

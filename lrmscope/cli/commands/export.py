@@ -8,7 +8,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from lrmscope.cli.options import check_runs, count, existing_db, positive_int
+from lrmscope.cli.options import add_runs_option, check_runs, existing_db, positive_int
 from lrmscope.cli.printer import say
 from lrmscope.errors import LrmscopeError
 
@@ -46,13 +46,9 @@ def register(commands) -> None:
         metavar="FILE",
         help="output file (default: stdout); with --format inspect, a folder (made if missing)",
     )
-    parser.add_argument(
-        "--run",
-        type=count,
-        nargs="+",
-        action="extend",
-        metavar="N",
-        help="only these runs (one or more ids, repeatable)",
+    add_runs_option(
+        parser,
+        "only these runs (one or more ids, repeatable)",
     )
     parser.add_argument(
         "--mode",

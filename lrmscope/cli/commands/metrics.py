@@ -9,7 +9,7 @@ import json
 import sys
 from dataclasses import asdict
 
-from lrmscope.cli.options import count, existing_db, positive_int
+from lrmscope.cli.options import add_runs_option, check_runs, existing_db, positive_int
 from lrmscope.core import agreement, metrics, paired, tradeoff
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import counts as store_counts
@@ -71,12 +71,9 @@ def register(commands) -> None:
         "--format", choices=("table", "json", "csv"), default="table", help="(default: table)"
     )
     parser.add_argument("--by", choices=("category",), help="also group by prompt category")
-    parser.add_argument(
-        "--run",
-        type=count,
-        action="append",
-        metavar="N",
-        help="only run N, of any kind (chat and generate too); repeatable "
+    add_runs_option(
+        parser,
+        "only these runs, of any kind (chat and generate too); one or more ids, repeatable "
         "(default: every eval and compare run)",
     )
     parser.add_argument(
@@ -155,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     )
     store = existing_db(args.database)
     try:
+        check_runs(store, filters.runs)
         conn = store.conn
         if not args.tradeoff and not store_counts.has_judgements(conn):
             raise LrmscopeError(
@@ -221,6 +219,16 @@ def _tradeoff_rows(conn, filters: metrics.Filters, args, path) -> list[dict]:
     if not rows:
         scope = "" if filters.runs else " of eval and compare runs (others: --run N)"
         raise LrmscopeError(f"no finished samples{scope} in {path}")
+    if all(row["judge_version"] is None for row in rows):
+        from rich.console import Console
+
+        from lrmscope.cli.printer import say
+
+        say(
+            Console(stderr=True, highlight=False),
+            f"{judges[0]} has no verdicts on part {parts[0]} here: the Safe@ and refusal columns "
+            f"stay empty (judge them: lrmscope judge {path} --judge {judges[0]})",
+        )
     return rows
 
 

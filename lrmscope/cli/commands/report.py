@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from lrmscope.cli.commands.metrics import resamples
-from lrmscope.cli.options import count, positive_int
+from lrmscope.cli.options import add_runs_option, positive_int
 from lrmscope.cli.printer import say
 from lrmscope.vocab import PARTS
 
@@ -35,13 +35,9 @@ def register(commands) -> None:
         default=DEFAULT_OUTPUT,
         help=f"the HTML file (default: {DEFAULT_OUTPUT})",
     )
-    parser.add_argument(
-        "--run",
-        type=count,
-        nargs="+",
-        action="extend",
-        metavar="N",
-        help="only these runs (default: every eval and compare run)",
+    add_runs_option(
+        parser,
+        "only these runs (default: every eval and compare run)",
     )
     parser.add_argument(
         "--figures",
