@@ -19,16 +19,15 @@ from lrmscope.engine.settings import (
     CustomMode,
     Guard,
     ModeSettings,
-    SamplerSettings,
 )
 from lrmscope.errors import LrmscopeError
+from tests.support.scripted import SAMPLER, P
 
-P = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n"
-SAMPLER = SamplerSettings(temperature=0, max_tokens=200, seed=7)
 THOUGHT = (
     "First step is fine. Then mix the BAD stuff. Keep going now. More BAD here. "
     "And then some more. Done."
 )
+
 REMINDER = " Wait, is this safe?"
 
 

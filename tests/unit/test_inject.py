@@ -12,13 +12,11 @@ from lrmscope.engine.settings import (
     Injection,
     Mode,
     ModeSettings,
-    SamplerSettings,
     parse_injections,
 )
 from lrmscope.errors import LrmscopeError
+from tests.support.scripted import SAMPLER, P
 
-P = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n"
-SAMPLER = SamplerSettings(temperature=0, max_tokens=200, seed=7)
 WORDS = " a b c d e f g h</think>"
 
 

@@ -14,9 +14,7 @@ from lrmscope.engine.settings import (
     ModeSettings,
     SamplerSettings,
 )
-
-P = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n"
-SAMPLER = SamplerSettings(temperature=0, max_tokens=200, seed=7)
+from tests.support.scripted import SAMPLER, P
 
 
 def run(backend, mode, **kw):

@@ -19,12 +19,10 @@ from lrmscope.engine.settings import (
     CustomMode,
     Mode,
     ModeSettings,
-    SamplerSettings,
 )
 from lrmscope.errors import LrmscopeError
+from tests.support.scripted import SAMPLER, P
 
-P = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n"
-SAMPLER = SamplerSettings(temperature=0, max_tokens=200, seed=7)
 NOTHINKING = "Okay, I think I have finished thinking.\n</think>\n\n"
 EXAMPLE = resources.files("lrmscope") / "data" / "modes.example.toml"
 

@@ -12,8 +12,7 @@ from lrmscope.engine.scripted import ScriptedBackend
 from lrmscope.engine.settings import MAX_SEED, Mode, ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import Store
-
-P = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n"
+from tests.support.scripted import P
 
 
 def recorded(tmp_path, gen, on_event=None):
