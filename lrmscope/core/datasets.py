@@ -11,6 +11,12 @@ Every prompt has a kind, `harmful`, `benign` or `unknown` (the safety metrics av
 and unknown prompts only): `prompt_kind` sets it for every row; otherwise a `harmful` or `label`
 column says it (KIND_VALUES; a blank cell says nothing), then a WildJailbreak `data_type` ending
 `_harmful` or `_benign`, then the format: StrongREJECT rows are harmful, anything else unknown.
+
+A JSONL file whose rows hold `messages` (OpenAI chat format) is a conversation set
+(`ConversationRow`, core/conversations.py runs them): a row with assistant turns is a scripted
+history (only its last user turn is generated), a row of user turns only a generated history (the
+model answers each in turn). Each generated turn is a prompt of its own (`turn_rows`), keyed by
+its conversation and turn, so the metrics count every turn as they count any prompt.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lrmscope.core import hub
+from lrmscope.engine.backend import Message
 from lrmscope.engine.settings import check_choice
 from lrmscope.errors import LrmscopeError
 from lrmscope.vocab import PROMPT_KINDS, REASONING
@@ -57,6 +64,9 @@ ACCEPTED_KINDS = (
     "harmful, unsafe, 1, true, yes (harmful); benign, safe, 0, false, no (benign); blank (unknown)"
 )
 
+CONVERSATION_FIELD = "messages"  # a JSONL row holding it is a conversation
+ROLES = ("system", "user", "assistant")
+
 # text, category, source as read; kind (None: not said); reference answer as read
 _Raw = tuple[Any, Any, Any, str | None, Any]
 
@@ -78,6 +88,44 @@ class PromptRow:
 
 
 @dataclass(frozen=True)
+class ConversationRow:
+    """One conversation of a conversation set: its messages as the file gives them, and a mode
+    per generated turn where the row names them (`modes`; else the run's --modes apply)."""
+
+    key: str  # prompt_key of its messages (as canonical JSON)
+    name: str | None  # the row's `id`
+    messages: tuple[Message, ...]
+    category: str | None
+    source: str | None
+    kind: str
+    modes: tuple[str, ...] | None
+    line: int  # where it is in its file
+
+    @property
+    def users(self) -> tuple[int, ...]:
+        """The index in `messages` of each user turn; turn t (from 1) is users[t - 1]."""
+        return tuple(i for i, m in enumerate(self.messages) if m.role == "user")
+
+    @property
+    def scripted(self) -> bool:
+        """A scripted history: the file gives the earlier assistant turns."""
+        return any(m.role == "assistant" for m in self.messages)
+
+    @property
+    def generated(self) -> tuple[int, ...]:
+        """The turns (from 1) the model answers: the last of a scripted history, else each."""
+        turns = len(self.users)
+        return (turns,) if self.scripted else tuple(range(1, turns + 1))
+
+    def turn_key(self, turn: int) -> str:
+        """The prompt key of a generated turn."""
+        return f"{self.key}.{turn}"
+
+    def user_text(self, turn: int) -> str:
+        return self.messages[self.users[turn - 1]].content
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     path: str | None
@@ -87,6 +135,7 @@ class Dataset:
     rows: tuple[PromptRow, ...]
     duplicates: int  # rows dropped (before the limit) because the same text appeared earlier
     blanks: int  # rows skipped because their prompt was empty or only whitespace
+    conversations: tuple[ConversationRow, ...] = ()  # a conversation set's; `rows` its turns
 
 
 def load_dataset(
@@ -132,6 +181,13 @@ def load_dataset(
         fmt, used, raws = _tabular(*table, kind, where, column, data_type, prompt_kind is None)
     elif kind == "jsonl":
         text = _decode(data, where)
+        if _is_conversations(text, where):
+            if column is not None:
+                raise LrmscopeError(
+                    f"--column does not apply to {where}: its rows are conversations"
+                )
+            found = _conversations(text, where, prompt_kind)
+            return _conversation_set(found, where, name, path, digest, category, limit)
         fmt, used, raws = "jsonl", *_jsonl(text, where, column, prompt_kind is None)
     else:
         if column is not None:
@@ -396,3 +452,141 @@ def _jsonl(text: str, where: str, column: str | None, kinds: bool = True) -> tup
             )
         )
     return field or "prompt", raws
+
+
+def _is_conversations(text: str, where: str) -> bool:
+    """Whether a JSONL file's first row holds `messages`."""
+    first = next((line for line in text.split("\n") if line.strip()), "")
+    try:
+        item = json.loads(first)
+    except json.JSONDecodeError as exc:
+        raise LrmscopeError(f"dataset {where}: line 1 is not JSON ({exc.msg})") from None
+    return isinstance(item, dict) and CONVERSATION_FIELD in item
+
+
+def _conversations(text: str, where: str, prompt_kind: str | None) -> list[ConversationRow]:
+    """Every row of a conversation set, each checked: roles in order (an optional system message
+    first, then user and assistant turns taking turns, or user turns only), every content a
+    non-empty string, the last message the user's, and `modes` (when given) one name per
+    generated turn."""
+    rows = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        at = f"dataset {where}: row on line {number}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise LrmscopeError(f"{at} is not JSON ({exc.msg})") from None
+        if not isinstance(item, dict) or not isinstance(item.get(CONVERSATION_FIELD), list):
+            raise LrmscopeError(
+                f"{at} has no {CONVERSATION_FIELD!r} list: every row of a conversation set holds "
+                "its messages"
+            )
+        messages = tuple(_message(m, i, at) for i, m in enumerate(item[CONVERSATION_FIELD], 1))
+        _check_order(messages, at)
+        said = next((name for name in ("kind", *KIND_COLUMNS) if name in item), None)
+        told = _kind(item.get(said), where, said, f"line {number}") if said else None
+        row = ConversationRow(
+            key=prompt_key(json.dumps([[m.role, m.content] for m in messages], ensure_ascii=False)),
+            name=_opt(item.get("id")),
+            messages=messages,
+            category=_opt(next((item[n] for n in CATEGORY_COLUMNS if n in item), None)),
+            source=_opt(item.get("source")),
+            kind=prompt_kind or told or "unknown",
+            modes=_modes(item.get("modes"), at),
+            line=number,
+        )
+        if row.modes is not None and len(row.modes) != len(row.generated):
+            raise LrmscopeError(
+                f"{at} names {len(row.modes)} modes for its {len(row.generated)} generated "
+                "turns: give one mode per generated turn (a scripted history generates only its "
+                "last turn)"
+            )
+        rows.append(row)
+    return rows
+
+
+def _message(value: Any, index: int, at: str) -> Message:
+    if not isinstance(value, dict) or value.get("role") not in ROLES:
+        raise LrmscopeError(
+            f"{at}: message {index} is not a {{'role', 'content'}} object with a role of "
+            f"{_names(ROLES)}"
+        )
+    content = value.get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise LrmscopeError(f"{at}: message {index} ({value['role']}) has an empty content")
+    return Message(value["role"], content)
+
+
+def _check_order(messages: tuple[Message, ...], at: str) -> None:
+    roles = [m.role for m in messages]
+    turns = roles[1:] if roles[:1] == ["system"] else roles
+    if not turns or turns[-1] != "user":
+        raise LrmscopeError(
+            f"{at}: its messages end with {roles[-1] if roles else 'nothing'!r}, not a user "
+            "turn: the last message is the one the model answers"
+        )
+    expected = ["user", "assistant"] * len(turns) if "assistant" in turns else ["user"] * len(turns)
+    for index, (role, wanted) in enumerate(zip(turns, expected), len(roles) - len(turns) + 1):
+        if role != wanted:
+            raise LrmscopeError(
+                f"{at}: message {index} is {role!r} where {wanted!r} was due: roles go (system,) "
+                "user, assistant, user, ... or are all user turns (the model answers each)"
+            )
+
+
+def _modes(value: Any, at: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(m, str) and m for m in value):
+        raise LrmscopeError(f"{at}: 'modes' is not a list of mode names")
+    return tuple(value)
+
+
+def _conversation_set(
+    found: list[ConversationRow],
+    where: str,
+    name: str,
+    path: str | None,
+    digest: str | None,
+    category: str | None,
+    limit: int | None,
+) -> Dataset:
+    """A conversation set, filtered and deduplicated as prompts are; its rows are the prompts of
+    its generated turns."""
+    if category is not None:
+        present = sorted({c.category for c in found if c.category is not None})
+        if category not in present:
+            listed = f"its categories are: {_names(present)}" if present else "it has none"
+            raise LrmscopeError(f"dataset {where} has no category {category!r}; {listed}")
+        found = [c for c in found if c.category == category]
+    kept: dict[str, ConversationRow] = {}
+    for conversation in found:
+        kept.setdefault(conversation.key, conversation)
+    conversations = tuple(kept.values())[:limit]
+    return Dataset(
+        name=name,
+        path=path,
+        sha256=digest,
+        format="conversations",
+        column=CONVERSATION_FIELD,
+        rows=tuple(turn for c in conversations for turn in turn_rows(c)),
+        duplicates=len(found) - len(kept),
+        blanks=0,
+        conversations=conversations,
+    )
+
+
+def turn_rows(conversation: ConversationRow) -> tuple[PromptRow, ...]:
+    """The prompt of each generated turn: its user text, keyed by conversation and turn."""
+    return tuple(
+        PromptRow(
+            conversation.turn_key(turn),
+            conversation.user_text(turn),
+            conversation.category,
+            conversation.source,
+            conversation.kind,
+        )
+        for turn in conversation.generated
+    )
