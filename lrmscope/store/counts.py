@@ -382,3 +382,80 @@ def judge_pairs(
         " ORDER BY a.part, a.judge, a.judge_version, b.judge, b.judge_version",
         [*params, *more],
     ).fetchall()
+
+
+def modes_other_than(
+    conn: sqlite3.Connection, f: SampleFilter, skip: Sequence[str], *, modes: Sequence[str] = ()
+) -> list[tuple[int, str]]:
+    """(run_id, mode), once each, of the samples the filter selects in modes other than `skip`
+    (read from the index samples_browse, never from the sample rows)."""
+    where, params = f.where()
+    narrowed, more = _narrowed((), (), modes)
+    return conn.execute(
+        "SELECT DISTINCT s.run_id, s.mode FROM samples s INDEXED BY samples_browse"
+        f" WHERE {where}{narrowed} AND s.mode NOT IN ({marks(skip)}) ORDER BY s.run_id, s.mode",
+        [*params, *more, *skip],
+    ).fetchall()
+
+
+# A guard's interventions in a sample's injected spans (engine/guard.py `GuardWatch.take`): the
+# spans with a trigger; a restart keeps only its own span, so the count is the highest
+# `intervention` number among them.
+_TRIGGERS = """
+spans AS (
+    SELECT g.id, json_extract(j.value, '$.trigger.action') AS action,
+           json_extract(j.value, '$.trigger.latency_tokens') AS latency,
+           json_extract(j.value, '$.trigger.intervention') AS nth,
+           json_extract(j.value, '$.trigger.dropped_tokens') AS dropped
+    FROM guarded g, json_each(g.injected) j
+    WHERE json_type(j.value, '$.trigger') = 'object'
+),
+per_sample AS (
+    SELECT g.run_id, g.mode, g.prompt_id, g.think_tokens, coalesce(max(x.nth), 0) AS n,
+           count(x.action = 'inject' OR NULL) AS injects,
+           count(x.action = 'close' OR NULL) AS closes,
+           count(x.action = 'restart' OR NULL) AS restarts,
+           sum(x.latency) AS latency_sum, count(x.latency) AS latency_n,
+           max(x.latency) AS latency_max, coalesce(sum(x.dropped), 0) AS dropped
+    FROM guarded g LEFT JOIN spans x ON x.id = g.id GROUP BY g.id
+)"""
+
+
+def guard_interventions(
+    conn: sqlite3.Connection, f: SampleFilter, places: Sequence[tuple[int, str]]
+) -> list[tuple]:
+    """The interventions of the guarded samples (their mode's saved definition has a guard) the
+    filter selects in these (run_id, mode) places, per run, mode and prompt: run_id, mode,
+    prompt_id, samples, samples intervened, interventions, spans of each action (inject, close,
+    restart), the sum, count and maximum of their latencies in tokens, the sum and count of
+    think tokens, and the tokens a restart dropped; by run, mode and prompt."""
+    if not places:
+        return []
+    where, params = f.where()
+    place = " OR ".join("(s.run_id = ? AND s.mode = ?)" for _ in places)
+    return conn.execute(
+        "WITH guarded AS (SELECT s.id, s.run_id, s.mode, s.prompt_id, s.think_tokens, s.injected"
+        f" FROM samples s WHERE {where} AND ({place})"
+        " AND json_extract(s.mode_params, '$.definition.guard') IS NOT NULL),"
+        f"{_TRIGGERS}"
+        " SELECT run_id, mode, prompt_id, count(*), count(n > 0 OR NULL), sum(n), sum(injects),"
+        " sum(closes), sum(restarts), sum(latency_sum), sum(latency_n), max(latency_max),"
+        " sum(think_tokens), count(think_tokens), sum(dropped) FROM per_sample"
+        " GROUP BY run_id, mode, prompt_id ORDER BY run_id, mode, prompt_id",
+        [*params, *(value for pair in places for value in pair)],
+    ).fetchall()
+
+
+def prompt_think_tokens(
+    conn: sqlite3.Connection, f: SampleFilter, runs: Sequence[int], mode: str
+) -> list[tuple[int, int, int, int]]:
+    """The think tokens of the samples the filter selects in one mode of these runs, per prompt
+    (from the index samples_browse): run_id, prompt_id, their sum and how many have a count."""
+    where, params = f.where()
+    return conn.execute(
+        "SELECT s.run_id, s.prompt_id, sum(s.think_tokens), count(s.think_tokens)"
+        " FROM samples s INDEXED BY samples_browse"
+        f" WHERE {where} AND s.mode = ? AND s.run_id IN ({marks(runs)})"
+        " GROUP BY s.run_id, s.prompt_id",
+        [*params, mode, *runs],
+    ).fetchall()

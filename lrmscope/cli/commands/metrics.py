@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 
 from lrmscope.cli.options import add_runs_option, check_runs, existing_db, positive_int
-from lrmscope.core import agreement, metrics, paired, tradeoff
+from lrmscope.core import agreement, interventions, metrics, paired, tradeoff
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import counts as store_counts
 from lrmscope.vocab import DEFAULT_JUDGE
@@ -114,6 +114,14 @@ def register(commands) -> None:
         "default full)",
     )
     parser.add_argument(
+        "--interventions",
+        action="store_true",
+        help="instead: per run and guarded mode (a mode of your own with a guard), what its "
+        "guard did: samples intervened, interventions per sample and by action, their latency "
+        "in tokens, and the think tokens spent against the default mode on the same prompts "
+        "(the plain table shows them too, after the metrics)",
+    )
+    parser.add_argument(
         "--compare",
         metavar="A,B",
         help="instead: mode B against mode A over the same prompts of each run (e.g. "
@@ -137,11 +145,15 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if sum(map(bool, (args.compare, args.calibrate, args.agreement, args.tradeoff))) > 1:
-        raise LrmscopeError("--compare, --calibrate, --agreement and --tradeoff go one at a time")
-    if args.by and (args.compare or args.tradeoff or args.agreement):
+    chosen = (args.compare, args.calibrate, args.agreement, args.tradeoff, args.interventions)
+    if sum(map(bool, chosen)) > 1:
         raise LrmscopeError(
-            "--by goes with the plain metrics, not with --compare, --agreement or --tradeoff"
+            "--compare, --calibrate, --agreement, --tradeoff and --interventions go one at a time"
+        )
+    if args.by and (args.compare or args.tradeoff or args.agreement or args.interventions):
+        raise LrmscopeError(
+            "--by goes with the plain metrics, not with --compare, --agreement, --tradeoff or "
+            "--interventions"
         )
     sides = paired.Sides.parse(args.compare) if args.compare else None
     filters = metrics.Filters(
@@ -154,7 +166,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_runs(store, filters.runs)
         conn = store.conn
-        if not args.tradeoff and not store_counts.has_judgements(conn):
+        plain = not (args.compare or args.calibrate or args.agreement or args.tradeoff)
+        guarded = interventions.interventions(conn, filters) if plain else []
+        if args.interventions and not guarded:
+            raise LrmscopeError(
+                f"no finished samples of a guarded mode in {store.path}"
+                + (f" matching {_described(filters)}" if _described(filters) else "")
+                + ("" if filters.runs else " of eval and compare runs (others: --run N)")
+            )
+        if not (args.tradeoff or args.interventions) and not store_counts.has_judgements(conn):
             raise LrmscopeError(
                 f"no judgements in {store.path}; run `lrmscope judge {store.path}` first"
             )
@@ -166,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
             rows = _compare_rows(conn, filters, sides, args, store.path)
         elif args.tradeoff:
             rows = _tradeoff_rows(conn, filters, args, store.path)
+        elif args.interventions:
+            rows = [found.as_dict() for found in guarded]
         else:
             rows = _metric_rows(conn, filters, args, store.path)
     finally:
@@ -182,8 +204,12 @@ def run(args: argparse.Namespace) -> int:
         _print(_compare_table(rows, args))
     elif args.tradeoff:
         _print(_tradeoff_table(rows))
+    elif args.interventions:
+        _print(_interventions_table(rows))
     else:
         _print(*_metrics_tables(rows, args))
+        if guarded:
+            _print(_interventions_table([found.as_dict() for found in guarded]))
     return 0
 
 
@@ -564,6 +590,46 @@ def _tradeoff_table(rows: list[dict]):
         "answer tokens, tokens/s).",
         names,
         ("Safe@1", "Safe@K", "refusal", "Acc@1", "Pass@K", "Maj@K", "think", "s"),
+        body,
+    )
+
+
+def _interventions_table(rows: list[dict]):
+    """One row per run and guarded mode."""
+    names, within, groups = _grouping(rows)
+    body = [
+        [
+            *group,
+            str(row["n_samples"]),
+            f"{row['n_intervened']} ({row['intervened_share']:.0%})",
+            f"{row['interventions_per_sample']:.2f}",
+            f"{row['n_inject']}/{row['n_close']}/{row['n_restart']}",
+            _text(_rounded(row["latency_tokens_mean"])),
+            _text(row["latency_tokens_max"]),
+            _text(_rounded(row["spent_tokens_mean"])),
+            str(row["n_prompts_paired"]),
+            _text(_rounded(row["reference_think_tokens_mean"])),
+            _text(_rounded(row["tokens_saved_mean"])),
+        ]
+        for group, row in zip(groups, rows, strict=True)
+    ]
+    reference = rows[0]["reference"]
+    return _table(
+        f"guard interventions{within}",
+        f"{interventions.RULE}. inject/close/restart: the spans of each action.",
+        names,
+        (
+            "samples",
+            "intervened",
+            "per sample",
+            "inject/close/restart",
+            "latency",
+            "max",
+            "spent",
+            "pairs",
+            f"{reference} think",
+            "saved",
+        ),
         body,
     )
 
