@@ -679,7 +679,28 @@ ALTER TABLE samples ADD COLUMN usage TEXT;
 ALTER TABLE samples ADD COLUMN api TEXT;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+# v9: conversations (core/conversations.py). A conversation of a conversation set is saved once
+# per dataset, with its messages as the file gives them and the modes its row names for its
+# generated turns (JSON; NULL: the run's modes). Each generated turn is a sample that knows its
+# conversation and its turn (the turn-th user message, from 1); its branch is its k, and
+# parent_id is the same branch's sample of the turn before. The prompt the model saw at each turn
+# (its history with the earlier answers) is the sample's rendered_prompt, as for any sample.
+_V9 = """
+CREATE TABLE conversations (
+    id INTEGER PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    conversation_key TEXT NOT NULL,
+    name TEXT,
+    messages TEXT NOT NULL,
+    modes TEXT,
+    UNIQUE (dataset, conversation_key)
+);
+ALTER TABLE samples ADD COLUMN conversation_id INTEGER REFERENCES conversations(id);
+ALTER TABLE samples ADD COLUMN turn INTEGER;
+CREATE INDEX samples_conversation ON samples(conversation_id, turn);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

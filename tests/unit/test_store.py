@@ -189,7 +189,7 @@ def test_a_v7_database_gains_the_served_chat_columns(tmp_path, monkeypatch):
         assert "thought_source" not in columns
         old.close()
     store = Store(path)
-    assert store.conn.execute("PRAGMA user_version").fetchone() == (8,)
+    assert store.conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     kept = store.sample(sample)
     assert (kept["answer"], kept["thought_source"], kept["usage"], kept["api"]) == (
         "hi",
@@ -202,4 +202,42 @@ def test_a_v7_database_gains_the_served_chat_columns(tmp_path, monkeypatch):
     assert json.loads(store.sample(sample)["usage"]) == usage
     with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
         store.update_sample(sample, {"thought_source": "a guess"})
+    store.close()
+
+
+def test_a_v8_database_gains_conversations(tmp_path, monkeypatch):
+    """Schema v9 (core/conversations.py): an older database keeps its samples, which belong to
+    no conversation, and saves conversations and the turns of their samples from then on; a
+    sample's conversation must exist."""
+    from lrmscope.store import schema
+    from lrmscope.store.conversations import conversation_id, done_turns
+
+    path = tmp_path / "v8.sqlite"
+    with monkeypatch.context() as v8:
+        v8.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:8])
+        old = Store(path)
+        run_id, sample = new_sample(old)
+        old.update_sample(sample, {"status": "done", "raw": "hi", "answer": "hi"})
+        assert old.conn.execute("PRAGMA user_version").fetchone() == (8,)
+        old.close()
+    store = Store(path)
+    assert store.conn.execute("PRAGMA user_version").fetchone() == (9,)
+    kept = store.sample(sample)
+    assert (kept["answer"], kept["conversation_id"], kept["turn"]) == ("hi", None, None)
+    messages = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
+    conversation = conversation_id(store, "d", "c1", name="one", messages=messages, modes=None)
+    again = conversation_id(store, "d", "c1", name="one", messages=messages, modes=None)
+    assert again == conversation
+    prompt = store.prompt_id("d", "c1.2", "b")
+    turn = store.start_sample(
+        run_id, prompt, mode="default", k=1, conversation_id=conversation, turn=2, parent_id=sample
+    )
+    assert done_turns(store.conn, run_id, conversation, 1) == {}
+    store.update_sample(turn, {"status": "done", "raw": "x</think>y"})
+    found = done_turns(store.conn, run_id, conversation, 1)
+    assert list(found) == [(2, "default")] and found[2, "default"].raw == "x</think>y"
+    row = store.conn.execute("SELECT name, messages, modes FROM conversations").fetchone()
+    assert (row[0], json.loads(row[1]), row[2]) == ("one", messages, None)
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        store.start_sample(run_id, prompt, mode="default", conversation_id=999, turn=1)
     store.close()
