@@ -20,6 +20,7 @@ from pathlib import Path, PurePath
 
 import lrmscope
 from lrmscope.core import export, metrics, tradeoff
+from lrmscope.core import interventions as guards
 from lrmscope.engine.settings import THINK_CLOSE
 from lrmscope.errors import LrmscopeError
 from lrmscope.store import reads
@@ -122,6 +123,47 @@ class FlagRow:
 
 
 @dataclass(frozen=True)
+class Intervention:
+    """A guard's intervention in a sample: its injected span's trigger (engine/guard.py)."""
+
+    number: int  # which of the sample's interventions
+    action: str  # inject, close or restart
+    at: int  # raw offset of the text it wrote
+    judge: str
+    label: str
+    part: str  # of the flagged sentence
+    text: str  # the flagged sentence
+    latency_tokens: int
+    dropped_tokens: int | None  # a restart's
+
+
+def _interventions(spans: list) -> tuple[Intervention, ...]:
+    """The spans with a trigger, as saved; a span edited by hand into another shape is left out."""
+    found = []
+    for span in spans:
+        trigger = span.get("trigger") if isinstance(span, dict) else None
+        if not isinstance(trigger, dict):
+            continue
+        try:
+            found.append(
+                Intervention(
+                    int(trigger["intervention"]),
+                    str(trigger["action"]),
+                    int(span["start"]),
+                    str(trigger["judge"]),
+                    str(trigger["label"]),
+                    str(trigger["part"]),
+                    str(trigger["text"]),
+                    int(trigger["latency_tokens"]),
+                    trigger.get("dropped_tokens"),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return tuple(found)
+
+
+@dataclass(frozen=True)
 class SampleDetail:
     id: int
     run_id: int
@@ -146,6 +188,7 @@ class SampleDetail:
     finish_reason: str | None
     elapsed_s: float | None
     error: str | None
+    interventions: tuple[Intervention, ...] = ()  # a guarded mode's, in order
 
 
 @dataclass(frozen=True)
@@ -410,6 +453,7 @@ class ReviewDB:
             elapsed_s,
             error,
         ) = row
+        spans = _loads(injected, [])
         return SampleDetail(
             sample_id,
             run_id,
@@ -423,8 +467,7 @@ class ReviewDB:
             thought,
             answer,
             injected=tuple(
-                (span["start"], span["end"], span["kind"], span["text"])
-                for span in _loads(injected, [])
+                (span["start"], span["end"], span["kind"], span["text"]) for span in spans
             ),
             flags=tuple(
                 FlagRow(part, start, end, judge, label, _categories(categories))
@@ -443,6 +486,7 @@ class ReviewDB:
             finish_reason=finish_reason,
             elapsed_s=elapsed_s,
             error=error,
+            interventions=_interventions(spans),
         )
 
     # -- human labels ----------------------------------------------------------------------------
@@ -481,6 +525,15 @@ class ReviewDB:
         conn = self._reader()
         try:
             return tradeoff.tradeoff_rows(conn, metrics.Filters(runs=f.runs), judge, part)
+        finally:
+            conn.close()
+
+    def interventions(self, f: SampleFilter) -> list[guards.Interventions]:
+        """What the guards of the filter's runs did, per run and guarded mode (as `lrmscope
+        metrics --interventions` counts it)."""
+        conn = self._reader()
+        try:
+            return guards.interventions(conn, metrics.Filters(runs=f.runs))
         finally:
             conn.close()
 

@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
+from lrmscope.core.interventions import Interventions
 from lrmscope.core.metrics import REFUSAL_KINDS
 from lrmscope.core.review import SampleFilter
 from lrmscope.errors import LrmscopeError
@@ -35,6 +36,7 @@ class MetricsScreen(ReviewScreen):
         super().__init__()
         self.filter = SampleFilter(runs=runs)
         self.rows: list[dict] = []
+        self.guarded: list[Interventions] = []  # what the guards of guarded modes did
         self.judge: str | None = None
         self.part = "full"
 
@@ -72,6 +74,7 @@ class MetricsScreen(ReviewScreen):
         at 100,000 samples the SQL over every verdict takes seconds."""
         try:
             rows = self.db.metrics(self.filter) if fresh else self.rows
+            guarded = self.db.interventions(self.filter) if fresh else self.guarded
             judges = sorted({r["judge"] for r in rows})
             if judge not in judges:
                 judge = next((j for j in judges if j != "human"), judges[0] if judges else None)
@@ -80,11 +83,12 @@ class MetricsScreen(ReviewScreen):
             self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
             return
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, rows, judge, part, lengths, fresh)
+            self.app.call_from_thread(self._show, rows, guarded, judge, part, lengths, fresh)
 
     def _show(
         self,
         rows: list[dict],
+        guarded: list[Interventions],
         judge: str | None,
         part: str,
         lengths: dict[str, list[int]],
@@ -92,7 +96,7 @@ class MetricsScreen(ReviewScreen):
     ) -> None:
         if not self.is_attached:
             return
-        self.rows, self.judge, self.part = rows, judge, part
+        self.rows, self.guarded, self.judge, self.part = rows, guarded, judge, part
         if fresh:
             table = self.query_one("#metrics", DataTable)
             table.clear()
@@ -161,6 +165,9 @@ class MetricsScreen(ReviewScreen):
                         ]
                     )
                 )
+        if guarded:
+            text.append("\n\n")
+            text.append_text(_interventions(guarded, several))
         plots.update(text)
 
     def action_judge(self) -> None:
@@ -176,3 +183,31 @@ class MetricsScreen(ReviewScreen):
 
     def action_part(self) -> None:
         self._compute(self.judge, PARTS[(PARTS.index(self.part) + 1) % len(PARTS)], fresh=False)
+
+
+def _interventions(guarded: list[Interventions], several: bool) -> Text:
+    """What each guarded mode's guard did (as `lrmscope metrics --interventions`)."""
+    text = Text("guard interventions by guarded mode\n", style="bold")
+    for g in guarded:
+        spent = "–" if g.spent_tokens_mean is None else f"{g.spent_tokens_mean:.0f}"
+        saved = (
+            f"{g.tokens_saved_mean:+.0f} vs {g.reference} over {g.n_prompts_paired} prompts"
+            if g.tokens_saved_mean is not None
+            else f"no {g.reference} samples of the same prompts"
+        )
+        text.append_text(plain((f"run {g.run_id} " if several else "") + g.mode, "bold"))
+        text.append_text(
+            plain(
+                f": {g.n_intervened} of {g.n_samples} samples intervened "
+                f"({g.intervened_share:.0%}) · {g.interventions_per_sample:.2f} a sample "
+                f"(inject {g.n_inject}, close {g.n_close}, restart {g.n_restart})"
+                + (
+                    ""
+                    if g.latency_tokens_mean is None
+                    else f" · latency {g.latency_tokens_mean:.1f} tokens (max "
+                    f"{g.latency_tokens_max})"
+                )
+                + f" · think tokens spent {spent} · saved {saved}\n"
+            )
+        )
+    return text

@@ -93,6 +93,8 @@ class DetailScreen(LabelledScreen):
             section("thought", marked(d.raw, t0, t1, ranges))
             section("answer", marked(d.raw, a0, a1, ranges))
         section("verdicts", self._verdicts(d))
+        if d.interventions:
+            section("guard interventions", self._interventions(d))
         section(
             "settings",
             Text.assemble(
@@ -106,6 +108,25 @@ class DetailScreen(LabelledScreen):
         )
         self.body = body
         self.query_one("#body", Static).update(body)
+
+    @staticmethod
+    def _interventions(d: SampleDetail) -> Text:
+        """Each intervention of a guarded mode: what it did, where, on which judge's verdict on
+        which sentence, and how many tokens after that sentence's end."""
+        text = Text()
+        for i in d.interventions:
+            if text:
+                text.append("\n")
+            late = f"{i.latency_tokens} token{'s' * (i.latency_tokens != 1)}"
+            text.append_text(plain(f"{i.number}. {i.action} at character {i.at}", "bold"))
+            text.append_text(plain(f" · {i.judge} {i.part}: "))
+            text.append_text(label(i.label))
+            text.append_text(plain(f" · {late} after the flagged sentence"))
+            if i.dropped_tokens is not None:
+                text.append_text(plain(f" · dropped {i.dropped_tokens} tokens"))
+            text.append("\n  ")
+            text.append_text(plain(i.text.strip(), FLAG_STYLE))
+        return text
 
     @staticmethod
     def _verdicts(d: SampleDetail) -> Text:
