@@ -78,23 +78,19 @@ def amx() -> Check:
 
 
 def threads() -> Check:
-    from lrmscope.engine.llama import default_threads
+    from lrmscope.engine.threads import default_choice
 
-    cores = len(os.sched_getaffinity(0))
-    load = os.getloadavg()[0]
-    detail = (
-        f"{default_threads()} by default for {cores} available cores (of {os.cpu_count()}), "
-        f"load {load:.1f}"
-    )
-    if load >= cores:
+    choice = default_choice()
+    detail = f"a model loaded now takes {choice.describe()}"
+    if choice.load - choice.others_threads >= choice.cores:
         return Check(
             "threads",
             "warn",
-            f"{detail}: the machine is busy, and threads competing for cores "
-            "slow decoding down sharply",
+            f"{detail}: the machine is busy with other programs, and threads competing for "
+            "cores slow decoding down sharply",
             "pass --threads N with N at most the idle cores, e.g. --threads 1",
         )
-    return Check("threads", "ok", f"{detail} (--threads to change)")
+    return Check("threads", "ok", detail)
 
 
 def embedded_model() -> Check:

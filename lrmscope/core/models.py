@@ -10,8 +10,9 @@ from pathlib import Path
 import llama_cpp
 from platformdirs import user_data_dir
 
-from lrmscope.engine.llama import cpu_has_amx, default_threads, gpu_offload_supported
+from lrmscope.engine.llama import cpu_has_amx, gpu_offload_supported
 from lrmscope.engine.models import embedded_model_path
+from lrmscope.engine.threads import default_choice
 from lrmscope.errors import LrmscopeError
 
 
@@ -91,7 +92,7 @@ def describe_machine() -> dict[str, str]:
         "llama.cpp": f"llama-cpp-python {llama_cpp.__version__}, "
         + ("GPU offload built in" if gpu else "CPU-only build"),
         "device": "GPU (all layers offloaded; --cpu to avoid)" if gpu else "CPU",
-        "threads": f"{default_threads()} (--threads to change)",
+        "threads": default_choice().describe(),
         "weight repacking": (
             "off: this CPU has AMX, whose repacking crashes (--extra-bufts to force)"
         )

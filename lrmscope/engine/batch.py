@@ -8,10 +8,18 @@ made with `n_seq` sequences and a unified KV cache, and runs one scheduler threa
 thread of its own: its `stream()` calls become requests to the scheduler, which
 
 - admits a request by keeping the longest token prefix already in the KV cache, its own or any
-  other sequence's (`llama_memory_seq_cp`: the K samples of a prompt evaluate the prompt once),
-  and evaluating only the rest;
-- then puts one token of every active sequence into one `llama_decode`, samples each with its own
-  sampler from the logits at its batch index, and hands the pieces back through per-request queues.
+  other sequence's (`llama_memory_seq_cp`: the K samples of a prompt evaluate the prompt once; a
+  request whose prompt another request is still evaluating waits for it, then copies it);
+- then puts one token of every decoding sequence, and a chunk of the prompts still being
+  evaluated, into one `llama_decode` (chunked prefill, as llama-server and vLLM schedule it),
+  samples each decoding sequence, and each prompt whose last chunk went in, with its own sampler
+  from the logits at its batch index, and hands the pieces back through per-request queues.
+
+While sequences decode, a step takes at most as many prompt tokens as there are decoding sequences
+(at least one), so admitting a prompt costs a running sequence about one more step's time, never a
+whole prefill (docs/study.md "Machines": on the CPU a step costs a fixed part plus a near-constant
+time per token, so a step of d + d tokens takes about twice a step of d). With nothing decoding a
+step takes a whole batch of prompt tokens.
 
 A sequence that finishes frees its slot for the next request at once (continuous batching). While
 a decoder runs, the backend's own `stream()` must not be used.
@@ -43,8 +51,16 @@ class _Request:
     sampler: Sampler
     pieces: Pieces
     out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
-    pending: int = -1  # the token to evaluate in the next batch
+    todo: list[int] = field(default_factory=list)  # prompt tokens not yet evaluated
+    pending: int = -1  # the token to evaluate in the next batch, once the prompt is in
     closed: bool = False  # the consumer went away (stop, live switch) or the stream ended
+
+
+def prefill_budget(decoding: int, room: int) -> int:
+    """Prompt tokens a step may take beside `decoding` sequences' next tokens, out of `room`
+    places in the batch: about as many as are decoding, so a step takes about twice its time
+    (see the module's docstring); all the room when nothing decodes."""
+    return room if decoding == 0 else min(room, max(decoding, 1))
 
 
 class BatchDecoder:
@@ -56,11 +72,11 @@ class BatchDecoder:
         backend.forget()
         self._memory = llama_cpp.llama_get_memory(backend.ctx.ctx)
         self._held: list[list[int]] = [[] for _ in range(self.n_seq)]  # tokens in each KV seq
-        self._batch = internals.LlamaBatch(
-            n_tokens=max(backend.n_batch, self.n_seq), embd=0, n_seq_max=1
-        )
+        self._room = max(backend.n_batch, self.n_seq)  # tokens in one llama_decode
+        self._batch = internals.LlamaBatch(n_tokens=self._room, embd=0, n_seq_max=1)
         self._inbox: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._active: list[_Request] = []
+        self._waiting: list[_Request] = []  # received, not admitted yet
+        self._active: list[_Request] = []  # admitted: prompts being evaluated, then decoding
         self._thread = threading.Thread(target=self._run, name="lrmscope-batch", daemon=True)
         self._thread.start()
 
@@ -82,7 +98,7 @@ class BatchDecoder:
             except queue.Empty:
                 break
             if request is not None:
-                self._end(request, closed)
+                self._waiting.append(request)
         self._fail_all(closed)
         self._batch.close()
         self.backend.forget()
@@ -100,27 +116,25 @@ class BatchDecoder:
             self._active = [r for r in self._active if not r.closed]
             try:
                 while True:
-                    request = self._inbox.get(block=not self._active)
+                    request = self._inbox.get(block=not (self._active or self._waiting))
                     if request is None:
                         return
-                    try:
-                        self._admit(request)
-                    except Exception as exc:  # this request fails; the others go on
-                        self._end(request, exc)
-                        self._drop(request.seq, 0)
+                    self._waiting.append(request)
             except queue.Empty:
                 pass
             try:
+                self._admit_waiting()
+                self.backend.share_cores()
                 if self._active:
                     self._step()
             except Exception as exc:  # a failed decode ends every stream in flight, not the thread
                 self._fail_all(exc)
 
     def _fail_all(self, exc: BaseException) -> None:
-        for request in self._active:
+        for request in self._active + self._waiting:
             if not request.closed:
                 self._end(request, exc)
-        self._active = []
+        self._active, self._waiting = [], []
         for seq in range(self.n_seq):
             self._drop(seq, 0)
 
@@ -134,7 +148,38 @@ class BatchDecoder:
         llama_cpp.llama_memory_seq_rm(self._memory, seq, keep, -1)
         del self._held[seq][keep:]
 
-    def _admit(self, request: _Request) -> None:
+    def _admit_waiting(self) -> None:
+        """Admit the waiting requests, in the order they came, except those that share more of
+        their prompt with a prompt still being evaluated than with any KV sequence: they wait
+        for it and copy it (the K samples of a prompt)."""
+        waiting, self._waiting = self._waiting, []
+        for request in waiting:
+            if request.closed:
+                request.sampler.close()
+                continue
+            source, keep = self._longest_prefix(request)
+            evaluating = (r.tokens for r in self._active if r.todo and r.seq != request.seq)
+            if any(common_prefix(tokens, request.tokens) > keep for tokens in evaluating):
+                self._waiting.append(request)
+                continue
+            try:
+                self._admit(request, source, keep)
+            except Exception as exc:  # this request fails; the others go on
+                self._end(request, exc)
+                self._drop(request.seq, 0)
+
+    def _longest_prefix(self, request: _Request) -> tuple[int, int]:
+        """The KV sequence holding the longest prefix of the request's prompt (its own first),
+        and that prefix's length, leaving at least one token to evaluate for fresh logits."""
+        tokens, seq = request.tokens, request.seq
+        source, keep = seq, common_prefix(self._held[seq], tokens)
+        if keep < len(tokens) - 1:
+            for candidate, held in enumerate(self._held):
+                if candidate != seq and (n := common_prefix(held, tokens)) > keep:
+                    source, keep = candidate, n
+        return source, max(0, min(keep, len(tokens) - 1))
+
+    def _admit(self, request: _Request, source: int, keep: int) -> None:
         for other in self._active:
             if other.seq == request.seq:  # the consumer closed it and asked again at once
                 other.closed = True
@@ -144,24 +189,14 @@ class BatchDecoder:
         if not tokens or len(tokens) >= self.backend.n_ctx:
             self._end(request, Piece("", 0, "context"))
             return
-        source, keep = seq, common_prefix(self._held[seq], tokens)
-        if keep < len(tokens) - 1:
-            for candidate, held in enumerate(self._held):
-                if candidate != seq and (n := common_prefix(held, tokens)) > keep:
-                    source, keep = candidate, n
-        keep = min(keep, len(tokens) - 1)  # evaluate at least one token for fresh logits
         if source == seq:
             self._drop(seq, keep)
         else:
             self._drop(seq, 0)
             llama_cpp.llama_memory_seq_cp(self._memory, source, seq, 0, keep)
             self._held[seq] = self._held[source][:keep]
-        # The rest of the prompt in batches of its own, as the one-sample path evaluates it, and
-        # the first token sampled from those logits at once (they are gone after the next decode).
-        # A stream that ends on that token never joins the batch.
-        self._take(request, self._prefill(seq, tokens[keep:]))
-        if not request.closed:
-            self._active.append(request)
+        request.todo = tokens[keep:]
+        self._active.append(request)
 
     def _fill(self, entries: Sequence[tuple[int, int, int, bool]]) -> None:
         """Put (token, position, sequence, wants logits) entries into the batch and decode it."""
@@ -179,25 +214,34 @@ class BatchDecoder:
                 f"llama.cpp could not decode a batch (llama_decode returned {code})"
             )
 
-    def _prefill(self, seq: int, tokens: Sequence[int]) -> int:
-        """Evaluate tokens after what the sequence holds; the batch index of the last one's
-        logits."""
-        held = self._held[seq]
-        for start in range(0, len(tokens), self.backend.n_batch):
-            chunk = tokens[start : start + self.backend.n_batch]
-            last = start + len(chunk) == len(tokens)
-            self._fill(
-                [(t, len(held) + i, seq, last and i == len(chunk) - 1) for i, t in enumerate(chunk)]
+    def _step(self) -> None:
+        """One decode: the next token of every decoding sequence, then chunks of the prompts
+        being evaluated, oldest first; then each decoding sequence, and each prompt whose last
+        token went in, samples at its index."""
+        entries: list[tuple[int, int, int, bool]] = []
+        sampled: list[tuple[_Request, int]] = []  # a request and its logits' batch index
+        decoding = [r for r in self._active if not r.todo]
+        for request in decoding:
+            sampled.append((request, len(entries)))
+            entries.append((request.pending, len(self._held[request.seq]), request.seq, True))
+            self._held[request.seq].append(request.pending)
+        budget = prefill_budget(len(decoding), self._room - len(entries))
+        for request in self._active:
+            if not request.todo or budget == 0:
+                continue
+            chunk, request.todo = request.todo[:budget], request.todo[budget:]
+            held = self._held[request.seq]
+            last = not request.todo
+            entries.extend(
+                (token, len(held) + i, request.seq, last and i == len(chunk) - 1)
+                for i, token in enumerate(chunk)
             )
             held.extend(chunk)
-        return len(chunk) - 1
-
-    def _step(self) -> None:
-        """One token for every active sequence: one decode, then each samples at its index."""
-        active = self._active
-        self._fill([(r.pending, len(self._held[r.seq]), r.seq, True) for r in active])
-        for index, request in enumerate(active):
-            self._held[request.seq].append(request.pending)
+            budget -= len(chunk)
+            if last:
+                sampled.append((request, len(entries) - 1))
+        self._fill(entries)
+        for request, index in sampled:
             if not request.closed:
                 self._take(request, index)
 

@@ -17,7 +17,7 @@ import functools
 import logging
 import os
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import llama_cpp
@@ -32,6 +32,7 @@ from lrmscope.engine.prompt import FALLBACK_TEMPLATE, render_chat
 from lrmscope.engine.sampling import SAMPLER_ORDER, Sampler
 from lrmscope.engine.settings import SamplerSettings
 from lrmscope.engine.stops import StopMatcher
+from lrmscope.engine.threads import ThreadSharing, available_cores, choose
 from lrmscope.errors import LrmscopeError
 
 DEFAULT_MAX_CTX = 16384
@@ -74,23 +75,14 @@ def llama_class_repacking(extra_bufts: bool | None = None) -> Iterator[None]:
         module.llama_model_default_params = original
 
 
-def default_threads() -> int:
-    """One thread per available core, at most 8: more threads than cores collapses decode speed
-    when another process is busy (docs/study.md "Machines")."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
-
-
 def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
 @dataclass(frozen=True)
 class LlamaSettings:
-    """How to load a model. None means: decide from the machine (see `resolved`)."""
+    """How to load a model. None means: decide from the machine (see `resolved`; the thread
+    count is chosen by `LlamaBackend` from the other lrmscope processes, engine/threads.py)."""
 
     gpu_layers: int | None = None
     cpu: bool = False
@@ -123,7 +115,7 @@ class LlamaSettings:
         return LlamaSettings(
             gpu_layers=layers,
             cpu=self.cpu,
-            threads=self.threads or default_threads(),
+            threads=self.threads or choose(available_cores(), [], 0.0).threads,
             n_ctx=self.n_ctx,
             extra_bufts=(not cpu_has_amx()) if self.extra_bufts is None else self.extra_bufts,
             verbose=self.verbose,
@@ -241,7 +233,11 @@ class LlamaBackend(GgufText):
 
     def __init__(self, model_path: str | os.PathLike[str], settings: LlamaSettings | None = None):
         self.path = check_gguf(model_path)
-        self.settings = (settings or LlamaSettings()).resolved()
+        settings = settings or LlamaSettings()
+        # The thread count is part of the settings the run records; a model whose count was
+        # not given follows its share as other lrmscope processes come and go (`_share_cores`).
+        self.sharing = ThreadSharing(settings.threads)
+        self.settings = replace(settings, threads=self.sharing.threads).resolved()
         _logger.logger.setLevel(logging.DEBUG if self.settings.verbose else logging.CRITICAL)
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = self.settings.gpu_layers
@@ -251,6 +247,7 @@ class LlamaBackend(GgufText):
                 path_model=str(self.path), params=params, verbose=self.settings.verbose
             )
         except ValueError:
+            self.sharing.close()
             raise LrmscopeError(
                 f"llama.cpp could not load {self.path} (truncated, damaged or an unsupported "
                 "architecture); check the file, or run with --debug for llama.cpp's log"
@@ -274,6 +271,7 @@ class LlamaBackend(GgufText):
             )
         except ValueError:
             self._model.close()
+            self.sharing.close()
             raise LrmscopeError(
                 f"llama.cpp could not create a {n_ctx}-token context for {self.path} "
                 "(out of memory?); try a smaller --ctx"
@@ -294,9 +292,17 @@ class LlamaBackend(GgufText):
         return piece
 
     def close(self) -> None:
+        self.sharing.close()
         self._batch.close()
         self.ctx.close()
         self._model.close()
+
+    def share_cores(self) -> None:
+        """Between two decodes: take the thread count that the other lrmscope processes now
+        leave this one (engine/threads.py), if it changed."""
+        threads = self.sharing.recheck()
+        if threads is not None:
+            llama_cpp.llama_set_n_threads(self.ctx.ctx, threads, threads)
 
     # -- prompts -------------------------------------------------------------------------------
 
@@ -367,6 +373,7 @@ class LlamaBackend(GgufText):
 
     def _decode(self, tokens: Sequence[int]) -> None:
         """Evaluate tokens after what is already in the KV cache, in batches."""
+        self.share_cores()
         for start in range(0, len(tokens), self.n_batch):
             chunk = tokens[start : start + self.n_batch]
             self._batch.set_batch(chunk, n_past=len(self._evaluated), logits_all=False)
@@ -420,6 +427,7 @@ class LlamaBackend(GgufText):
             "backend": self.name,
             "llama_cpp_python": llama_cpp.__version__,
             "device": "gpu" if self.settings.gpu_layers else "cpu",
+            "threads": self.sharing.choice.describe(),
             "gpu_offload_supported": gpu_offload_supported(),
             "n_ctx": self.n_ctx,
             "n_ctx_train": self._model.n_ctx_train(),

@@ -155,3 +155,62 @@ def test_closing_the_decoder_ends_open_streams(model_path):
         for _ in stream:
             pass
     backend.close()
+
+
+def test_a_prompt_admitted_mid_run_leaves_the_running_greedy_tokens_alone(model_path):
+    """Two greedy sequences decode alone, then again while a third prompt is admitted after
+    their eighth token: its prompt goes in by chunks in the same decodes as their next tokens,
+    and their tokens are the same both times."""
+    backend = LlamaBackend(model_path, LlamaSettings(n_seq=3, n_ctx=512))
+    long = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=48, seed=1)
+    texts = ("How do I pick a lock?", "Tell me a story about a cat.")
+    admitted = prompt(backend, "Write a long letter to a friend about a trip to the sea. " * 4)
+
+    def run(admit: bool):
+        decoder = BatchDecoder(backend)
+        joined: list = []
+
+        def first(seq, text):
+            pieces = []
+            stream = decoder.sequence(seq).stream(
+                prompt(backend, text), max_tokens=48, stop=[], sampler=long, seed=1
+            )
+            for piece in stream:
+                pieces.append(piece.text)
+                if admit and seq == 0 and len(pieces) == 8:
+                    joined.append(
+                        threading.Thread(
+                            target=lambda: joined.append(
+                                list(
+                                    decoder.sequence(2).stream(
+                                        admitted, max_tokens=8, stop=[], sampler=long, seed=1
+                                    )
+                                )
+                            )
+                        )
+                    )
+                    joined[0].start()
+            return pieces
+
+        results: dict = {}
+        threads = [
+            threading.Thread(target=lambda s=s, t=t: results.__setitem__(s, first(s, t)))
+            for s, t in enumerate(texts)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        if admit:
+            joined[0].join(timeout=300)
+        decoder.close()
+        return results, joined[1:]
+
+    try:
+        alone, _ = run(admit=False)
+        beside, [third] = run(admit=True)
+    finally:
+        backend.close()
+    assert all(len(alone[s]) == 48 for s in (0, 1))
+    assert beside == alone
+    assert len(third) == 8 and third[-1].end == "length"

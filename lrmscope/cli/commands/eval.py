@@ -228,7 +228,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         + (
             f"{len(model.remote)} requests at once"
             if model.remote
-            else f"{n_seq} sequences per batch"
+            else f"{n_seq} sequences per batch, {backend.info()['threads']}"
         )
         + f"; {len(jobs)} to generate",
     )

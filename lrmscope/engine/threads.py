@@ -1,0 +1,198 @@
+"""How many CPU threads a llama.cpp model takes on a machine it may share.
+
+Two processes that each take every core make llama.cpp's OpenMP threads wait on each other at
+every barrier: on 2 cores, two evals at 2 threads each ran 15x slower than one alone, and at 1
+thread each almost as fast together as one (docs/study.md "Machines", "Sharing the machine"). So
+every lrmscope process that holds a local model writes its pid, thread count and when it last
+decoded into a small registry in the data folder (`Registry`), and the default thread count is
+the process's fair share of the available cores among the processes that decoded in the last
+IDLE_S (a chat left open holds a model but no core), less what the machine's load says other
+programs use. Entries of dead processes are removed by whoever reads them. A model loaded with the
+default re-reads the registry about once a second while it decodes and changes its thread count
+(`llama_set_n_threads`), so a long eval gives a core back when a chat starts answering beside it
+and takes it again when the chat is done; one OpenMP thread per core then never spins against
+another process's. `--threads` wins: it is kept as given, and still counted by the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+MAX_DEFAULT_THREADS = 8
+RECHECK_S = 1.0  # how often a decoding model re-reads the registry and says it is decoding
+IDLE_S = 5.0  # a process that has not decoded for this long does not count
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def registry_folder() -> Path:
+    return Path(user_data_dir("lrmscope", appauthor=False)) / "processes"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    state = _state(pid)
+    return state not in ("Z", "X")
+
+
+def _state(pid: int) -> str | None:
+    """The process state letter from /proc (Linux; None elsewhere): a zombie holds no threads."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[0]
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """The thread count a model runs with, and why, as the start line and doctor say it."""
+
+    threads: int
+    given: bool  # --threads: kept as given, never changed
+    share: int  # the cores divided among the processes holding a model
+    cores: int
+    others: int  # other live lrmscope processes holding a model
+    others_threads: int
+    load: float  # the 1-minute load average when chosen
+
+    def describe(self) -> str:
+        if self.given:
+            return f"{self.threads} threads (--threads)"
+        company = (
+            f"{self.others} other lrmscope process{'es' if self.others != 1 else ''} "
+            f"with {self.others_threads} thread{'s' if self.others_threads != 1 else ''}"
+            if self.others
+            else "no other lrmscope process"
+        )
+        return (
+            f"{self.threads} thread{'s' if self.threads != 1 else ''} "
+            f"({self.cores} cores, {company}, load {self.load:.1f}; --threads to change)"
+        )
+
+
+def choose(cores: int, others: list[int], load: float, given: int | None = None) -> ThreadChoice:
+    """The default: an equal share of the cores among this process and the `others` (their
+    thread counts), and no more than the cores that the load left by other programs (the load
+    average less the other lrmscope processes' threads) leaves idle; at least 1, at most 8."""
+    share = max(1, min(cores // (len(others) + 1), MAX_DEFAULT_THREADS))
+    if given is not None:
+        return ThreadChoice(given, True, share, cores, len(others), sum(others), load)
+    outside = max(0.0, load - sum(others))
+    idle = cores - int(outside + 0.5)
+    threads = max(1, min(share, idle))
+    return ThreadChoice(threads, False, share, cores, len(others), sum(others), load)
+
+
+def default_choice(registry: Registry | None = None) -> ThreadChoice:
+    """What a model loaded now with the default would take (doctor, `models`)."""
+    return choose(available_cores(), (registry or Registry()).others(), os.getloadavg()[0])
+
+
+class Registry:
+    """The lrmscope processes that hold a local model: one small JSON file per process and
+    model, named by pid and a counter, removed on close or by the next reader once the process
+    is dead."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder or registry_folder()
+
+    def others(self) -> list[int]:
+        """The thread counts of the other live processes' models that decoded in the last
+        IDLE_S, cleaning dead processes' entries."""
+        found = []
+        try:
+            entries = list(self.folder.glob("*.json"))
+        except OSError:
+            return []
+        for entry in entries:
+            try:
+                holder = json.loads(entry.read_text())
+                pid, threads = int(holder["pid"]), int(holder["threads"])
+                busy = float(holder["busy"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being written, or not ours to read
+            if pid == os.getpid():
+                continue
+            if not _alive(pid):
+                entry.unlink(missing_ok=True)
+                continue
+            if time.time() - busy <= IDLE_S:
+                found.append(threads)
+        return found
+
+    def hold(self, threads: int) -> Path | None:
+        """Record this process's model, as about to decode; the entry's path (None when the
+        folder cannot be written: the choice then ignores the registry, never the model)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            n = 0
+            while (path := self.folder / f"{os.getpid()}-{n}.json").exists():
+                n += 1
+            self.update(path, threads)
+        except OSError:
+            return None
+        return path
+
+    def update(self, path: Path, threads: int) -> None:
+        temporary = path.with_suffix(".tmp")
+        record = {"pid": os.getpid(), "threads": threads, "busy": time.time()}
+        temporary.write_text(json.dumps(record))
+        temporary.replace(path)
+
+
+class ThreadSharing:
+    """One model's place in the registry: its choice at load, and a new count when the others
+    change (for a model whose threads were not given)."""
+
+    def __init__(self, given: int | None, registry: Registry | None = None) -> None:
+        self.registry = registry or Registry()
+        self.choice = choose(available_cores(), self.registry.others(), os.getloadavg()[0], given)
+        self._entry = self.registry.hold(self.choice.threads)
+        self._checked = time.monotonic()
+
+    @property
+    def threads(self) -> int:
+        return self.choice.threads
+
+    def recheck(self) -> int | None:
+        """Called as the model decodes; at most every RECHECK_S it says so in the registry and
+        returns the new thread count when the other processes came or went (this process's
+        share changed), else None. The load is not read again: this process's own threads are in
+        it now, so the new count is the share."""
+        if time.monotonic() - self._checked < RECHECK_S:
+            return None
+        self._checked = time.monotonic()
+        old = new = self.choice
+        if not old.given:
+            new = choose(old.cores, self.registry.others(), old.load)
+            if new.share != old.share:
+                self.choice = ThreadChoice(
+                    new.share, False, new.share, new.cores, new.others, new.others_threads, new.load
+                )
+        if self._entry is not None:
+            with contextlib.suppress(OSError):
+                self.registry.update(self._entry, self.choice.threads)
+        return self.choice.threads if self.choice is not old else None
+
+    def close(self) -> None:
+        if self._entry is not None:
+            self._entry.unlink(missing_ok=True)
+            self._entry = None
