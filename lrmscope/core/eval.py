@@ -22,13 +22,13 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from lrmscope.core import judge as judging
 from lrmscope.core.datasets import Dataset, PromptRow
-from lrmscope.core.generate import record, start_sample
+from lrmscope.core.generate import TurnPlace, record, start_sample
 from lrmscope.engine.backend import Backend, Message
 from lrmscope.engine.events import Finished
 from lrmscope.engine.flags import JudgeWorker
@@ -175,6 +175,14 @@ class Job:
     opener_added: bool
     mode: AnyMode
     k: int
+    place: TurnPlace | None = None  # a conversation's turn
+
+
+class JobChain(Protocol):
+    """Jobs that run in order on one slot, each made once the one before has ended: the turns of
+    a conversation's branch (core/conversations.py)."""
+
+    def jobs(self, store: Store, slot: Backend) -> Iterator[Job]: ...
 
 
 @dataclass
@@ -313,7 +321,7 @@ class EvalRunner:
         self.judges = tuple(judges)
         # a guarded mode's judge by its spec, in a worker all sequences share (engine/guard.py)
         self.guard_judges = guard_judges or {}
-        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | JobChain] = queue.SimpleQueue()
         self._finished: queue.SimpleQueue[Finished | BaseException] = queue.SimpleQueue()
         self._active: dict[int, Generation] = {}
         self._stopping = threading.Event()
@@ -336,10 +344,13 @@ class EvalRunner:
         try:
             while not self._stopping.is_set():
                 try:
-                    job = self._jobs.get_nowait()
+                    work = self._jobs.get_nowait()
                 except queue.Empty:
                     return
-                self._finished.put(self._one(store, index, slot, job))
+                for job in (work,) if isinstance(work, Job) else work.jobs(store, slot):
+                    if self._stopping.is_set():
+                        break
+                    self._finished.put(self._one(store, index, slot, job))
         finally:
             store.close()
 
@@ -370,6 +381,7 @@ class EvalRunner:
                 key=job.row.key,
                 think_opener_added=job.opener_added,
                 k=job.k,
+                place=job.place,
             )
             finished: Finished | BaseException = LrmscopeError("the generation ended early")
             for event in record(store, ref, generation):
@@ -394,7 +406,10 @@ class EvalRunner:
             return sum(g.think_tokens + g.answer_tokens for g in self._active.values())
 
     def run(
-        self, jobs: Sequence[Job], progress: Progress, on_progress: Callable[[Progress], None]
+        self,
+        jobs: Sequence[Job | JobChain],
+        progress: Progress,
+        on_progress: Callable[[Progress], None],
     ) -> None:
         """Generate every job, counting into `progress`. KeyboardInterrupt (or any error) stops
         the generations in flight, waits for them to be saved, and is raised again."""

@@ -32,6 +32,16 @@ class SampleRef:
     sample_id: int
 
 
+@dataclass(frozen=True)
+class TurnPlace:
+    """Where an eval sample sits in a conversation (core/conversations.py): the conversation,
+    the turn (from 1) and the same branch's sample of the turn before."""
+
+    conversation_id: int
+    turn: int
+    parent_id: int | None
+
+
 def finished_fields(event: Finished) -> dict:
     """What only the end knows; the trace itself comes with every snapshot."""
     stats = event.stats
@@ -83,12 +93,15 @@ def start_sample(
     think_opener_added: bool,
     k: int = 0,
     parent_id: int | None = None,
+    place: TurnPlace | None = None,
 ) -> SampleRef:
     prompt_id = store.prompt_id(dataset, key or prompt_key(user_text), user_text)
+    turn = {} if place is None else {"conversation_id": place.conversation_id, "turn": place.turn}
     sample_id = store.start_sample(
         run_id,
         prompt_id,
-        parent_id=parent_id,
+        parent_id=parent_id if place is None else place.parent_id,
+        **turn,
         k=k,
         mode=generation.mode.mode.value,
         mode_params=generation.mode.as_dict(),
