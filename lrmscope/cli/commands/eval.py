@@ -131,6 +131,7 @@ def register(commands) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from lrmscope.core import conversations
     from lrmscope.core.datasets import load_dataset
     from lrmscope.core.eval import (
         PRESETS,
@@ -178,15 +179,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
         system=args.system,
         preset=args.preset,
     )
+    talks = _conversation_plans(args, settings, catalog) if dataset.conversations else None
+    used = settings.modes if talks is None else conversations.modes_used(talks)
     db_path = checked_db_path(args.db)
     err = Console(stderr=True, highlight=False)
     specs = args.judge or [DEFAULT_JUDGE]
     options = judge_options(args)
     judges = () if specs == ["none"] else load_judges(specs, options)
     n_seq = min(samples * args.parallel, MAX_SEQUENCES)
-    model = backend_slots(args, mode, sampler, err, n_seq, settings.modes, served=args.concurrency)
+    model = backend_slots(args, mode, sampler, err, n_seq, used, served=args.concurrency)
     backend = model.backend
-    rendered = render_prompts(backend, settings)
+    if talks is None:
+        rendered = render_prompts(backend, settings)
+    else:
+        conversations.check_templates(backend.render, dataset, args.system)
     store = Store(db_path)
     run_id, state = open_run(
         store,
@@ -216,12 +222,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if state == "resumed":
         dropped = store.drop_unfinished(run_id)
         say(err, f"resuming run {run_id}: {dropped} unfinished samples will be made again")
-    jobs = plan(store, settings, run_id, rendered)
-    total = len(dataset.rows) * len(settings.modes) * samples
-    progress = EvalProgress(total=total, resumed=total - len(jobs))
+    jobs: list
+    if talks is None:
+        jobs = plan(store, settings, run_id, rendered)
+        total = len(dataset.rows) * len(settings.modes) * samples
+        resumed = total - len(jobs)
+    else:
+        jobs, resumed = conversations.plan(store, settings, run_id, talks)
+        total = conversations.total(dataset, talks, samples)
+    progress = EvalProgress(total=total, resumed=resumed)
     say(
         err,
-        f"run {run_id}: {len(dataset.rows)} prompts of {dataset.path or dataset.name} "
+        f"run {run_id}: {_what(dataset)} of {dataset.path or dataset.name} "
         f"({dataset.format}; "
         f"{dataset.duplicates} repeated and {dataset.blanks} blank rows skipped) x "
         f"{len(settings.modes)} modes x {samples} samples on {backend.info()['device']}, "
@@ -230,11 +242,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if model.remote
             else f"{n_seq} sequences per batch, {backend.info()['threads']}"
         )
-        + f"; {len(jobs)} to generate",
+        + f"; {total - resumed} to generate",
     )
     from lrmscope.engine.guard import guard_judges
 
-    guarding = guard_judges(settings.modes, options)
+    guarding = guard_judges(used, options)
     runner = EvalRunner(store, model.open(), settings, run_id, judges, guarding)
     try:
         with store.ending(run_id) as ending, Progress(*progress_columns(), console=err) as bar:
@@ -272,3 +284,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         + f"; see `lrmscope metrics {db_path}`",
     )
     return 0 if ending.status == "done" else 1
+
+
+def _conversation_plans(args: argparse.Namespace, settings, catalog) -> dict:
+    """A conversation set's plans (core/conversations.py), its rows' modes and, for a local
+    model, its rows against the model's template (read without the weights) checked before any
+    model loads."""
+    from lrmscope.core import conversations
+
+    talks = conversations.plans(settings.dataset, settings.modes, catalog.parse)
+    settings.mode.check_answer_room(conversations.modes_used(talks), settings.sampler.max_tokens)
+    if not args.endpoint:
+        from lrmscope.engine.models import check_gguf, embedded_model_path
+        from lrmscope.engine.remote import format_from_gguf
+
+        model = check_gguf(args.model) if args.model else embedded_model_path()
+        conversations.check_templates(format_from_gguf(model).render, settings.dataset, args.system)
+    return talks
+
+
+def _what(dataset) -> str:
+    if dataset.conversations:
+        return f"{len(dataset.conversations)} conversations ({len(dataset.rows)} generated turns)"
+    return f"{len(dataset.rows)} prompts"
