@@ -70,7 +70,8 @@ def _check_api_options(args: argparse.Namespace) -> None:
             raise LrmscopeError(f"{_flag(given[0])} is for a served chat model: add --api chat")
 
 
-def _prompt_format(args: argparse.Namespace):
+def prompt_format(args: argparse.Namespace):
+    """How a served model's prompts are rendered here (--api completions), from the options."""
     from lrmscope.engine.models import check_gguf
     from lrmscope.engine.remote import PromptFormat, format_from_gguf, format_from_tokenizer
 
@@ -130,8 +131,8 @@ def remote_backends(
     else:
         from lrmscope.engine.remote import RemoteBackend
 
-        prompt_format = _prompt_format(args)
-        backends = [RemoteBackend(settings, e, prompt_format, limit=limit) for e in endpoints]
+        chat_format = prompt_format(args)
+        backends = [RemoteBackend(settings, e, chat_format, limit=limit) for e in endpoints]
     for backend in backends[: len(settings.endpoints)]:
         backend.check()
     for unused in backends[count:]:

@@ -146,6 +146,23 @@ def db(f: Inputs) -> str:
     return str(f.demo)
 
 
+USER = {"role": "user", "content": "a"}
+ASSISTANT = {"role": "assistant", "content": "b"}
+NO_SYSTEM_TEMPLATE = (
+    b"{% for m in messages %}{% if m['role'] == 'system' %}"
+    b"{{ raise_exception('System role not supported') }}{% endif %}{{ m['content'] }}{% endfor %}"
+)
+
+
+def _talk(*after: dict) -> bytes:
+    """A conversation set of one row: a user turn, then `after`."""
+    return json.dumps({"messages": [USER, *after]}).encode() + b"\n"
+
+
+def _talk_with_system() -> bytes:
+    return json.dumps({"messages": [{"role": "system", "content": "s"}, USER]}).encode() + b"\n"
+
+
 BIG = str(10**12)
 NON_UTF8 = b"prompt\n\xff\xfe caf\xe9\n"
 C = Case
@@ -775,6 +792,45 @@ CASES: list[Case] = [
         "a .jsonl cut inside an object",
         cmd("eval", "--dataset", data("cut.jsonl", b'{"prompt": "a"}\n{"prompt": "b')),
         "not JSON",
+    ),
+    C(
+        "eval",
+        "--dataset",
+        "wrong type",
+        "a conversation ending with the assistant's turn",
+        cmd("eval", "--dataset", data("ends.jsonl", _talk({"role": "assistant", "content": "b"}))),
+        "not a user turn",
+    ),
+    C(
+        "eval",
+        "--dataset",
+        "wrong type",
+        "a conversation with two assistant turns in a row",
+        cmd("eval", "--dataset", data("order.jsonl", _talk(ASSISTANT, ASSISTANT, USER))),
+        "roles go",
+    ),
+    C(
+        "eval",
+        "--dataset",
+        "empty",
+        "a conversation turn with an empty content",
+        cmd("eval", "--dataset", data("blank.jsonl", _talk(ASSISTANT, {"role": "user"}))),
+        "empty content",
+    ),
+    C(
+        "eval",
+        "--dataset",
+        "wrong type",
+        "a system message a --chat-template refuses",
+        cmd(
+            "eval",
+            "--dataset",
+            data("system.jsonl", _talk_with_system()),
+            "--chat-template",
+            data("no-system.jinja", NO_SYSTEM_TEMPLATE),
+            *NOWHERE,
+        ),
+        "row on line 1: the chat template",
     ),
     C(
         "eval",

@@ -191,8 +191,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     backend = model.backend
     if talks is None:
         rendered = render_prompts(backend, settings)
-    else:
-        conversations.check_templates(backend.render, dataset, args.system)
     store = Store(db_path)
     run_id, state = open_run(
         store,
@@ -294,7 +292,12 @@ def _conversation_plans(args: argparse.Namespace, settings, catalog) -> dict:
 
     talks = conversations.plans(settings.dataset, settings.modes, catalog.parse)
     settings.mode.check_answer_room(conversations.modes_used(talks), settings.sampler.max_tokens)
-    if not args.endpoint:
+    if args.endpoint:
+        from lrmscope.cli.setup import prompt_format
+
+        if args.api != "chat":  # a chat server applies its own template
+            conversations.check_templates(prompt_format(args).render, settings.dataset, args.system)
+    else:
         from lrmscope.engine.models import check_gguf, embedded_model_path
         from lrmscope.engine.remote import format_from_gguf
 
