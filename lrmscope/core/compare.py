@@ -15,6 +15,7 @@ from lrmscope.core.datasets import prompt_key
 from lrmscope.core.eval import check_plan, sample_seed
 from lrmscope.engine.backend import Backend
 from lrmscope.engine.generation import Generation
+from lrmscope.engine.guard import GuardJudges
 from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import MAX_SEED, AnyMode, ModeSettings, SamplerSettings
 
@@ -60,13 +61,17 @@ class CompareSettings:
         mode), and whether the opener was added."""
         return with_think_opener(rendered, self.mode.with_mode(column.mode))
 
-    def generation(self, backend: Backend, prompt: str, column: Column) -> Generation:
-        """The column's generation from its prompt P."""
+    def generation(
+        self, backend: Backend, prompt: str, column: Column, guard_judges: GuardJudges
+    ) -> Generation:
+        """The column's generation from its prompt P; a guarded mode's guard judges with the
+        command's judge (`guard_judges`, which the columns share)."""
         return Generation(
             backend,
             prompt,
             sampler=replace(self.sampler, seed=column.seed),
             mode=self.mode.with_mode(column.mode),
+            guard_judge=guard_judges.of(column.mode),
             user_text=self.text,  # what a guarded mode's judge sees as the prompt
         )
 

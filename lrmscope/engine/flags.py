@@ -67,8 +67,17 @@ class JudgeWorker:
     def submit(self, segment: _Segment) -> None:
         self._queue.put(segment)
 
-    def close(self, timeout: float | None = None) -> None:
-        """Judge what was submitted, then end (waiting at most `timeout` seconds)."""
+    def close(self, timeout: float | None = None, *, drop: bool = False) -> None:
+        """Judge what was submitted, then end (waiting at most `timeout` seconds). With `drop`,
+        only the batch being judged now is finished: the rest is dropped unjudged (a command
+        that ends; a judge's model still running when the interpreter exits can abort it)."""
+        while drop:
+            try:
+                segment = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if segment is not None:
+                segment.owner._judged()  # nobody waits on it in vain
         self._queue.put(None)
         self._thread.join(timeout)
 

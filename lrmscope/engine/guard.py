@@ -136,13 +136,39 @@ def guard_note(trigger: dict) -> str:
     )
 
 
-def guard_judges(
-    modes: Sequence[AnyMode], options: JudgeOptions | None = None
-) -> dict[str, JudgeWorker]:
-    """The guards' judges of `modes`, built once per judge spec, each in a worker that the
-    generations of a command share: it batches the sentences of all of them (close it at the
-    end)."""
-    from lrmscope.engine.judges.registry import build_judge
+class GuardJudges(dict[str, JudgeWorker]):
+    """The guards' judges of a command by judge spec, built with the command's judge options
+    (--judge-device, --threshold, ...) when first asked for, each in a worker that the
+    generations of the command share: it batches the sentences of all of them. Close it at the
+    end."""
 
-    specs = {m.guard.judge for m in modes if isinstance(m, CustomMode) and m.guard is not None}
-    return {spec: JudgeWorker([build_judge(spec, options)]) for spec in sorted(specs)}
+    def __init__(self, options: JudgeOptions | None = None) -> None:
+        super().__init__()
+        self.options = options
+
+    def __missing__(self, spec: str) -> JudgeWorker:
+        from lrmscope.engine.judges.registry import build_judge
+
+        worker = self[spec] = JudgeWorker([build_judge(spec, self.options)])
+        return worker
+
+    def of(self, mode: AnyMode) -> JudgeWorker | None:
+        """The judge of `mode`'s guard (built now if it is the first); None for a mode without
+        one."""
+        guard = mode.guard if isinstance(mode, CustomMode) else None
+        return None if guard is None else self[guard.judge]
+
+    def close(self) -> None:
+        """Stop the workers once the batch each is judging is done; the sentences still waiting
+        are of no use now."""
+        for worker in self.values():
+            worker.close(drop=True)
+
+
+def guard_judges(modes: Sequence[AnyMode], options: JudgeOptions | None = None) -> GuardJudges:
+    """The judges of the guards of `modes`, built now (a judge that does not load stops the
+    command before it starts)."""
+    judges = GuardJudges(options)
+    for mode in modes:
+        judges.of(mode)
+    return judges

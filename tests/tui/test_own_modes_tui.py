@@ -5,6 +5,7 @@ import json
 from dataclasses import replace
 
 from lrmscope.core.compare import CompareSettings
+from lrmscope.engine.guard import GuardJudges
 from lrmscope.engine.scripted import ScriptedBackend
 from lrmscope.engine.settings import CustomMode, Mode, ModeSettings, SamplerSettings
 from lrmscope.tui.chat.app import ChatApp
@@ -56,5 +57,5 @@ def test_compare_gives_a_mode_of_your_own_its_columns_and_title():
     assert column_label(columns[2]) == "nothinking · k=0"
     backend = ScriptedBackend("Sure.")
     prompt, _ = settings.prompt(backend.render([]), columns[2])
-    fin = list(settings.generation(backend, prompt, columns[2]))[-1]
+    fin = list(settings.generation(backend, prompt, columns[2], GuardJudges()))[-1]
     assert backend.calls[0]["prompt"] == prompt + NOTHINKING and fin.trace.answer == "Sure."

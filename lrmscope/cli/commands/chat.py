@@ -12,6 +12,7 @@ from lrmscope.cli.options import (
     checked_db_path,
     count,
     generation_settings,
+    judge_options,
     mode_catalog,
 )
 from lrmscope.cli.printer import say
@@ -61,6 +62,7 @@ def _resume(store, run_id: int, title: str | None):
 def cmd_chat(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from lrmscope.engine.guard import GuardJudges
     from lrmscope.store import Store
     from lrmscope.tui.chat.app import ChatApp, ChatSession
 
@@ -90,8 +92,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
         restored=tuple(restored),
         modes=runnable_modes(backend),
         own_modes=catalog.custom,
+        guard_judges=GuardJudges(judge_options(args)),
     )
-    with store.ending(run_id):
-        ChatApp(session).run()
+    try:
+        with store.ending(run_id):
+            ChatApp(session).run()
+    finally:
+        session.guard_judges.close()
     say(Console(stderr=True), f"chat saved as run {run_id} in {db_path}")
     return 0

@@ -14,6 +14,7 @@ from lrmscope.cli.options import (
     checked_db_path,
     count,
     generation_settings,
+    judge_options,
     mode_catalog,
     read_prompt,
 )
@@ -62,6 +63,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from lrmscope.core.compare import DATASET, CompareSettings
     from lrmscope.engine.backend import Message
+    from lrmscope.engine.guard import guard_judges
     from lrmscope.engine.judges.base import OneAtATime
     from lrmscope.engine.prompt import with_think_opener
     from lrmscope.store import Store
@@ -84,6 +86,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rendered = backend.render([Message("user", text)])
     backend.check_prompt(with_think_opener(rendered)[0])
     final, live, notices = live_view_judges(args)
+    guarding = guard_judges(settings.modes, judge_options(args))
     store = Store(db_path)
     modes = ",".join(m.value for m in settings.modes)
 
@@ -110,12 +113,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         final_judges=tuple(OneAtATime(j) for j in final),
         live_judges=tuple(OneAtATime(j) for j in live),
         notices=notices,
+        guard_judges=guarding,
     )
     app = CompareApp(session)
     try:
         app.run()
     finally:
         model.close()
+        guarding.close()
         if app.run_open:  # the app itself failed
             store.end_run(app.run_ids[-1], "failed")
     runs = ", ".join(str(run_id) for run_id in app.run_ids)

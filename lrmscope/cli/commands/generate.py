@@ -7,9 +7,11 @@ import argparse
 from lrmscope.cli.options import (
     add_db_option,
     add_generation_options,
+    add_judge_options,
     add_model_options,
     checked_db_path,
     generation_settings,
+    judge_options,
     mode_catalog,
     read_prompt,
     text_arg,
@@ -37,6 +39,7 @@ def register(commands) -> None:
     )
     add_generation_options(gen)
     add_model_options(gen)
+    add_judge_options(gen)  # a guarded mode's judge (README.md "Your own modes")
     add_db_option(gen)
     gen.set_defaults(func=cmd_generate)
 
@@ -47,6 +50,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from lrmscope.core.generate import record, start_sample
     from lrmscope.engine.backend import Message
     from lrmscope.engine.generation import NO_THOUGHT, Generation
+    from lrmscope.engine.guard import guard_judges
     from lrmscope.engine.prompt import with_think_opener
     from lrmscope.store import Store
 
@@ -54,6 +58,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     catalog = mode_catalog(args)
     mode, sampler = generation_settings(args, catalog)
     mode.check_answer_room((mode.mode,), sampler.max_tokens)
+    options = judge_options(args)
     db_path = checked_db_path(args.db)
     err = Console(stderr=True)
     backend = load_backend(args, mode, err)
@@ -62,8 +67,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
         backend.render([*messages, Message("user", text)]), mode
     )
     backend.check_prompt(prompt)
+    guarding = guard_judges((mode.mode,), options)
     store = Store(db_path)
-    generation = Generation(backend, prompt, sampler=sampler, mode=mode, user_text=text)
+    generation = Generation(
+        backend,
+        prompt,
+        sampler=sampler,
+        mode=mode,
+        guard_judge=guarding.of(mode.mode),
+        user_text=text,
+    )
     printer = TracePrinter(Console(highlight=False))
     ref = None
     try:
@@ -88,6 +101,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise
         say(err, f"interrupted: sample {ref.sample_id} saved as interrupted in {db_path}")
         return 130
+    finally:
+        guarding.close()
     if not generation.thought_given:
         say(err, f"note: {NO_THOUGHT}")
     say(err, f"saved sample {ref.sample_id} (run {run_id}) to {db_path}")

@@ -6,7 +6,7 @@ Each turn is a TurnView (lrmscope/tui/widgets/turn.py) that StreamingApp's worke
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual import work
@@ -20,7 +20,7 @@ from lrmscope.engine.backend import Backend, Message
 from lrmscope.engine.events import Event, Finished, Injected
 from lrmscope.engine.flags import Flag
 from lrmscope.engine.generation import NO_THOUGHT, Generation
-from lrmscope.engine.guard import guard_note
+from lrmscope.engine.guard import GuardJudges, guard_note
 from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import AnyMode, CustomMode, Mode, ModeSettings, SamplerSettings
@@ -61,6 +61,8 @@ class ChatSession:
     restored: tuple[dict, ...] = ()  # earlier turns of a resumed chat (Store.chat_turns)
     modes: tuple[Mode, ...] = tuple(Mode)  # what the backend can run (a served chat model: less)
     own_modes: tuple[CustomMode, ...] = ()  # the modes file's, in its order (f9 cycles them)
+    # a guarded mode's judge, built with the command's judge options when a turn first needs it
+    guard_judges: GuardJudges = field(default_factory=GuardJudges)
 
 
 class ChatApp(StreamingApp):
@@ -306,12 +308,18 @@ class ChatApp(StreamingApp):
                 self.session.backend.render(self._messages(text)), self.mode
             )
             self.session.backend.check_prompt(prompt)
+            guard_judge = self.session.guard_judges.of(self.mode.mode)
         except LrmscopeError as exc:
             turn.fail(str(exc))
             turn.render_now()
             return
         self.generation = Generation(
-            self.session.backend, prompt, sampler=self.sampler, mode=self.mode, user_text=text
+            self.session.backend,
+            prompt,
+            sampler=self.sampler,
+            mode=self.mode,
+            guard_judge=guard_judge,
+            user_text=text,
         )
         self._show_status("generating")
         session = self.session

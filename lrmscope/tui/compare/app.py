@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.table import Table
 from rich.text import Text
@@ -31,6 +31,7 @@ from lrmscope.core.generate import TurnJob
 from lrmscope.engine.backend import Backend
 from lrmscope.engine.events import Event, Finished
 from lrmscope.engine.generation import NO_THOUGHT, Generation
+from lrmscope.engine.guard import GuardJudges
 from lrmscope.engine.judges.base import Judge
 from lrmscope.store import Store
 from lrmscope.text import visible
@@ -63,6 +64,7 @@ class CompareSession:
     final_judges: tuple[Judge, ...] = ()  # shared by the columns' threads: one call at a time
     live_judges: tuple[Judge, ...] = ()
     notices: tuple[str, ...] = ()
+    guard_judges: GuardJudges = field(default_factory=GuardJudges)  # guarded columns' judges
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,9 @@ class CompareApp(StreamingApp):
         self._threads = []
         for index, (turn, column) in enumerate(zip(self.turns, self.plan)):
             prompt, opener_added = settings.prompt(session.rendered, column)
-            generation = settings.generation(session.backends[index], prompt, column)
+            generation = settings.generation(
+                session.backends[index], prompt, column, session.guard_judges
+            )
             self.running[turn] = Running(generation, time.perf_counter())
             self.launch(
                 turn,
