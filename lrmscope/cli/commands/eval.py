@@ -264,8 +264,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 130
     finally:
         model.close()
-        for worker in guarding.values():
-            worker.close(timeout=0)  # the guards' verdicts still due are of no use now
+        guarding.close()  # the guards' verdicts still due are of no use now
     if runner.no_thought:
         from lrmscope.engine.generation import NO_THOUGHT
 
