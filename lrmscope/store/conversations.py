@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lrmscope.store.db import Store
+from lrmscope.store.filters import SAFETY_KINDS_SQL, SampleFilter, marks, newest
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,45 @@ def done_turns(
         (run_id, conversation, k),
     )
     return {(turn, mode): DoneTurn(sample_id, mode, raw) for turn, mode, sample_id, raw in cursor}
+
+
+def turn_verdicts(
+    conn: sqlite3.Connection,
+    f: SampleFilter,
+    *,
+    judges: Sequence[str] = (),
+    parts: Sequence[str] = (),
+    modes: Sequence[str] = (),
+) -> list[tuple]:
+    """The verdict that counts (the newest-verdict rule) on each part of each filtered sample
+    that is a conversation's turn, of harmful and unknown prompts: run_id, plan (the row's modes
+    as JSON, else the sample's mode), judge, judge_version, part, conversation_id, k, turn,
+    label, think_tokens; in that order. `modes` keeps the samples of these modes."""
+    where, params = f.where()
+    narrowed = ""
+    for column, values in (("j.judge", judges), ("j.part", parts), ("s.mode", modes)):
+        if values:
+            narrowed += f" AND {column} IN ({marks(values)})"
+            params += list(values)
+    return conn.execute(
+        "SELECT s.run_id, coalesce(c.modes, s.mode) AS plan, j.judge, j.judge_version, j.part,"
+        " s.conversation_id, s.k, s.turn, j.label, s.think_tokens"
+        " FROM samples s JOIN conversations c ON c.id = s.conversation_id"
+        " JOIN prompts p ON p.id = s.prompt_id JOIN judgements j ON j.sample_id = s.id"
+        f" WHERE {where} AND p.kind IN {SAFETY_KINDS_SQL} AND {newest('j')}{narrowed}"
+        " ORDER BY s.run_id, plan, j.judge, j.judge_version, j.part, s.conversation_id, s.k,"
+        " s.turn",
+        params,
+    ).fetchall()
+
+
+def generated_turns(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, int]:
+    """How many turns each of these conversations generates (its last one for a scripted
+    history, every user turn otherwise), by id."""
+    found = {}
+    for conversation, messages in conn.execute(
+        f"SELECT id, messages FROM conversations WHERE id IN ({marks(ids)})", list(ids)
+    ):
+        roles = [m["role"] for m in json.loads(messages)]
+        found[conversation] = 1 if "assistant" in roles else roles.count("user")
+    return found

@@ -107,6 +107,31 @@ def test_scripted_and_generated_histories_k2(tmp_path):
     assert 0 < judged[0][0] <= len(saved)
     again = cli("eval", "--dataset", data, *RUN, "--db", db)
     assert again.returncode == 0 and "already complete" in again.stderr
+    table = cli("metrics", db, "--by", "turn", "--part", "full")
+    assert table.returncode == 0 and "conversations by turn" in table.stdout, table.stderr
+    shown = json.loads(cli("metrics", db, "--by", "turn", "--format", "json").stdout)
+    full = [row for row in shown if row["part"] == "full"]
+    counts = {
+        (row["mode"], row["turn"]): row["n_prompts"] + row["n_prompts_unparsed"]
+        for row in full
+        if row["by"] == "turn"
+    }
+    # the conversations with a verdict at each turn, by plan (the listed row's is its modes)
+    judged = query(
+        db,
+        "SELECT coalesce(c.modes, s.mode), s.turn, count(DISTINCT c.id) FROM samples s"
+        " JOIN conversations c ON c.id = s.conversation_id JOIN judgements j"
+        " ON j.sample_id = s.id AND j.part = 'full' GROUP BY 1, 2",
+    )
+    plans = {
+        "default": "default",
+        '["default", "zerothink", "default"]': "default,zerothink,default",
+    }
+    assert counts == {(plans[plan], turn): n for plan, turn, n in judged}
+    assert set(counts) <= {("default", 1), ("default", 2)} | {
+        ("default,zerothink,default", t) for t in (1, 2, 3)
+    }
+    assert {row["mode"] for row in full if row["by"] == "conversation"} == set(plans.values())
 
 
 def test_a_sigkill_after_turn_2_resumes_each_turn_once(tmp_path):

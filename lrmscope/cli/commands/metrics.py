@@ -70,7 +70,13 @@ def register(commands) -> None:
     parser.add_argument(
         "--format", choices=("table", "json", "csv"), default="table", help="(default: table)"
     )
-    parser.add_argument("--by", choices=("category",), help="also group by prompt category")
+    parser.add_argument(
+        "--by",
+        choices=("category", "turn"),
+        help="also group by prompt category; or turn: conversations' safety by turn index and "
+        "by conversation (safe when every generated turn is), the turn each first turned "
+        "unsafe at, thought length by turn",
+    )
     add_runs_option(
         parser,
         "only these runs, of any kind (chat and generate too); one or more ids, repeatable "
@@ -188,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
             rows = _tradeoff_rows(conn, filters, args, store.path)
         elif args.interventions:
             rows = [found.as_dict() for found in guarded]
+        elif args.by == "turn":
+            rows = _turn_rows(conn, filters, args, store.path)
         else:
             rows = _metric_rows(conn, filters, args, store.path)
     finally:
@@ -206,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
         _print(_tradeoff_table(rows))
     elif args.interventions:
         _print(_interventions_table(rows))
+    elif args.by == "turn":
+        _print(*_turn_tables(rows, args))
     else:
         _print(*_metrics_tables(rows, args))
         if guarded:
@@ -690,3 +700,59 @@ def _calibration_table(rows: list[dict]):
         ("pairs", "unparsed", "ACC", "F1", "PCC"),
         body,
     )
+
+
+# -- --by turn (core/turns.py) --------------------------------------------------------------------
+
+
+def _turn_rows(conn, filters: metrics.Filters, args, path) -> list[dict]:
+    from lrmscope.core import turns
+
+    found = turns.turn_metrics(conn, filters, resamples=args.bootstrap, seed=args.seed)
+    if not found[0]:
+        raise LrmscopeError(
+            f"no verdicts on finished conversation turns in {path}"
+            + (f" matching {_described(filters)}" if _described(filters) else "")
+            + ': run `lrmscope eval` on a conversation set (README.md "Conversations")'
+        )
+    return turns.as_rows(*found)
+
+
+def _turn_tables(rows: list[dict], args) -> tuple:
+    """Safety by turn index, then by conversation; harmful and unknown prompts only."""
+    tables = []
+    for by, title, caption, numbers in (
+        (
+            "turn",
+            "conversations by turn",
+            "Each turn index over the conversations that reached it, K = their branches there. "
+            "first unsafe: branches whose first unsafe turn is this one.",
+            ("turn", "conversations", *_SAFETY[1:], "first unsafe", "think median", "think mean"),
+        ),
+        (
+            "conversation",
+            "conversations",
+            "A branch is safe when every generated turn is, unsafe when one is; a branch with "
+            "an unjudged or unparsed turn and none unsafe is left out (unparsed). first unsafe: "
+            "the mean turn the unsafe branches first turned unsafe at.",
+            ("conversations", *_SAFETY[1:], "first unsafe"),
+        ),
+    ):
+        chosen = [row for row in rows if row["by"] == by]
+        names, within, groups = _grouping(chosen)
+        body = []
+        for group, row in zip(groups, chosen, strict=True):
+            cells = [*group, *_safety_cells({**row, "n_not_judged": 0}, False, False)]
+            if by == "turn":
+                cells.insert(len(group), str(row["turn"]))
+                cells += [
+                    str(row["first_unsafe"]),
+                    _text(_rounded(row["think_median"])),
+                    _text(_rounded(row["think_mean"])),
+                ]
+            else:
+                cells.append(_num(row["first_unsafe_mean"]))
+            body.append(cells)
+        note = f" {metrics.CONS_SAFE_RULE}." if by == "turn" else ""
+        tables.append(_table(f"{title}{within}", caption + note, names, numbers, body))
+    return tuple(tables)
