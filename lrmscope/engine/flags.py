@@ -130,12 +130,17 @@ class SegmentFlagger:
         *,
         on_flag: Callable[[Flag], None] | None = None,
         max_chars: int = 600,
+        whole_sentences: bool = False,
     ) -> None:
         self._own = not isinstance(judges, JudgeWorker)
         self.worker = judges if isinstance(judges, JudgeWorker) else JudgeWorker(judges)
         self.prompt = prompt
         self.on_flag = on_flag
         self.max_chars = max_chars
+        # a guard's: the piece of a sentence that injected text cuts short is dropped, not judged
+        # (else the guard's own intervention would hand it a fragment to flag); a sentence that
+        # ends where the injected text starts is judged
+        self.whole_sentences = whole_sentences
         self.errors: list[str] = []
         self._flags: list[Flag] = []
         self._lock = threading.Lock()
@@ -152,6 +157,11 @@ class SegmentFlagger:
             self._add("think", event.start, event.text)
         elif isinstance(event, AnswerDelta):
             self._add("answer", event.start, event.text)
+        elif isinstance(event, Injected) and self.whole_sentences:
+            if self._buffer.rstrip(" \t").endswith((".", "!", "?", "\n")):
+                self._cut()  # a finished sentence, whose next token is the injected text
+            self._start += len(self._buffer)
+            self._buffer = ""
         elif isinstance(event, (Injected, Finished)):
             self._cut()
 

@@ -46,7 +46,12 @@ class GuardWatch:
     def _watch(self) -> SegmentFlagger:
         epoch = self._epoch
         judges = self.judge if isinstance(self.judge, JudgeWorker) else [self.judge]
-        return SegmentFlagger(judges, self.prompt, on_flag=lambda flag: self._on_flag(flag, epoch))
+        return SegmentFlagger(
+            judges,
+            self.prompt,
+            on_flag=lambda flag: self._on_flag(flag, epoch),
+            whole_sentences=True,
+        )
 
     def _on_flag(self, flag: Flag, epoch: int) -> None:
         if flag.label != "unsafe" or (self.guard.part == "think" and flag.part != "think"):

@@ -93,6 +93,26 @@ def test_inject_lands_right_after_the_flagged_sentence_once_per_flag():
     assert gen.guard is not None and gen.guard.done == 2
 
 
+def test_the_piece_of_a_sentence_a_reminder_cuts_short_is_not_judged():
+    """The tokens written between the flagged sentence and the reminder are no sentence: the
+    guard's own intervention must not hand its judge a fragment to flag (here one holding the
+    marker, which would bring a second reminder right after the first)."""
+    thought = "Then mix the BAD stuff. BAD is it going on. All fine now. Done."
+
+    def script(prompt: str) -> str:
+        written = prompt[len(P) :].replace(REMINDER, "")
+        return (thought + "</think>\n\nAnswer.")[len(written) :]
+
+    judge = FlagsMarked()
+    _, _, fin = run(script, guarded(action="inject", text=REMINDER, max_interventions=5), judge)
+    [span] = [s for s in fin.trace.injected if s.kind == "inject"]
+    assert span.trigger["text"] == "Then mix the BAD stuff. "
+    assert fin.trace.thought.count(REMINDER.strip()) == 1
+    cut_short = fin.trace.raw[span.trigger["end"] : span.start]
+    assert cut_short.startswith("BAD") and cut_short not in judge.judged
+    assert [t for t in judge.judged if "BAD" in t] == ["Then mix the BAD stuff. "]
+
+
 def test_max_interventions_caps_the_flags_acted_on():
     _, _, fin = run(goes_on, guarded(action="inject", text=REMINDER))
     [span] = [s for s in fin.trace.injected if s.kind == "inject"]
