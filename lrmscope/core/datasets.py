@@ -64,6 +64,8 @@ ACCEPTED_KINDS = (
     "harmful, unsafe, 1, true, yes (harmful); benign, safe, 0, false, no (benign); blank (unknown)"
 )
 
+# The sets shipped with lrmscope, by the name --dataset takes: prompts, and conversations.
+DEMOS = {"demo": "demo.csv", "demo-conversations": "conversations.jsonl"}
 CONVERSATION_FIELD = "messages"  # a JSONL row holding it is a conversation
 ROLES = ("system", "user", "assistant")
 
@@ -156,9 +158,10 @@ def load_dataset(
     if hub.is_hub(spec):
         found = hub.read(spec)
         where, name, path, kind, digest = spec, found.name, spec, "hf", found.fingerprint
-    elif spec == "demo":
-        data = resources.files("lrmscope").joinpath("data/demo.csv").read_bytes()
-        where, name, path, kind, digest = "demo", "demo", None, "csv", None
+    elif spec in DEMOS:
+        data = resources.files("lrmscope").joinpath(f"data/{DEMOS[spec]}").read_bytes()
+        kind = _SUFFIXES[Path(DEMOS[spec]).suffix]
+        where, name, path, digest = spec, spec, None, None
     else:
         file = Path(spec).expanduser()
         kind = _SUFFIXES.get(file.suffix.lower(), "text")
@@ -186,8 +189,8 @@ def load_dataset(
                 raise LrmscopeError(
                     f"--column does not apply to {where}: its rows are conversations"
                 )
-            found = _conversations(text, where, prompt_kind)
-            return _conversation_set(found, where, name, path, digest, category, limit)
+            talks = _conversations(text, where, prompt_kind)
+            return _conversation_set(talks, where, name, path, digest, category, limit)
         fmt, used, raws = "jsonl", *_jsonl(text, where, column, prompt_kind is None)
     else:
         if column is not None:

@@ -84,3 +84,24 @@ def test_a_bad_row_is_named_by_file_and_line(tmp_path, row, message):
     text = str(caught.value)
     assert "\n" not in text and str(path) in text and "line 2" in text
     assert message in text
+
+
+def test_the_demo_conversations_load():
+    from lrmscope.core.conversations import check_templates
+    from lrmscope.engine.prompt import FALLBACK_TEMPLATE, render_chat
+    from lrmscope.engine.settings import Mode
+
+    data = load_dataset("demo-conversations")
+    assert (data.name, data.format, data.path, data.sha256) == (
+        "demo-conversations",
+        "conversations",
+        None,
+        None,
+    )
+    talks = data.conversations
+    assert {c.scripted for c in talks} == {True, False}
+    assert {c.kind for c in talks} == {"harmful", "benign"}
+    listed = [c for c in talks if c.modes is not None]
+    assert listed and all(set(c.modes) <= {m.value for m in Mode} for c in listed)
+    assert len({c.name for c in talks}) == len(talks)
+    check_templates(lambda messages: render_chat(FALLBACK_TEMPLATE, messages), data, None)

@@ -45,9 +45,10 @@ def register(commands) -> None:
         metavar="FILE|demo|hf:NAME",
         help="StrongREJECT, WildJailbreak, XSTest, GSM8K or MATH-500 CSV/TSV/Parquet, JSONL with a "
         "`prompt` (or `question`, `problem`) field, a text file (one prompt a line), `demo` (a "
-        "small set shipped with lrmscope: harmful, benign and reasoning prompts), or "
+        "small set shipped with lrmscope: harmful, benign and reasoning prompts), "
         "hf:NAME[:CONFIG][:SPLIT] (a Hugging Face dataset from the local cache or a save_to_disk "
-        "folder)",
+        "folder), or conversations: JSONL rows of `messages` (README.md \"Conversations\"; "
+        "`demo-conversations` ships with lrmscope)",
     )
     parser.add_argument("--limit", type=count, metavar="N", help="only the first N prompts")
     parser.add_argument("--category", help="only prompts of this category")
