@@ -90,6 +90,25 @@ async def test_escape_cancels_and_a_closed_thought_takes_nothing(tmp_path):
     assert "late" not in row["raw"] and "x" not in row["raw"]
 
 
+async def test_a_text_the_thought_closed_before_says_so_when_the_turn_ends(tmp_path):
+    """The text is handed over while the model thinks, but the model's next token closes the
+    thought: the text never lands, the turn's end says so, and nothing is saved of it."""
+    backend = ScriptedBackend(
+        lambda p: "a </think>" if p.endswith("<think>\n") else "\n\nDone.", delay=1.0
+    )
+    app = ChatApp(session_for(backend, tmp_path))
+    async with app.run_test() as pilot:
+        await send(pilot, app, "q")
+        await until(pilot, lambda: app.turns and app.turns[-1].thought.plain.strip() == "a")
+        await pilot.press("f8")
+        await send(pilot, app, "late")
+        assert "injecting at the next token boundary" in status(app)
+        await until(pilot, lambda: app.turns[-1].finished and app.generation is None, timeout=10)
+        assert "the thought closed before the text landed: nothing injected" in status(app)
+    [row] = samples(tmp_path)
+    assert "late" not in row["raw"] and json.loads(row["injected"]) == []
+
+
 async def test_f9_cycles_the_modes_files_modes_after_a_study_mode(tmp_path):
     first = CustomMode("nothinking", prefill="Okay, done.\n</think>\n\n")
     second = CustomMode("careful", prefill="Let me check the safety first.")
