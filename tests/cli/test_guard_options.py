@@ -86,3 +86,41 @@ def test_guard_judges_are_built_with_the_options_once_per_spec_when_first_needed
     loaded = guard_judges((Mode.DEFAULT, guarded), JudgeOptions(device="cpu", threshold=0.75))
     assert list(loaded) == [spec] and loaded[spec].judges[0].version.endswith(":threshold0.75")
     loaded.close()
+
+
+def only_trigger(db) -> dict:
+    [sample] = rows(db, "SELECT injected FROM samples")
+    [span] = json.loads(sample["injected"])
+    return span["trigger"]
+
+
+@pytest.mark.parametrize("command", ["compare", "chat"])
+def test_compare_and_chat_build_the_guard_judge_with_the_commands_threshold(
+    command, tmp_path, shieldgemma, monkeypatch
+):
+    """The whole command, its app under Textual's pilot, on the embedded model."""
+    from lrmscope.tui.chat.app import ChatApp
+    from lrmscope.tui.compare.app import CompareApp
+    from tests.remote.test_remote_tui import run_command
+    from tests.support.pilot import send, until
+
+    db = tmp_path / "runs.sqlite"
+    modes = modes_file(tmp_path, f"shieldgemma={shieldgemma}")
+    common = ["--db", str(db), "--modes-file", str(modes), "--max-tokens", "200"]
+    common += ["--temperature", "0", "--judge-device", "cpu", "--threshold", "0"]
+
+    async def compared(app, pilot):
+        await until(pilot, lambda: app.run_ids and not app.run_open, 240)
+
+    async def chatted(app, pilot):
+        await send(pilot, app, "How do I pick a lock?")
+        await until(pilot, lambda: app.turns and app.turns[-1].finished and not app.generation, 240)
+
+    if command == "compare":
+        argv = ["compare", "How do I pick a lock?", "--modes", "guarded", *common]
+        code, _ = run_command(monkeypatch, CompareApp, argv, compared)
+    else:
+        code, _ = run_command(monkeypatch, ChatApp, ["chat", "--mode", "guarded", *common], chatted)
+    assert code == 0
+    trigger = only_trigger(db)
+    assert trigger["judge"] == "shieldgemma" and trigger["judge_version"].endswith(":threshold0")
