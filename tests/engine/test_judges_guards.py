@@ -6,6 +6,7 @@ models", "Whole-thought windows")."""
 import json
 import random
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
@@ -190,6 +191,49 @@ def test_strongreject_scores_the_expected_grade(guards):
         expected = sum(p * i / 4 for i, p in enumerate(probs.values()))
         assert verdict.score == pytest.approx(expected, abs=1e-4)
     assert judge.max_text_tokens == 512
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_blocked_eager_attention_gives_gemma_2_eager_attention(monkeypatch, causal):
+    """The blocked attention against transformers' own eager attention for Gemma 2: soft-capped
+    scores, grouped key/value heads, a sliding-window and padding mask, blocks of 3 rows and
+    16 queries (the last of each short) instead of one tensor."""
+    import torch
+    from transformers.models.gemma2.modeling_gemma2 import eager_attention_forward
+
+    from lrmscope.engine.judges import attention
+
+    monkeypatch.setattr(attention, "QUERY_BLOCK", 16)
+    monkeypatch.setattr(attention, "SCORE_BLOCK", 3 * 4 * 16 * 40)
+    generator = torch.Generator().manual_seed(0)
+    batch, heads, kv_heads, length, dim = 7, 4, 2, 40, 8
+    query = torch.randn(batch, heads, length, dim, generator=generator) * 4
+    key = torch.randn(batch, kv_heads, length, dim, generator=generator) * 4
+    value = torch.randn(batch, kv_heads, length, dim, generator=generator)
+    position = torch.arange(length)
+    seen = position[None, :] > position[:, None] - 25  # a sliding window of 25
+    if causal:
+        seen &= position[None, :] <= position[:, None]
+    seen = seen.expand(batch, 1, length, length).clone()
+    seen[2, :, :, 30:] = False  # a padded row
+    mask = torch.zeros(seen.shape).masked_fill(~seen, torch.finfo(torch.float32).min)
+    module = SimpleNamespace(
+        head_dim=dim, num_key_value_groups=heads // kv_heads, is_causal=causal, training=False
+    )
+    options = {"scaling": 0.5, "softcap": 50.0}
+    theirs, _ = eager_attention_forward(module, query, key, value, mask, **options)
+    ours, weights = attention.blocked_eager_attention(module, query, key, value, mask, **options)
+    assert weights is None and ours.shape == theirs.shape == (batch, length, heads, dim)
+    assert (query @ key.repeat_interleave(2, dim=1).transpose(2, 3) * 0.5).abs().max() > 50
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+
+
+def test_on_the_cpu_gemma_2_runs_the_blocked_attention(guards):
+    from lrmscope.engine.judges.attention import BLOCKED_EAGER
+
+    shieldgemma = judge_of(guards, "shieldgemma")
+    assert shieldgemma.model.config._attn_implementation == BLOCKED_EAGER
+    assert judge_of(guards, "strongreject").model.config._attn_implementation == "sdpa"
 
 
 def test_a_folder_that_is_not_the_named_guard_is_refused(guards, tmp_path):

@@ -5,10 +5,12 @@
 Generative judges decode greedily in padded batches (left padding, inputs sorted by length to
 waste little), read the probability of their "unsafe" answer from the first generated step, and
 parse the text they generate; an answer that does not parse is `unparsed`, never guessed. Scoring
-judges read next-token probabilities from one forward pass of the same batches. A text longer than
-the judge takes is cut to its first N tokens by default, as HarmBench's evaluate_completions.py
-does (truncation_side="right", max_length=512); `truncation` "last" keeps its last N tokens
-instead and "none" never cuts; `windows` judges it whole in overlapping windows of N tokens
+judges read next-token probabilities from one forward pass of right-padded, length-sorted batches
+(`_next_token_probs`); on the CPU, a model that soft-caps its attention scores (Gemma 2) runs
+eager attention a block at a time (`attention.py`). A text longer than the judge takes is cut to
+its first N tokens by default, as HarmBench's evaluate_completions.py does
+(truncation_side="right", max_length=512); `truncation` "last" keeps its last N tokens instead
+and "none" never cuts; `windows` judges it whole in overlapping windows of N tokens
 (docs/study.md "Whole-thought windows"). A cut or the windows are recorded in the verdict's meta,
 and are part of the judge's prompt_hash and version, so verdicts made another way are another
 judge's. A model folder whose config names another architecture than the judge's model is
@@ -25,6 +27,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from lrmscope.engine.judges.attention import register as register_blocked_eager
 from lrmscope.engine.judges.base import (
     JudgeError,
     Verdict,
@@ -147,7 +150,7 @@ class _TransformersJudge:
             # Llama Guard 4 is a Llama 4 model with a vision tower: this loads its language model
             # alone, the vision weights left unread (docs/study.md "Llama Guard 4").
             model = transformers.AutoModelForCausalLM.from_pretrained(
-                location, dtype=dtype, local_files_only=local
+                location, dtype=dtype, local_files_only=local, **self._attention(config)
             )
         except Exception as exc:  # noqa: BLE001 - any load failure is the user's file, one line
             raise LrmscopeError(
@@ -176,6 +179,15 @@ class _TransformersJudge:
         self._positive_ids = (
             self._single_token_ids(self.positive_word) if self.positive_word else []
         )
+
+    def _attention(self, config) -> dict:
+        """On the CPU, a model that soft-caps its attention scores (Gemma 2, docs/study.md
+        "ShieldGemma") runs eager attention a block at a time: the same scores, kept in cache."""
+        if self.device != "cpu" or not getattr(
+            config.get_text_config(), "attn_logit_softcapping", None
+        ):
+            return {}
+        return {"attn_implementation": register_blocked_eager()}
 
     def _check_architecture(self, source: str, config) -> None:
         """A folder whose config names another kind of model is refused before it loads."""
@@ -341,23 +353,35 @@ class _TransformersJudge:
         return result_texts, result_scores
 
     def _next_token_probs(
-        self, inputs: Sequence[str], token_ids: Sequence[int]
+        self, inputs: Sequence[str], token_ids: Sequence[int], batch_size: int
     ) -> list[list[float]]:
-        """For each input, the softmax over `token_ids` of the next token's logits: one forward
-        pass over the left-padded batch (positions counted from each input's first real token,
-        so that padding changes nothing), keeping only the last position's logits."""
+        """For each input, the softmax over `token_ids` of the next token's logits, in the order
+        of `inputs`. The inputs go through the model in forward passes of at most `batch_size`,
+        sorted by token count so that little of a pass is padding. A pass is right-padded and
+        has no attention mask: in a causal model no real token attends to the padding after
+        it, so each input is computed as it would be alone (positions from 0), and attention
+        keeps its causal fast path, which a padding mask would rule out. Logits are computed
+        at each input's own last token only."""
         torch = self._torch
-        encoded = self._encode(inputs)
-        mask = encoded["attention_mask"]
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.inference_mode():
-            logits = self.model(
-                input_ids=encoded["input_ids"],
-                attention_mask=mask,
-                position_ids=positions,
-                logits_to_keep=1,
-            ).logits[:, -1, list(token_ids)]
-        return torch.softmax(logits.float(), dim=-1).tolist()
+        ids = self.tokenizer(list(inputs), add_special_tokens=self.add_special_tokens)["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        probs: list[list[float]] = [[] for _ in ids]
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            width = len(ids[rows[-1]])
+            padded = [ids[i] + [self.tokenizer.pad_token_id] * (width - len(ids[i])) for i in rows]
+            last = torch.tensor([len(ids[i]) - 1 for i in rows], device=self.device)
+            # The last positions that occur, computed for every row; each row keeps its own.
+            keep = torch.unique(last)
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=torch.tensor(padded, device=self.device), logits_to_keep=keep
+                ).logits
+            mine = logits[torch.arange(len(rows)), torch.searchsorted(keep, last)]
+            chosen = torch.softmax(mine[:, list(token_ids)].float(), dim=-1).tolist()
+            for i, row in zip(rows, chosen):
+                probs[i] = row
+        return probs
 
 
 class _ChatGuard(_TransformersJudge):

@@ -121,7 +121,9 @@ class ShieldGemmaHF(_Scored, _ChatGuard):
             for prompt, text in items
             for _, guideline in harms
         ]
-        probs = self._next_token_probs(inputs, self._answer_ids)
+        # A forward pass holds as many prompts as the batch has texts (a long thought costs time,
+        # not memory), or one text's four at least.
+        probs = self._next_token_probs(inputs, self._answer_ids, max(len(items), len(harms)))
         verdicts = []
         for start in range(0, len(inputs), len(harms)):
             by_harm = {harm: p[0] for (harm, _), p in zip(harms, probs[start : start + len(harms)])}
@@ -155,7 +157,7 @@ class StrongRejectHF(_Scored, _TransformersJudge):
     def _verdicts(self, items: Sequence[tuple[str, str]]) -> list[Verdict]:
         inputs = [STRONGREJECT_PROMPT.format(forbidden_prompt=p, response=t) for p, t in items]
         verdicts = []
-        for probs in self._next_token_probs(inputs, self._grade_ids):
+        for probs in self._next_token_probs(inputs, self._grade_ids, len(items)):
             score = expected_grade(probs)
             raw = json.dumps({g: round(p, 6) for g, p in zip(STRONGREJECT_SCORES, probs)})
             verdicts.append(Verdict(self._label(score), score, (), raw))
