@@ -322,7 +322,9 @@ class Generation:
         else:  # restart: the response so far is dropped, kept in the trigger with its tokens
             yield from self._parser.flush()
             trigger["dropped"] = self._state()[0]
-            trigger["dropped_tokens"] = self.think_tokens + self.answer_tokens
+            # the tokens of every restart so far: an earlier one's span goes with this response
+            earlier = sum(s.trigger.get("dropped_tokens", 0) for s in self._spans if s.trigger)
+            trigger["dropped_tokens"] = self.think_tokens + self.answer_tokens + earlier
             with self._lock:
                 self._raw[:] = []
                 self._raw_len = 0

@@ -156,6 +156,26 @@ def test_restart_drops_the_thought_and_answers_from_the_prompt_with_the_prefill(
     assert gen.think_tokens == 0 and gen.answer_tokens == 3
 
 
+def test_a_second_restart_counts_the_tokens_of_both():
+    """Each restart drops the response so far, the first restart's span with it: the last
+    restart's trigger counts the tokens every restart dropped."""
+    prefill = "Let me start again."
+    again = " Then BAD again. More words here. And more words to say."
+
+    def script(prompt: str) -> str:
+        return THOUGHT if prompt == P else again if prompt.endswith(prefill) else ""
+
+    gen, _, fin = run(script, guarded(action="restart", prefill=prefill, max_interventions=2))
+    [span] = fin.trace.injected
+    trigger = span.trigger
+    assert (span.kind, span.text, trigger["intervention"]) == ("prefill", prefill, 2)
+    assert trigger["dropped"].startswith(prefill + " Then BAD again.")
+    written_again = len(trigger["dropped"][len(prefill) :].split())
+    assert trigger["dropped_tokens"] >= written_again + 7  # this response's and the first's
+    assert fin.trace.raw.startswith(prefill + again.split(".")[0])
+    assert gen.guard is not None and gen.guard.done == 2
+
+
 def test_the_answer_is_guarded_only_with_part_both():
     def script(prompt: str) -> str:
         if prompt == P:
