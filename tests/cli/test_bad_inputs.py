@@ -1359,6 +1359,22 @@ CASES: list[Case] = [
         cmd("metrics", db, "--tradeoff", "--judge", "rs-match", "--judge", "human"),
         "one judge on one part",
     ),
+    C(
+        "metrics",
+        "--interventions",
+        "missing",
+        "a database without a guarded mode",
+        cmd("metrics", db, "--interventions"),
+        "no finished samples of a guarded mode",
+    ),
+    C(
+        "metrics",
+        "--interventions",
+        "conflict",
+        "with --by category",
+        cmd("metrics", db, "--interventions", "--by", "category"),
+        "--by goes with the plain metrics",
+    ),
     C("export", "--run", "huge", "10**30", cmd("export", db, "--run", str(10**30)), "run"),
     C(
         "export",

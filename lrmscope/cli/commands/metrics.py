@@ -176,9 +176,11 @@ def run(args: argparse.Namespace) -> int:
         guarded = interventions.interventions(conn, filters) if plain else []
         if args.interventions and not guarded:
             raise LrmscopeError(
-                f"no finished samples of a guarded mode in {store.path}"
+                "no finished samples of a guarded mode (a mode of your own with a guard)"
+                + ("" if filters.runs else " in the eval and compare runs")
+                + f" of {store.path}"
                 + (f" matching {_described(filters)}" if _described(filters) else "")
-                + ("" if filters.runs else " of eval and compare runs (others: --run N)")
+                + ("" if filters.runs else " (others: --run N)")
             )
         if not (args.tradeoff or args.interventions) and not store_counts.has_judgements(conn):
             raise LrmscopeError(
