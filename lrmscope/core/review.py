@@ -23,6 +23,7 @@ from lrmscope.core import export, metrics, tradeoff
 from lrmscope.core import interventions as guards
 from lrmscope.engine.settings import THINK_CLOSE
 from lrmscope.errors import LrmscopeError
+from lrmscope.store import conversations as store_conversations
 from lrmscope.store import reads
 from lrmscope.store.db import Store, connect
 from lrmscope.store.filters import SampleFilter, check_part
@@ -164,6 +165,31 @@ def _interventions(spans: list) -> tuple[Intervention, ...]:
 
 
 @dataclass(frozen=True)
+class ThreadTurn:
+    """An earlier turn of a conversation: the user's text and the answer, a generated turn's
+    (its sample, thought, mode and newest verdicts as 'judge part label') or the file's own."""
+
+    turn: int
+    user: str
+    answer: str
+    thought: str = ""
+    sample_id: int | None = None
+    mode: str | None = None
+    verdicts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Thread:
+    """Where a sample of a conversation set sits: its conversation (the row's id, or ''), its
+    turn, the row's system message, and the turns before it on its branch."""
+
+    conversation: str
+    turn: int
+    system: str | None
+    earlier: tuple[ThreadTurn, ...]
+
+
+@dataclass(frozen=True)
 class SampleDetail:
     id: int
     run_id: int
@@ -189,6 +215,36 @@ class SampleDetail:
     elapsed_s: float | None
     error: str | None
     interventions: tuple[Intervention, ...] = ()  # a guarded mode's, in order
+    thread: Thread | None = None  # a conversation's turn
+
+
+def _thread(head: tuple, earlier: list[tuple]) -> Thread:
+    """A turn's thread: a generated history's earlier turns from its branch's samples, a
+    scripted one's from the file's messages."""
+    name, messages, turn, _ = head
+    given = _loads(messages, [])
+    system = given[0]["content"] if given and given[0]["role"] == "system" else None
+    if any(m["role"] == "assistant" for m in given):
+        users = [m for m in given if m["role"] == "user"][: turn - 1]
+        answers = [m for m in given if m["role"] == "assistant"]
+        turns = tuple(
+            ThreadTurn(number, u["content"], a["content"])
+            for number, (u, a) in enumerate(zip(users, answers, strict=False), 1)
+        )
+    else:
+        turns = tuple(
+            ThreadTurn(
+                number,
+                user,
+                answer or "",
+                thought or "",
+                sample,
+                mode,
+                tuple((verdicts or "").splitlines()),
+            )
+            for sample, number, user, mode, thought, answer, _, verdicts in earlier
+        )
+    return Thread(name or "", turn, system, turns)
 
 
 @dataclass(frozen=True)
@@ -428,6 +484,7 @@ class ReviewDB:
             row = reads.sample(self._conn, sample_id)
             flags = reads.flags(self._conn, sample_id)
             judgements = reads.judgements(self._conn, sample_id)
+            found = store_conversations.thread(self._conn, sample_id)
         if row is None:
             raise LrmscopeError(f"sample {sample_id} is not in {self.path} (deleted meanwhile?)")
         (
@@ -487,6 +544,7 @@ class ReviewDB:
             elapsed_s=elapsed_s,
             error=error,
             interventions=_interventions(spans),
+            thread=None if found is None else _thread(*found),
         )
 
     # -- human labels ----------------------------------------------------------------------------

@@ -104,3 +104,29 @@ def generated_turns(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, i
         roles = [m["role"] for m in json.loads(messages)]
         found[conversation] = 1 if "assistant" in roles else roles.count("user")
     return found
+
+
+def thread(conn: sqlite3.Connection, sample_id: int) -> tuple[tuple, list[tuple]] | None:
+    """Where a sample sits in its conversation, for review: (conversation name, its messages as
+    the file gives them (JSON), the sample's turn, k) and the earlier turns of its branch, oldest
+    first: sample id, turn, user text, mode, thought, answer, status, and the newest verdict of
+    each judge on each part as 'judge part label' lines. None for a sample of no conversation."""
+    head = conn.execute(
+        "SELECT c.name, c.messages, s.turn, s.k FROM samples s"
+        " JOIN conversations c ON c.id = s.conversation_id WHERE s.id = ?",
+        (sample_id,),
+    ).fetchone()
+    if head is None:
+        return None
+    earlier = conn.execute(
+        "WITH RECURSIVE branch(id) AS (SELECT parent_id FROM samples WHERE id = ?"
+        " UNION ALL SELECT s.parent_id FROM samples s JOIN branch b ON s.id = b.id"
+        " WHERE s.parent_id IS NOT NULL)"
+        " SELECT s.id, s.turn, p.text, s.mode, s.thought, s.answer, s.status,"
+        " (SELECT group_concat(j.judge || ' ' || j.part || ' ' || j.label, char(10))"
+        f"  FROM judgements j WHERE j.sample_id = s.id AND {newest('j', per_judge=True)})"
+        " FROM branch b JOIN samples s ON s.id = b.id JOIN prompts p ON p.id = s.prompt_id"
+        " ORDER BY s.turn",
+        (sample_id,),
+    ).fetchall()
+    return head, earlier

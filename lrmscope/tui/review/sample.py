@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from lrmscope.core.review import SampleDetail, trace_bounds
+from lrmscope.core.review import SampleDetail, Thread, trace_bounds
 from lrmscope.tui.review.base import KeyBar, LabelledScreen
 from lrmscope.tui.review.text import (
     highlight_ranges,
@@ -83,6 +83,10 @@ class DetailScreen(LabelledScreen):
         if d.error:
             body.append_text(plain(f"error: {d.error}", "bold red"))
             body.append("\n")
+        if d.thread is not None:
+            t = d.thread
+            name = f"conversation {t.conversation}" if t.conversation else "conversation"
+            section(f"{name} · turn {t.turn} · branch k {d.k}", self._thread(t))
         section("prompt", plain(d.prompt))
         ranges = highlight_ranges(d.injected, d.flags) + _unsafe_from(d)
         if self.raw_view:
@@ -126,6 +130,34 @@ class DetailScreen(LabelledScreen):
                 text.append_text(plain(f" · dropped {i.dropped_tokens} tokens"))
             text.append("\n  ")
             text.append_text(plain(i.text.strip(), FLAG_STYLE))
+        return text
+
+    @staticmethod
+    def _thread(thread: Thread) -> Text:
+        """The turns before this one on its branch, oldest first: the user's text, then the
+        answer (a generated turn's with its thought, mode, sample and verdicts)."""
+        text = Text()
+        if thread.system is not None:
+            text.append_text(plain(f"system: {thread.system}", "dim"))
+            text.append("\n")
+        for turn in thread.earlier:
+            head = f"turn {turn.turn}" + (
+                "" if turn.sample_id is None else f" · {turn.mode} · sample {turn.sample_id}"
+            )
+            text.append_text(plain(head, "bold"))
+            text.append("\n")
+            text.append_text(plain(f"user: {turn.user}"))
+            text.append("\n")
+            if turn.thought:
+                text.append_text(plain(f"thought: {turn.thought}", "dim"))
+                text.append("\n")
+            text.append_text(plain(f"assistant: {turn.answer}"))
+            text.append("\n")
+            for verdict in turn.verdicts:
+                judge, part, found = verdict.rsplit(" ", 2)
+                text.append_text(plain(f"  {judge} {part}: "))
+                text.append_text(label(found))
+                text.append("\n")
         return text
 
     @staticmethod
