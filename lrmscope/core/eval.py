@@ -37,7 +37,7 @@ from lrmscope.engine.judges.base import Judge
 from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import MAX_SEED, AnyMode, CustomMode, ModeSettings, SamplerSettings
 from lrmscope.errors import LrmscopeError
-from lrmscope.store import Store
+from lrmscope.store import SampleWriter, Store
 from lrmscope.vocab import PARTS
 
 JUDGE_EVERY_S = 1.0
@@ -329,6 +329,7 @@ class EvalRunner:
         # A write the database refused (disk full, a lock held too long): the run stops with it
         # rather than failing every remaining sample on a database that cannot save them.
         self._fatal: sqlite3.OperationalError | None = None
+        self._writer: SampleWriter | None = None  # flushes every sample in flight (run())
         self.no_thought = 0  # samples whose served model's server gave no thought at all
 
     def stop(self) -> None:
@@ -384,7 +385,7 @@ class EvalRunner:
                 place=job.place,
             )
             finished: Finished | BaseException = LrmscopeError("the generation ended early")
-            for event in record(store, ref, generation):
+            for event in record(store, ref, generation, self._writer):
                 if isinstance(event, Finished):
                     finished = event
             if not generation.thought_given:
@@ -424,6 +425,7 @@ class EvalRunner:
         finished_tokens = 0
         last_judged = time.perf_counter()
         judged_at = 0  # samples finished when the judges last ran
+        self._writer = SampleWriter(self.store.path)
         try:
             for worker in workers:
                 worker.start()
@@ -456,4 +458,6 @@ class EvalRunner:
                 if worker.is_alive():
                     worker.join()
             raise
+        finally:
+            self._writer.close()
         judge_run(self.store, self.run_id, self.judges)

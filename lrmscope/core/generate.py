@@ -58,28 +58,39 @@ def record(
     store: Store,
     ref: SampleRef,
     generation: Generation,
+    writer: SampleWriter | None = None,
 ) -> Iterator[Event]:
-    """Yield the generation's events while saving them to the sample `ref.sample_id`."""
-    writer = SampleWriter(store, ref.sample_id, generation.snapshot)
+    """Yield the generation's events while saving them to the sample `ref.sample_id`: flushed
+    while it streams by `writer` (one an eval's samples share) or by a writer of its own, and
+    its end written through `store`."""
+    own = writer is None
+    flusher = SampleWriter(store.path) if writer is None else writer
+    flusher.watch(ref.sample_id, generation.snapshot)
     done = False
     try:
         for event in generation:
             if isinstance(event, Finished):
-                writer.finish(finished_fields(event))
                 done = True
+                flusher.finish(store, ref.sample_id, finished_fields(event))
             yield event
     except BaseException as exc:
         if not done:
+            done = True
             cut_off = isinstance(exc, (KeyboardInterrupt, GeneratorExit))
-            writer.finish(
+            flusher.finish(
+                store,
+                ref.sample_id,
                 {
                     "status": "interrupted" if cut_off else "failed",
                     "finish_reason": "stopped" if cut_off else None,
                     "error": None if cut_off else f"{type(exc).__name__}: {exc}",
                     "ended_at": now(),
-                }
+                },
             )
         raise
+    finally:
+        if own:
+            flusher.close()
 
 
 def start_sample(

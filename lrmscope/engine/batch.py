@@ -15,8 +15,8 @@ thread of its own: its `stream()` calls become requests to the scheduler, which
   samples each decoding sequence, and each prompt whose last chunk went in, with its own sampler
   from the logits at its batch index, and hands the pieces back through per-request queues.
 
-While sequences decode, a step takes at most as many prompt tokens as there are decoding sequences
-(at least one), so admitting a prompt costs a running sequence about one more step's time, never a
+While sequences decode on the CPU, a step takes at most as many prompt tokens as there are decoding
+sequences, so admitting a prompt costs a running sequence about one more step's time, never a
 whole prefill (docs/study.md "Machines": on the CPU a step costs a fixed part plus a near-constant
 time per token, so a step of d + d tokens takes about twice a step of d). With nothing decoding a
 step takes a whole batch of prompt tokens.
@@ -56,11 +56,15 @@ class _Request:
     closed: bool = False  # the consumer went away (stop, live switch) or the stream ended
 
 
-def prefill_budget(decoding: int, room: int) -> int:
+def prefill_budget(decoding: int, room: int, gpu: bool) -> int:
     """Prompt tokens a step may take beside `decoding` sequences' next tokens, out of `room`
-    places in the batch: about as many as are decoding, so a step takes about twice its time
-    (see the module's docstring); all the room when nothing decodes."""
-    return room if decoding == 0 else min(room, max(decoding, 1))
+    places in the batch. On the CPU about as many as are decoding, so a step takes about twice
+    its time (see the module's docstring); all the room when nothing decodes. On a GPU a decode
+    step is bound by reading the weights, not by the tokens in it, so a prompt goes in whole
+    (not measured yet: no GPU in the sessions that built this)."""
+    if gpu or decoding == 0:
+        return room
+    return min(room, decoding)
 
 
 class BatchDecoder:
@@ -73,6 +77,7 @@ class BatchDecoder:
         self._memory = llama_cpp.llama_get_memory(backend.ctx.ctx)
         self._held: list[list[int]] = [[] for _ in range(self.n_seq)]  # tokens in each KV seq
         self._room = max(backend.n_batch, self.n_seq)  # tokens in one llama_decode
+        self._gpu = bool(backend.settings.gpu_layers)
         self._batch = internals.LlamaBatch(n_tokens=self._room, embd=0, n_seq_max=1)
         self._inbox: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._waiting: list[_Request] = []  # received, not admitted yet
@@ -149,17 +154,18 @@ class BatchDecoder:
         del self._held[seq][keep:]
 
     def _admit_waiting(self) -> None:
-        """Admit the waiting requests, in the order they came, except those that share more of
-        their prompt with a prompt still being evaluated than with any KV sequence: they wait
-        for it and copy it (the K samples of a prompt)."""
+        """Admit the waiting requests, in the order they came, except those whose whole prompt
+        a prompt still being evaluated holds (the K samples of a prompt): they wait for it and
+        copy it."""
         waiting, self._waiting = self._waiting, []
         for request in waiting:
             if request.closed:
                 request.sampler.close()
                 continue
             source, keep = self._longest_prefix(request)
+            whole = len(request.tokens) - 1  # what a copy can give: one token is evaluated anyway
             evaluating = (r.tokens for r in self._active if r.todo and r.seq != request.seq)
-            if any(common_prefix(tokens, request.tokens) > keep for tokens in evaluating):
+            if keep < whole and any(common_prefix(t, request.tokens) >= whole for t in evaluating):
                 self._waiting.append(request)
                 continue
             try:
@@ -225,7 +231,7 @@ class BatchDecoder:
             sampled.append((request, len(entries)))
             entries.append((request.pending, len(self._held[request.seq]), request.seq, True))
             self._held[request.seq].append(request.pending)
-        budget = prefill_budget(len(decoding), self._room - len(entries))
+        budget = prefill_budget(len(decoding), self._room - len(entries), self._gpu)
         for request in self._active:
             if not request.todo or budget == 0:
                 continue

@@ -2,7 +2,7 @@
 
 Two processes that each take every core make llama.cpp's OpenMP threads wait on each other at
 every barrier: on 2 cores, two evals at 2 threads each ran 15x slower than one alone, and at 1
-thread each almost as fast together as one (docs/study.md "Machines", "Sharing the machine"). So
+thread each almost as fast together as one (docs/study.md "Machines"). So
 every lrmscope process that holds a local model writes its pid, thread count and when it last
 decoded into a small registry in the data folder (`Registry`), and the default thread count is
 the process's fair share of the available cores among the processes that decoded in the last

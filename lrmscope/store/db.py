@@ -400,10 +400,15 @@ class Store:
             return cast(int, self.db.table("samples").insert(row).last_pk)
 
     def update_sample(self, sample_id: int, fields: dict) -> None:
-        fields = {key: _json(value) for key, value in fields.items()}
-        fields["updated_at"] = now()
+        self.update_samples({sample_id: fields})
+
+    def update_samples(self, fields_by_id: dict[int, dict]) -> None:
+        """Several samples' new fields in one transaction."""
+        updated = now()
         with self.writing():
-            self.db.table("samples").update(sample_id, fields)
+            for sample_id, fields in fields_by_id.items():
+                row = {key: _json(value) for key, value in fields.items()}
+                self.db.table("samples").update(sample_id, {**row, "updated_at": updated})
 
     def sample(self, sample_id: int) -> dict:
         return self.db.table("samples").get(sample_id)

@@ -100,15 +100,26 @@ def test_writer_flushes_while_streaming_and_finishes(tmp_path):
     store = Store(tmp_path / "db.sqlite")
     _, sample = new_sample(store)
     state = {"raw": "abc"}
-    writer = SampleWriter(store, sample, lambda: (state["raw"], [], {"think_tokens": 1}))
+    _, other = new_sample(store)
+    others = {"raw": "x"}
+    writer = SampleWriter(store.path)
+    writer.watch(sample, lambda: (state["raw"], [], {"think_tokens": 1}))
+    writer.watch(other, lambda: (others["raw"], [], {}))
     reader = Store(tmp_path / "db.sqlite")
     deadline = time.monotonic() + 5
-    while reader.sample(sample)["raw"] != "abc":
+    while (reader.sample(sample)["raw"], reader.sample(other)["raw"]) != ("abc", "x"):
         assert time.monotonic() < deadline, "writer never flushed"
     state["raw"] = "abcdef"
-    writer.finish({"status": "done"})
+    writer.finish(store, sample, {"status": "done"})
     row = reader.sample(sample)
     assert (row["raw"], row["status"], row["think_tokens"]) == ("abcdef", "done", 1)
+    others["raw"] = "xyz"  # the one still streaming goes on being flushed, the finished one not
+    state["raw"] = "changed after the end"
+    deadline = time.monotonic() + 5
+    while reader.sample(other)["raw"] != "xyz":
+        assert time.monotonic() < deadline, "writer stopped flushing"
+    assert reader.sample(sample)["raw"] == "abcdef"
+    writer.close()
 
 
 def test_sample_of_a_dead_process_is_marked_interrupted(tmp_path):

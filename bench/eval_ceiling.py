@@ -1,0 +1,333 @@
+"""Eval at the hardware ceiling: four shapes, each against its baseline in the same run.
+
+1. full: `lrmscope eval` with slots kept full (16 prompts of the demo set x K=5, `--parallel 4`:
+   20 sequences, 80 samples, so finished sequences take the next prompt's samples), at most
+   --tokens new tokens, sampling at temperature 0.6. Its ceiling is the same schedule in bare
+   batched `llama_decode`: every sample generates the number of tokens it generated in the eval,
+   slots refill in the eval's order, a new prompt goes into the step's decode whole (its K - 1
+   later samples copy its KV cache), no sampling and nothing around it. Goal: >= 0.95.
+2. short: 200 prompts, 2 new tokens each, greedy: `lrmscope eval` (`--parallel 1` and 8)
+   against a naive loop of llama-cpp-python's `create_chat_completion`. Ms a sample; goals
+   >= 1.0x the naive loop, >= 1.3x with `--parallel 8`.
+3. stall: a `BatchDecoder` with 15 sequences decoding while prompts are admitted one after
+   another into the 16th: the longest gap between two tokens of a running sequence, in steps
+   (the median gap between its tokens before the admissions). Goal: <= 2.
+4. shared: two `lrmscope eval`s started at once, default settings (16 prompts, K=1, at most 64
+   tokens), against one alone: their tokens/s together over one's alone. Goal: >= 0.8.
+
+The eval's time is its run's span in the database (from after the model is loaded to the end,
+judging included); tokens/s counts generated tokens.
+
+    python bench/eval_ceiling.py [--only full,short,stall,shared] [--rounds 2] [--tokens 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import llama_cpp  # noqa: E402
+
+from lrmscope.core.datasets import load_dataset  # noqa: E402
+from lrmscope.engine.backend import Message  # noqa: E402
+from lrmscope.engine.batch import BatchDecoder  # noqa: E402
+from lrmscope.engine.llama import LlamaBackend, LlamaSettings, llama_class_repacking  # noqa: E402
+from lrmscope.engine.models import embedded_model_path  # noqa: E402
+from lrmscope.engine.prompt import with_think_opener  # noqa: E402
+from lrmscope.engine.settings import SamplerSettings  # noqa: E402
+
+MODEL = embedded_model_path()
+
+
+def eval_command(db: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "lrmscope", "eval", "--new-run", "--db", str(db), *args]
+
+
+def run_span(db: Path) -> tuple[int, float, datetime, datetime]:
+    """Generated tokens, seconds, start and end of the newest run in `db`."""
+    conn = sqlite3.connect(db)
+    try:
+        run_id, started, ended = conn.execute(
+            "SELECT id, started_at, ended_at FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        generated = conn.execute(
+            "SELECT sum(think_tokens + answer_tokens) FROM samples WHERE run_id = ?", (run_id,)
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    start, end = datetime.fromisoformat(started), datetime.fromisoformat(ended)
+    return generated, (end - start).total_seconds(), start, end
+
+
+def sample_lengths(db: Path) -> list[tuple[str, int]]:
+    """(prompt key, generated tokens) of the newest run's samples in the eval's job order."""
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(
+            "SELECT p.key, s.think_tokens + s.answer_tokens FROM samples s "
+            "JOIN prompts p ON p.id = s.prompt_id "
+            "WHERE s.run_id = (SELECT max(id) FROM runs) ORDER BY s.prompt_id, s.k"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+# -- 1. full slots -----------------------------------------------------------------------------
+
+
+def bare_schedule(prompts: dict[str, list[int]], jobs: list[tuple[str, int]], slots: int) -> float:
+    """Seconds to run the eval's schedule in bare batched decoding (see the docstring)."""
+    backend = LlamaBackend(MODEL, LlamaSettings(n_seq=slots, n_ctx=1024))
+    room = max(backend.n_batch, slots)
+    batch = llama_cpp.llama_batch_init(room * 2, 0, 1)
+    memory = llama_cpp.llama_get_memory(backend.ctx.ctx)
+    held: dict[int, str] = {}  # the prompt each sequence's cache starts with
+    position = [0] * slots
+    left = [0] * slots
+    queue = list(jobs)
+
+    def decode(entries):
+        for i, (token, pos, seq, logits) in enumerate(entries):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, pos, 1
+            batch.seq_id[i][0], batch.logits[i] = seq, logits
+        batch.n_tokens = len(entries)
+        assert llama_cpp.llama_decode(backend.ctx.ctx, batch) == 0
+
+    try:
+        start = time.perf_counter()
+        while queue or any(left):
+            entries = []
+            for seq in range(slots):
+                if left[seq] == 0 and queue:
+                    key, tokens = queue.pop(0)
+                    llama_cpp.llama_memory_seq_rm(memory, seq, 0, -1)
+                    owner = next((s for s, k in held.items() if k == key and s != seq), None)
+                    if owner is not None:
+                        llama_cpp.llama_memory_seq_cp(memory, owner, seq, 0, len(prompts[key]))
+                    else:
+                        last = len(prompts[key]) - 1
+                        entries += [(t, i, seq, i == last) for i, t in enumerate(prompts[key])]
+                    held[seq], position[seq], left[seq] = key, len(prompts[key]), max(tokens, 1)
+                if left[seq]:
+                    entries.append((2000, position[seq], seq, True))
+                    position[seq] += 1
+                    left[seq] -= 1
+            for chunk in range(0, len(entries), room):
+                decode(entries[chunk : chunk + room])
+        return time.perf_counter() - start
+    finally:
+        llama_cpp.llama_batch_free(batch)
+        backend.close()
+
+
+def full(args) -> None:
+    prompts_n, k, parallel = 16, 5, 4
+    backend = LlamaBackend(MODEL, LlamaSettings(n_ctx=1024))
+    rows = load_dataset("demo", limit=prompts_n).rows
+    prompts = {
+        r.key: backend.tokenize(with_think_opener(backend.render([Message("user", r.text)]))[0])
+        for r in rows
+    }
+    backend.close()
+    ratios = []
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "full.sqlite"
+        for round_ in range(args.rounds):
+            command = eval_command(
+                db,
+                "--dataset",
+                "demo",
+                "--limit",
+                str(prompts_n),
+                "--samples",
+                str(k),
+                "--parallel",
+                str(parallel),
+                "--max-tokens",
+                str(args.tokens),
+                "--temperature",
+                "0.6",
+                "--top-p",
+                "0.95",
+                "--seed",
+                str(round_),
+            )
+            subprocess.run(command, check=True, capture_output=True)
+            generated, seconds, _, _ = run_span(db)
+            bare = bare_schedule(prompts, sample_lengths(db), k * parallel)
+            ratios.append(bare / seconds)
+            print(
+                f"full, round {round_ + 1}: eval {generated} tokens in {seconds:.2f} s = "
+                f"{generated / seconds:.1f} tok/s; bare schedule {bare:.2f} s = "
+                f"{generated / bare:.1f} tok/s; eval at {bare / seconds:.3f} of the ceiling",
+                flush=True,
+            )
+    print(f"full: median {statistics.median(ratios):.3f} of the ceiling (goal >= 0.95)")
+
+
+# -- 2. short samples ----------------------------------------------------------------------------
+
+
+def short(args) -> None:
+    texts = [f"Question {i}: what is {i} plus {i + 1}? Answer with one number." for i in range(200)]
+    per: dict[str, list[float]] = {"naive": [], "parallel 1": [], "parallel 8": []}
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "short.csv"
+        with data.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["prompt"])
+            writer.writerows([t] for t in texts)
+        db = Path(folder) / "short.sqlite"
+        settings = LlamaBackend(MODEL, LlamaSettings(n_ctx=512))
+        threads, extra = settings.settings.threads, settings.settings.extra_bufts
+        settings.close()
+        with llama_class_repacking(extra):
+            llm = llama_cpp.Llama(
+                str(MODEL),
+                n_ctx=512,
+                n_threads=threads,
+                n_threads_batch=threads,
+                flash_attn=True,
+                verbose=False,
+            )
+        for round_ in range(args.rounds):
+            start = time.perf_counter()
+            for text in texts:
+                llm.create_chat_completion(
+                    [{"role": "user", "content": text}], max_tokens=2, temperature=0.0
+                )
+            per["naive"].append((time.perf_counter() - start) / len(texts))
+            for parallel in (1, 8):
+                command = eval_command(
+                    db,
+                    "--dataset",
+                    str(data),
+                    "--greedy",
+                    "--max-tokens",
+                    "2",
+                    "--parallel",
+                    str(parallel),
+                )
+                subprocess.run(command, check=True, capture_output=True)
+                _, seconds, _, _ = run_span(db)
+                per[f"parallel {parallel}"].append(seconds / len(texts))
+            print(
+                f"short, round {round_ + 1}: "
+                + ", ".join(f"{name} {1000 * v[-1]:.1f} ms a sample" for name, v in per.items()),
+                flush=True,
+            )
+        llm.close()
+    naive = statistics.median(per["naive"])
+    for name in ("parallel 1", "parallel 8"):
+        ms = statistics.median(per[name])
+        print(f"short: {name} {1000 * ms:.1f} ms a sample, {naive / ms:.2f}x the naive loop")
+    print(f"short: naive {1000 * naive:.1f} ms a sample")
+
+
+# -- 3. the stall while admitting prompts --------------------------------------------------------
+
+
+def stall(args) -> None:
+    running, admitted = 15, 12
+    backend = LlamaBackend(MODEL, LlamaSettings(n_seq=running + 1, n_ctx=1024))
+    decoder = BatchDecoder(backend)
+    greedy = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=400, seed=1)
+    rows = load_dataset("demo").rows
+    times: list[list[float]] = [[] for _ in range(running)]
+    admitting: list[float] = []
+
+    def decode(seq: int) -> None:
+        prompt = with_think_opener(backend.render([Message("user", rows[seq].text)]))[0]
+        for _ in decoder.sequence(seq).stream(
+            prompt, max_tokens=400, stop=[], sampler=greedy, seed=seq
+        ):
+            times[seq].append(time.perf_counter())
+
+    threads = [threading.Thread(target=decode, args=(s,)) for s in range(running)]
+    for thread in threads:
+        thread.start()
+    time.sleep(3.0)  # every sequence decoding
+    admitting.append(time.perf_counter())
+    for i in range(admitted):
+        text = rows[running + i].text + " Explain every step in detail."
+        prompt = with_think_opener(backend.render([Message("user", text)]))[0]
+        one = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=1, seed=1)
+        list(decoder.sequence(running).stream(prompt, max_tokens=1, stop=[], sampler=one, seed=1))
+    admitting.append(time.perf_counter())
+    for thread in threads:
+        thread.join()
+    decoder.close()
+    backend.close()
+    before, during = [], []
+    for seq_times in times:
+        gaps = list(zip(seq_times, seq_times[1:]))
+        before += [b - a for a, b in gaps if b < admitting[0]]
+        during += [b - a for a, b in gaps if admitting[0] <= a and b <= admitting[1]]
+    step = statistics.median(before)
+    print(
+        f"stall: {admitted} prompts admitted beside {running} decoding sequences in "
+        f"{admitting[1] - admitting[0]:.2f} s; step {1000 * step:.1f} ms before; longest gap "
+        f"{1000 * max(during):.1f} ms = {max(during) / step:.2f} steps (goal <= 2); median gap "
+        f"while admitting {statistics.median(during) / step:.2f} steps"
+    )
+
+
+# -- 4. two evals on one machine -----------------------------------------------------------------
+
+
+def shared(args) -> None:
+    def command(db: Path) -> list[str]:
+        return eval_command(
+            db, "--dataset", "demo", "--limit", "16", "--samples", "1", "--max-tokens", "64"
+        )
+
+    alone_rates, together_rates = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        dbs = [Path(folder) / f"shared-{i}.sqlite" for i in range(2)]
+        for round_ in range(args.rounds):
+            subprocess.run(command(dbs[0]), check=True, capture_output=True)
+            generated, seconds, _, _ = run_span(dbs[0])
+            alone_rates.append(generated / seconds)
+            both = [subprocess.Popen(command(db), stdout=subprocess.DEVNULL) for db in dbs]
+            for process in both:
+                assert process.wait() == 0
+            spans = [run_span(db) for db in dbs]
+            wall = (max(s[3] for s in spans) - min(s[2] for s in spans)).total_seconds()
+            together_rates.append(sum(s[0] for s in spans) / wall)
+            print(
+                f"shared, round {round_ + 1}: alone {alone_rates[-1]:.1f} tok/s; two at once "
+                f"{together_rates[-1]:.1f} tok/s together ("
+                + ", ".join(f"{s[0] / s[1]:.1f}" for s in spans)
+                + " each)",
+                flush=True,
+            )
+    ratio = statistics.median(together_rates) / statistics.median(alone_rates)
+    print(f"shared: two at once {ratio:.2f} of one alone (goal >= 0.8)")
+
+
+SHAPES = {"full": full, "short": short, "stall": stall, "shared": shared}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(SHAPES))
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--tokens", type=int, default=128)
+    args = parser.parse_args()
+    for name in args.only.split(","):
+        SHAPES[name](args)
+
+
+if __name__ == "__main__":
+    main()
