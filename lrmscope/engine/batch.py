@@ -15,11 +15,11 @@ thread of its own: its `stream()` calls become requests to the scheduler, which
   samples each decoding sequence, and each prompt whose last chunk went in, with its own sampler
   from the logits at its batch index, and hands the pieces back through per-request queues.
 
-While sequences decode on the CPU, a step takes at most as many prompt tokens as there are decoding
-sequences, so admitting a prompt costs a running sequence about one more step's time, never a
-whole prefill (docs/study.md "Machines": on the CPU a step costs a fixed part plus a near-constant
-time per token, so a step of d + d tokens takes about twice a step of d). With nothing decoding a
-step takes a whole batch of prompt tokens.
+While sequences decode on the CPU, a step takes as many prompt tokens as there are decoding
+sequences (at least 16), so admitting a prompt beside 16 or more costs a running sequence about
+one more step's time, never a whole prefill (docs/study.md "Machines": on the CPU a step costs a
+fixed part plus a near-constant time per token, so a step of d + d tokens takes about twice a
+step of d). With nothing decoding a step takes a whole batch of prompt tokens.
 
 A sequence that finishes frees its slot for the next request at once (continuous batching). While
 a decoder runs, the backend's own `stream()` must not be used.
@@ -41,6 +41,8 @@ from lrmscope.engine.sampling import Sampler
 from lrmscope.engine.settings import SamplerSettings
 from lrmscope.errors import LrmscopeError
 
+PREFILL_FLOOR = 16  # prompt tokens a CPU step may always take
+
 
 @dataclass(eq=False)
 class _Request:
@@ -58,13 +60,15 @@ class _Request:
 
 def prefill_budget(decoding: int, room: int, gpu: bool) -> int:
     """Prompt tokens a step may take beside `decoding` sequences' next tokens, out of `room`
-    places in the batch. On the CPU about as many as are decoding, so a step takes about twice
-    its time (see the module's docstring); all the room when nothing decodes. On a GPU a decode
-    step is bound by reading the weights, not by the tokens in it, so a prompt goes in whole
-    (not measured yet: no GPU in the sessions that built this)."""
+    places in the batch. On the CPU as many as are decoding, so a step takes about twice its
+    time (see the module's docstring), but at least PREFILL_FLOOR: beside a few sequences a
+    prompt would otherwise go in a token or two a step, each step paying the decode's fixed cost;
+    all the room when nothing decodes. On a GPU a decode step is bound by reading the weights,
+    not by the tokens in it, so a prompt goes in whole (not measured yet: no GPU in the sessions
+    that built this)."""
     if gpu or decoding == 0:
         return room
-    return min(room, decoding)
+    return min(room, max(decoding, PREFILL_FLOOR))
 
 
 class BatchDecoder:
