@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from lrmscope.core.datasets import ConversationRow, Dataset, turn_rows
+from lrmscope.core.datasets import ConversationRow, Dataset, load_dataset, turn_rows
 from lrmscope.core.eval import EvalSettings, Job
 from lrmscope.core.generate import TurnPlace
 from lrmscope.engine.backend import Backend, Message
@@ -62,6 +62,36 @@ def turn_messages(
             number = conversation.users.index(index) + 1
             messages.append(Message("assistant", answers[number]))
     return messages
+
+
+def scripted_row(spec: str) -> ConversationRow:
+    """The conversation `FILE:ROW` names (ROW: the row's `id`, or its line number; a file of one
+    row needs none), for a command that answers one turn in the context a file gives: a scripted
+    history, whose last user turn is the one to answer."""
+    path, _, which = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    dataset = load_dataset(path or spec)
+    if not dataset.conversations:
+        raise LrmscopeError(f"{path or spec} is not a conversation set (JSONL rows of messages)")
+    rows = dataset.conversations
+    found = (
+        rows
+        if not which
+        else [c for c in rows if c.name == which or (which.isdigit() and c.line == int(which))]
+    )
+    if len(found) != 1:
+        names = ", ".join(c.name or f"line {c.line}" for c in rows[:10])
+        wanted = f"no row {which!r}" if which else f"{len(rows)} rows"
+        raise LrmscopeError(
+            f"{path or spec} has {wanted}: name one as FILE:ID or FILE:LINE (rows: {names})"
+        )
+    row = found[0]
+    if not row.scripted:
+        raise LrmscopeError(
+            f"row on line {row.line} of {path or spec} is a generated history (user turns only): "
+            "its later turns need the model's own answers; run it with `lrmscope eval`, or give "
+            "a row with its assistant turns"
+        )
+    return row
 
 
 def plans(

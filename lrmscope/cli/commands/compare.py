@@ -37,7 +37,16 @@ def register(commands) -> None:
         "saved as one `compare` run, one sample per column with its mode, k and seed (see "
         "`lrmscope review`).",
     )
-    parser.add_argument("prompt", help="the user prompt ('-' reads it from standard input)")
+    parser.add_argument(
+        "prompt", nargs="?", help="the user prompt ('-' reads it from standard input)"
+    )
+    parser.add_argument(
+        "--conversation",
+        metavar="FILE[:ROW]",
+        help="instead of a prompt: a conversation set's row (its id or line number) with its "
+        "assistant turns; the columns answer its last user turn in that context (README.md "
+        '"Conversations")',
+    )
     parser.add_argument(
         "--modes",
         default="all",
@@ -69,7 +78,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from lrmscope.store import Store
     from lrmscope.tui.compare.app import CompareApp, CompareSession
 
-    text = read_prompt(args.prompt)
+    if (args.prompt is None) == (args.conversation is None):
+        raise LrmscopeError("give a prompt or --conversation FILE[:ROW], one of them")
+    history: list[Message] = []
+    if args.conversation is not None:
+        from lrmscope.core.conversations import scripted_row, turn_messages
+
+        row = scripted_row(args.conversation)
+        history = turn_messages(row, row.generated[0], {})
+        text = row.user_text(row.generated[0])
+    else:
+        text = read_prompt(args.prompt)
     catalog = mode_catalog(args)
     mode, sampler = generation_settings(args, catalog)
     settings = CompareSettings(text, catalog.parse_list(args.modes), args.samples, sampler, mode)
@@ -83,7 +102,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     model = backend_slots(args, mode, sampler, err, settings.width, settings.modes)
     backend = model.backend
-    rendered = backend.render([Message("user", text)])
+    rendered = backend.render(history or [Message("user", text)])
     backend.check_prompt(with_think_opener(rendered)[0])
     final, live, notices = live_view_judges(args)
     guarding = guard_judges(settings.modes, judge_options(args))
