@@ -44,8 +44,8 @@ def register(commands) -> None:
         "--conversation",
         metavar="FILE[:ROW]",
         help="instead of a prompt: a conversation set's row (its id or line number) with its "
-        "assistant turns; the columns answer its last user turn in that context (README.md "
-        '"Conversations")',
+        "assistant turns; the columns answer its last user turn in that context "
+        '(README.md "Conversations")',
     )
     parser.add_argument(
         "--modes",
