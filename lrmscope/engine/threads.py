@@ -166,7 +166,8 @@ class ThreadSharing:
         self.registry = registry or Registry()
         self.choice = choose(available_cores(), self.registry.others(), os.getloadavg()[0], given)
         self._entry = self.registry.hold(self.choice.threads)
-        self._checked = time.monotonic()
+        # The first decode re-reads at once: processes started together see each other.
+        self._checked = float("-inf")
 
     @property
     def threads(self) -> int:
