@@ -172,8 +172,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_runs(store, filters.runs)
         conn = store.conn
+        # the plain table shows them after the metrics; --interventions alone in JSON and CSV
         plain = not (args.compare or args.calibrate or args.agreement or args.tradeoff)
-        guarded = interventions.interventions(conn, filters) if plain else []
+        shown = args.interventions or (plain and args.format == "table")
+        guarded = interventions.interventions(conn, filters) if shown else []
         if args.interventions and not guarded:
             raise LrmscopeError(
                 "no finished samples of a guarded mode (a mode of your own with a guard)"
