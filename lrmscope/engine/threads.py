@@ -16,6 +16,7 @@ another process's. `--threads` wins: it is kept as given, and still counted by t
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -166,6 +167,7 @@ class ThreadSharing:
         self.registry = registry or Registry()
         self.choice = choose(available_cores(), self.registry.others(), os.getloadavg()[0], given)
         self._entry = self.registry.hold(self.choice.threads)
+        atexit.register(self.close)  # a command that exits without closing its model
         # The first decode re-reads at once: processes started together see each other.
         self._checked = float("-inf")
 
@@ -195,5 +197,7 @@ class ThreadSharing:
 
     def close(self) -> None:
         if self._entry is not None:
-            self._entry.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self._entry.unlink(missing_ok=True)
             self._entry = None
+        atexit.unregister(self.close)
