@@ -377,7 +377,9 @@ class _TransformersJudge:
                 logits = self.model(
                     input_ids=torch.tensor(padded, device=self.device), logits_to_keep=keep
                 ).logits
-            mine = logits[torch.arange(len(rows)), torch.searchsorted(keep, last)]
+            mine = logits[
+                torch.arange(len(rows), device=self.device), torch.searchsorted(keep, last)
+            ]
             chosen = torch.softmax(mine[:, list(token_ids)].float(), dim=-1).tolist()
             for i, row in zip(rows, chosen):
                 probs[i] = row
