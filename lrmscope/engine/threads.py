@@ -1,17 +1,19 @@
 """How many CPU threads a llama.cpp model takes on a machine it may share.
 
-Two processes that each take every core make llama.cpp's OpenMP threads wait on each other at
-every barrier: on 2 cores, two evals at 2 threads each ran 15x slower than one alone, and at 1
-thread each almost as fast together as one (docs/study.md "Machines"). So
-every lrmscope process that holds a local model writes its pid, thread count and when it last
-decoded into a small registry in the data folder (`Registry`), and the default thread count is
-the process's fair share of the available cores among the processes that decoded in the last
-IDLE_S (a chat left open holds a model but no core), less what the machine's load says other
-programs use. Entries of dead processes are removed by whoever reads them. A model loaded with the
-default re-reads the registry about once a second while it decodes and changes its thread count
-(`llama_set_n_threads`), so a long eval gives a core back when a chat starts answering beside it
-and takes it again when the chat is done; one OpenMP thread per core then never spins against
-another process's. `--threads` wins: it is kept as given, and still counted by the others.
+Two processes that each take every core make llama.cpp's OpenMP threads wait on each other at every
+barrier: on 2 cores, two evals at 2 threads each ran 15x slower than one alone, and at 1 thread
+each almost as fast together as one (docs/study.md "Machines"). So every lrmscope process that
+holds a local model writes its pid, thread count and when it last decoded into a small registry in
+the data folder (`Registry`), and the default thread count is the process's fair share of the
+available cores among the processes that decoded in the last IDLE_S (a chat left open holds a model
+but no core), less the cores other programs keep busy right now (`busy_elsewhere`: /proc/stat over
+a tenth of a second, this process's own time taken out; the load average would count the eval that
+just ended for another minute). Entries of dead processes are removed by whoever reads them. A
+model loaded with the default re-reads the registry about once a second while it decodes and
+changes its thread count (`llama_set_n_threads`), so a long eval gives a core back when a chat
+starts answering beside it and takes it again when the chat is done; one OpenMP thread per core
+then never spins against another process's. `--threads` wins: it is kept as given, and still
+counted by the others.
 """
 
 from __future__ import annotations
@@ -36,6 +38,27 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, this process's own) clock ticks so far, from /proc (Linux)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    return user + nice + system + irq + softirq + steal, int(own[11]) + int(own[12])
+
+
+def busy_elsewhere(window_s: float = 0.1) -> float:
+    """How many cores processes other than this one keep busy, measured over `window_s`; the
+    1-minute load average where /proc cannot be read."""
+    try:
+        busy, own = _cpu_ticks()
+        time.sleep(window_s)
+        busy_after, own_after = _cpu_ticks()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+    ticks = window_s * os.sysconf("SC_CLK_TCK")
+    return max(0.0, ((busy_after - busy) - (own_after - own)) / ticks)
 
 
 def registry_folder() -> Path:
@@ -72,7 +95,7 @@ class ThreadChoice:
     cores: int
     others: int  # other live lrmscope processes holding a model
     others_threads: int
-    load: float  # the 1-minute load average when chosen
+    load: float  # cores busy in other processes when chosen (busy_elsewhere)
 
     def describe(self) -> str:
         if self.given:
@@ -85,14 +108,15 @@ class ThreadChoice:
         )
         return (
             f"{self.threads} thread{'s' if self.threads != 1 else ''} "
-            f"({self.cores} cores, {company}, load {self.load:.1f}; --threads to change)"
+            f"({self.cores} cores, {company}, {self.load:.1f} busy elsewhere; "
+            "--threads to change)"
         )
 
 
 def choose(cores: int, others: list[int], load: float, given: int | None = None) -> ThreadChoice:
     """The default: an equal share of the cores among this process and the `others` (their
-    thread counts), and no more than the cores that the load left by other programs (the load
-    average less the other lrmscope processes' threads) leaves idle; at least 1, at most 8."""
+    thread counts), and no more than the cores that other programs leave idle (`load`, the cores
+    busy elsewhere, less the other lrmscope processes' threads); at least 1, at most 8."""
     share = max(1, min(cores // (len(others) + 1), MAX_DEFAULT_THREADS))
     if given is not None:
         return ThreadChoice(given, True, share, cores, len(others), sum(others), load)
@@ -104,7 +128,7 @@ def choose(cores: int, others: list[int], load: float, given: int | None = None)
 
 def default_choice(registry: Registry | None = None) -> ThreadChoice:
     """What a model loaded now with the default would take (doctor, `models`)."""
-    return choose(available_cores(), (registry or Registry()).others(), os.getloadavg()[0])
+    return choose(available_cores(), (registry or Registry()).others(), busy_elsewhere())
 
 
 class Registry:
@@ -165,7 +189,7 @@ class ThreadSharing:
 
     def __init__(self, given: int | None, registry: Registry | None = None) -> None:
         self.registry = registry or Registry()
-        self.choice = choose(available_cores(), self.registry.others(), os.getloadavg()[0], given)
+        self.choice = choose(available_cores(), self.registry.others(), busy_elsewhere(), given)
         self._entry = self.registry.hold(self.choice.threads)
         atexit.register(self.close)  # a command that exits without closing its model
         # The first decode re-reads at once: processes started together see each other.
@@ -178,8 +202,8 @@ class ThreadSharing:
     def recheck(self) -> int | None:
         """Called as the model decodes; at most every RECHECK_S it says so in the registry and
         returns the new thread count when the other processes came or went (this process's
-        share changed), else None. The load is not read again: this process's own threads are in
-        it now, so the new count is the share."""
+        share changed), else None. What is busy elsewhere is not measured again: this process's
+        own threads now make it hard to tell apart, so the new count is the share."""
         if time.monotonic() - self._checked < RECHECK_S:
             return None
         self._checked = time.monotonic()

@@ -24,7 +24,7 @@ def machine(tmp_path, monkeypatch):
     monkeypatch.setattr(threads, "registry_folder", lambda: tmp_path)
     monkeypatch.setattr(threads, "RECHECK_S", 0.0)
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: 0.0)
     return tmp_path
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -36,7 +37,8 @@ def test_threads_given_are_kept_and_said_so():
     assert choice.threads == 4 and choice.given
     assert choice.describe() == "4 threads (--threads)"
     assert choose(2, [1], 1.0).describe() == (
-        "1 thread (2 cores, 1 other lrmscope process with 1 thread, load 1.0; --threads to change)"
+        "1 thread (2 cores, 1 other lrmscope process with 1 thread, 1.0 busy elsewhere; "
+        "--threads to change)"
     )
 
 
@@ -73,7 +75,7 @@ def test_the_registry_counts_live_processes_and_cleans_dead_ones(tmp_path):
 def test_a_model_gives_a_core_back_when_another_comes_and_takes_it_again(tmp_path, monkeypatch):
     monkeypatch.setattr(threads, "RECHECK_S", 0.0)
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: 0.0)
     sharing = ThreadSharing(None, Registry(tmp_path))
     assert sharing.threads == 2 and sharing.recheck() is None
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -105,3 +107,22 @@ def test_an_unwritable_folder_leaves_the_choice_alone(tmp_path):
     sharing = ThreadSharing(None, Registry(blocked / "processes"))
     assert sharing.threads >= 1
     sharing.close()
+
+
+def test_busy_elsewhere_counts_other_processes_not_this_one():
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert threads.busy_elsewhere(0.5) >= 0.5
+    finally:
+        spinner.kill()
+        spinner.wait()
+    done = time.monotonic() + 0.6
+    busy = threading.Thread(
+        target=lambda: [0 for _ in iter(lambda: time.monotonic() < done, False)]
+    )
+    busy.start()
+    try:
+        assert threads.busy_elsewhere(0.5) < 0.5  # this process's own spinning is not elsewhere
+    finally:
+        busy.join()
