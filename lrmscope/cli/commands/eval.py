@@ -47,7 +47,7 @@ def register(commands) -> None:
         "`prompt` (or `question`, `problem`) field, a text file (one prompt a line), `demo` (a "
         "small set shipped with lrmscope: harmful, benign and reasoning prompts), "
         "hf:NAME[:CONFIG][:SPLIT] (a Hugging Face dataset from the local cache or a save_to_disk "
-        "folder), or conversations: JSONL rows of `messages` (README.md \"Conversations\"; "
+        'folder), or conversations: JSONL rows of `messages` (README.md "Conversations"; '
         "`demo-conversations` ships with lrmscope)",
     )
     parser.add_argument("--limit", type=count, metavar="N", help="only the first N prompts")
