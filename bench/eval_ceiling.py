@@ -75,7 +75,7 @@ def sample_lengths(db: Path) -> list[tuple[str, int]]:
     conn = sqlite3.connect(db)
     try:
         return conn.execute(
-            "SELECT p.key, s.think_tokens + s.answer_tokens FROM samples s "
+            "SELECT p.prompt_key, s.think_tokens + s.answer_tokens FROM samples s "
             "JOIN prompts p ON p.id = s.prompt_id "
             "WHERE s.run_id = (SELECT max(id) FROM runs) ORDER BY s.prompt_id, s.k"
         ).fetchall()

@@ -117,6 +117,10 @@ class EvalSettings:
     mode: ModeSettings
     system: str | None = None
     preset: str | None = None
+    # Modes named only by a conversation set's rows (their own `modes` lists): not planned for
+    # every prompt as `modes` are, but their definitions are part of the run (a resume with a
+    # changed modes file is refused for them too).
+    row_modes: tuple[AnyMode, ...] = ()
 
     def __post_init__(self) -> None:
         check_plan(self.modes, self.samples, self.sampler)
@@ -140,7 +144,7 @@ class EvalSettings:
             "preset": self.preset,
             **{
                 f"{OWN_MODE_KEY}{m.value}": m.digest()
-                for m in self.modes
+                for m in (*self.modes, *self.row_modes)
                 if isinstance(m, CustomMode)
             },
         }

@@ -225,3 +225,30 @@ def test_a_mode_whose_budget_leaves_its_answer_nothing_is_refused():
     with pytest.raises(LrmscopeError, match="mode long's answer gets --max-tokens minus"):
         ModeSettings().check_answer_room((Mode.DEFAULT, mode), 100)
     ModeSettings(think_budget=100).check_answer_room((CustomMode("short", think_budget=50),), 100)
+
+
+def test_a_mode_named_only_by_conversation_rows_is_in_the_resume_check():
+    """A conversation set's rows may name modes of their own that --modes does not: their
+    definitions go into the run config too, so a changed modes file refuses the resume."""
+    from lrmscope.core.datasets import load_dataset
+    from lrmscope.core.eval import EvalSettings
+    from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
+
+    def config(mode):
+        filters = {"limit": 1}
+        return EvalSettings(
+            dataset=load_dataset("demo", **filters),
+            dataset_filters=filters,
+            modes=(Mode.DEFAULT,),
+            samples=1,
+            sampler=SamplerSettings(),
+            mode=ModeSettings(),
+            row_modes=(mode,),
+        ).config("fp")
+
+    stored = config(CustomMode("nothinking", prefill=NOTHINKING))
+    assert stored["modes"] == ["default"] and f"{OWN_MODE_KEY}nothinking" in stored
+    changed = config(CustomMode("nothinking", prefill=NOTHINKING, max_think=6))
+    assert config_difference(stored, changed) == (
+        "the definition of mode nothinking changed in its modes file"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from rich.console import Console
 from rich.progress import Progress
@@ -182,6 +183,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     talks = _conversation_plans(args, settings, catalog) if dataset.conversations else None
     used = settings.modes if talks is None else conversations.modes_used(talks)
+    settings = replace(settings, row_modes=tuple(m for m in used if m not in settings.modes))
     db_path = checked_db_path(args.db)
     err = Console(stderr=True, highlight=False)
     specs = args.judge or [DEFAULT_JUDGE]
