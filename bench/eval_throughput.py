@@ -23,19 +23,18 @@ it): the ceiling of any implementation on this build.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 import llama_cpp  # noqa: E402
 from engine_overhead import plain_llama  # noqa: E402
+from eval_ceiling import run_span  # noqa: E402
 
 from lrmscope.core.datasets import load_dataset  # noqa: E402
 from lrmscope.engine.backend import Message  # noqa: E402
@@ -122,18 +121,8 @@ def lrmscope_eval(args, parallel: int, db: Path, seed: int) -> tuple[int, float]
     if args.model:
         command += ["--model", str(args.model)]
     subprocess.run(command, check=True, capture_output=True, text=True)
-    conn = sqlite3.connect(db)
-    try:
-        run_id, started, ended = conn.execute(
-            "SELECT id, started_at, ended_at FROM runs ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        generated = conn.execute(
-            "SELECT sum(think_tokens + answer_tokens) FROM samples WHERE run_id = ?", (run_id,)
-        ).fetchone()[0]
-    finally:
-        conn.close()
-    span = datetime.fromisoformat(ended) - datetime.fromisoformat(started)
-    return generated, span.total_seconds()
+    generated, seconds, _, _ = run_span(db)
+    return generated, seconds
 
 
 def main() -> None:
