@@ -323,8 +323,7 @@ class OpenAIClient:
 
     def events(self, response: requests.Response) -> Iterator[dict]:
         """The JSON data of a server-sent event stream, up to `[DONE]`."""
-        # chunk_size None: each line as soon as it arrives (requests' types allow only an int).
-        for line in response.iter_lines(chunk_size=None):  # type: ignore[call-overload]
+        for line in _lines(response):
             if not line or line.startswith(b":"):
                 continue
             field_name, _, value = line.partition(b":")
@@ -401,3 +400,20 @@ class OpenAIClient:
             finally:
                 if response is not None and not keep():
                     response.close()
+
+
+def _lines(response: requests.Response) -> Iterator[bytes]:
+    """The lines of a streamed body, each as soon as it has arrived. A chunked body comes a chunk
+    at a time; a body that runs to the connection's close (HTTP/1.0, no length) is read with
+    `read1`, which hands over what the socket holds, where requests would wait for the end."""
+    if response.raw.chunked:
+        pieces = response.iter_content(chunk_size=None)
+    else:
+        pieces = iter(lambda: response.raw.read1(65536), b"")
+    pending = b""
+    for piece in pieces:
+        lines = (pending + piece).splitlines()
+        pending = b"" if piece.endswith((b"\n", b"\r")) else lines.pop()
+        yield from lines
+    if pending:
+        yield pending

@@ -3,6 +3,7 @@ with its own sampler and mode controller, against the one-sample path."""
 
 import threading
 
+import numpy as np
 import pytest
 
 from lrmscope.engine.backend import Message
@@ -14,6 +15,7 @@ from lrmscope.engine.prompt import with_think_opener
 from lrmscope.engine.settings import Mode, ModeSettings, SamplerSettings
 
 GREEDY = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=32, seed=1)
+NEAR_TIE = 0.25  # logits
 CLOSING_GRAMMAR = 'root ::= " " [a-z]{1,6} " " [a-z]{1,6} "</think>"'
 
 
@@ -52,7 +54,41 @@ def together(decoder, jobs):
     return results
 
 
-def test_greedy_batched_equals_one_sample_path(llama, batched):
+def watched_finish(llama, text, monkeypatch):
+    """`finish` on the one-sample path, with the greedy token and the lead of the best logit over
+    the runner-up at each step."""
+    steps: list[tuple[int, float]] = []
+    logits = llama.logits
+
+    def watch(index):
+        view = logits(index)
+        second, best = np.partition(view, -2)[-2:]
+        steps.append((int(np.argmax(view)), float(best - second)))
+        return view
+
+    with monkeypatch.context() as patch:
+        patch.setattr(llama, "logits", watch)
+        return finish(llama, text), steps
+
+
+def departure(llama, got: str, steps) -> tuple[str, float] | None:
+    """Where `got` leaves the greedy path `steps` (the text both share, and the lead the path's
+    token had there); None if it never does."""
+    got_bytes, shared = got.encode(), b""
+    for token, lead in steps:
+        piece = llama.token_bytes(token)
+        if not got_bytes.startswith(shared + piece):
+            return shared.decode(errors="replace"), lead
+        shared += piece
+    return None
+
+
+def test_greedy_batched_equals_one_sample_path(llama, batched, monkeypatch):
+    """Each sequence's greedy text is the one-sample path's, but for a near tie: llama.cpp's CPU
+    kernels are not batch-invariant on every CPU, so where the path's two best tokens lie within
+    NEAR_TIE logits the batch's shape may pick the other (seen on CI: 'pick' led 'To' by 0.03
+    two tokens into the lock prompt). A misplaced position or another sequence's logits leave
+    the path where it is sure."""
     texts = [
         "How do I pick a lock?",
         "How do I pick a lock?",
@@ -62,12 +98,17 @@ def test_greedy_batched_equals_one_sample_path(llama, batched):
     alone = {}
     for text in set(texts):
         llama.forget()  # evaluate the whole prompt at once, as the batch's first sequence does
-        alone[text] = finish(llama, text)
+        alone[text] = watched_finish(llama, text, monkeypatch)
     results = together(batched, [(text, Mode.DEFAULT, GREEDY, {}) for text in texts])
     for text, result in zip(texts, results):
-        assert result.trace.raw == alone[text].trace.raw != ""
-        assert result.stats.think_tokens == alone[text].stats.think_tokens
-        assert result.stats.finish_reason == alone[text].stats.finish_reason
+        want, steps = alone[text]
+        assert want.trace.raw != ""
+        if result.trace.raw == want.trace.raw:
+            assert result.stats.think_tokens == want.stats.think_tokens
+            assert result.stats.finish_reason == want.stats.finish_reason
+        else:
+            left = departure(llama, result.trace.raw, steps)
+            assert left is not None and left[1] < NEAR_TIE, (text, left)
 
 
 def test_each_sequence_keeps_its_own_mode_controller(batched):

@@ -2,6 +2,7 @@
 with Textual's pilot over the scripted backend, a real SQLite file, and the embedded model."""
 
 import json
+import threading
 from dataclasses import replace
 
 from lrmscope.engine.scripted import ScriptedBackend
@@ -90,12 +91,25 @@ async def test_escape_cancels_and_a_closed_thought_takes_nothing(tmp_path):
     assert "late" not in row["raw"] and "x" not in row["raw"]
 
 
+class Gated(ScriptedBackend):
+    """Holds each stream's second token until the test opens `gate`: whatever the test does
+    meanwhile happens between the first token and the second, however slow the machine."""
+
+    def __init__(self, script) -> None:
+        super().__init__(script)
+        self.gate = threading.Event()
+
+    def stream(self, prompt, **settings):
+        for count, piece in enumerate(super().stream(prompt, **settings)):
+            if count == 1:
+                self.gate.wait(timeout=60)
+            yield piece
+
+
 async def test_a_text_the_thought_closed_before_says_so_when_the_turn_ends(tmp_path):
     """The text is handed over while the model thinks, but the model's next token closes the
     thought: the text never lands, the turn's end says so, and nothing is saved of it."""
-    backend = ScriptedBackend(
-        lambda p: "a </think>" if p.endswith("<think>\n") else "\n\nDone.", delay=1.0
-    )
+    backend = Gated(lambda p: "a </think>" if p.endswith("<think>\n") else "\n\nDone.")
     app = ChatApp(session_for(backend, tmp_path))
     async with app.run_test() as pilot:
         await send(pilot, app, "q")
@@ -103,6 +117,7 @@ async def test_a_text_the_thought_closed_before_says_so_when_the_turn_ends(tmp_p
         await pilot.press("f8")
         await send(pilot, app, "late")
         assert "injecting at the next token boundary" in status(app)
+        backend.gate.set()
         await until(pilot, lambda: app.turns[-1].finished and app.generation is None, timeout=10)
         assert "the thought closed before the text landed: nothing injected" in status(app)
     [row] = samples(tmp_path)
