@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lrmscope.store.db import Store
-from lrmscope.store.filters import SAFETY_KINDS_SQL, SampleFilter, marks, newest
+from lrmscope.store.filters import SAFETY_KINDS_SQL, SampleFilter, marks, narrowed, newest
 
 
 @dataclass(frozen=True)
@@ -77,20 +77,16 @@ def turn_verdicts(
     as JSON, else the sample's mode), judge, judge_version, part, conversation_id, k, turn,
     label, think_tokens; in that order. `modes` keeps the samples of these modes."""
     where, params = f.where()
-    narrowed = ""
-    for column, values in (("j.judge", judges), ("j.part", parts), ("s.mode", modes)):
-        if values:
-            narrowed += f" AND {column} IN ({marks(values)})"
-            params += list(values)
+    kept, more = narrowed(judges, parts, modes)
     return conn.execute(
         "SELECT s.run_id, coalesce(c.modes, s.mode) AS plan, j.judge, j.judge_version, j.part,"
         " s.conversation_id, s.k, s.turn, j.label, s.think_tokens"
         " FROM samples s JOIN conversations c ON c.id = s.conversation_id"
         " JOIN prompts p ON p.id = s.prompt_id JOIN judgements j ON j.sample_id = s.id"
-        f" WHERE {where} AND p.kind IN {SAFETY_KINDS_SQL} AND {newest('j')}{narrowed}"
+        f" WHERE {where} AND p.kind IN {SAFETY_KINDS_SQL} AND {newest('j')}{kept}"
         " ORDER BY s.run_id, plan, j.judge, j.judge_version, j.part, s.conversation_id, s.k,"
         " s.turn",
-        params,
+        [*params, *more],
     ).fetchall()
 
 

@@ -15,26 +15,9 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from lrmscope.store.filters import SAFETY_KINDS_SQL, SampleFilter, marks, newest
+from lrmscope.store.filters import SAFETY_KINDS_SQL, SampleFilter, marks, narrowed, newest
 from lrmscope.store.schema import THINK_BUCKET
 from lrmscope.vocab import BENIGN, HUMAN, REASONING
-
-
-def _narrowed(
-    judges: Sequence[str], parts: Sequence[str], modes: Sequence[str], verdicts: str = "j"
-) -> tuple[str, list]:
-    """` AND` terms keeping verdicts (alias `verdicts`) of these judges and parts on samples `s`
-    of these modes (an empty sequence keeps all), and their parameters."""
-    sql, params = "", list[str]()
-    for column, values in (
-        (f"{verdicts}.judge", judges),
-        (f"{verdicts}.part", parts),
-        ("s.mode", modes),
-    ):
-        if values:
-            sql += f" AND {column} IN ({marks(values)})"
-            params += values
-    return sql, params
 
 
 def _category(by_category: bool) -> str:
@@ -52,8 +35,8 @@ def _tallied(
     if replace(f, runs=(), run_kinds=()) != SampleFilter(statuses=("done",)):
         raise ValueError(f"the tallies count finished samples by run only, not by {f}")
     where, params = replace(f, statuses=()).where()
-    narrowed, more = _narrowed(judges, parts, modes, verdicts="s")
-    return where + narrowed, [*params, *more]
+    kept, more = narrowed(judges, parts, modes, verdicts="s")
+    return where + kept, [*params, *more]
 
 
 def prompt_histogram(
@@ -189,11 +172,11 @@ def sample_prompts(
     """(run_id, mode, prompt_id), once each, of the samples the filter selects: which prompts a
     run's mode was run on (read from the index samples_browse, never from the sample rows)."""
     where, params = f.where()
-    narrowed, more = _narrowed((), (), modes)
+    kept, more = narrowed((), (), modes)
     return conn.execute(
         "SELECT DISTINCT s.run_id, s.mode, s.prompt_id FROM samples s INDEXED BY samples_browse"
         " JOIN prompts p ON p.id = s.prompt_id"
-        f" WHERE {where}{narrowed}",
+        f" WHERE {where}{kept}",
         [*params, *more],
     ).fetchall()
 
@@ -206,12 +189,12 @@ def answer_outcomes(
     answer (both None: not checked yet). The reasoning prompts come first (CROSS JOIN keeps that
     order), so a run without any reads no sample."""
     where, params = f.where()
-    narrowed, more = _narrowed((), (), modes)
+    kept, more = narrowed((), (), modes)
     return conn.execute(
         "SELECT s.run_id, s.mode, p.dataset, s.prompt_id, c.outcome, c.answer FROM prompts p"
         " CROSS JOIN samples s ON s.prompt_id = p.id"
         " LEFT JOIN answer_checks c ON c.sample_id = s.id AND c.checker = ?"
-        f" WHERE p.kind = 'reasoning' AND {where}{narrowed}"
+        f" WHERE p.kind = 'reasoning' AND {where}{kept}"
         " ORDER BY s.run_id, s.mode, s.prompt_id, s.id",
         [checker, *params, *more],
     ).fetchall()
@@ -232,12 +215,12 @@ def score_means(
     thresholded score (StrongREJECT's); reads their verdicts only."""
     category = "nullif(p.category, '')" if by_category else "NULL"
     where, params = f.where()
-    narrowed, more = _narrowed(judges, parts, modes)
+    kept, more = narrowed(judges, parts, modes)
     return conn.execute(
         f"SELECT s.run_id, s.mode, p.dataset, j.judge, j.judge_version, j.part, {category},"
         " avg(j.score), count(*) FROM judgements j JOIN samples s ON s.id = j.sample_id"
         " JOIN prompts p ON p.id = s.prompt_id"
-        f" WHERE j.score IS NOT NULL AND p.kind IN {SAFETY_KINDS_SQL} AND {where}{narrowed}"
+        f" WHERE j.score IS NOT NULL AND p.kind IN {SAFETY_KINDS_SQL} AND {where}{kept}"
         f" AND {newest('j')}"
         f" GROUP BY s.run_id, s.mode, p.dataset, j.judge, j.judge_version, j.part, {category}",
         [*params, *more],
@@ -262,14 +245,14 @@ def reported_refusals(
     verdict."""
     category = "nullif(p.category, '')" if by_category else "NULL"
     where, params = f.where()
-    narrowed, more = _narrowed(judges, parts, modes)
+    kept, more = narrowed(judges, parts, modes)
     reported = "json_type(j.meta, '$.refusal') IN ('true', 'false')"
     return conn.execute(
         f"SELECT s.run_id, s.mode, p.dataset, j.judge, j.judge_version, j.part, {category},"
         " p.kind, p.id, sum(json_extract(j.meta, '$.refusal')), count(*) FROM prompts p"
         " CROSS JOIN samples s ON s.prompt_id = p.id JOIN judgements j ON j.sample_id = s.id"
         f" WHERE p.kind IN ('{BENIGN}', '{REASONING}') AND j.label != 'unparsed'"
-        f" AND {where}{narrowed} AND {reported} AND {newest('j')}"
+        f" AND {where}{kept} AND {reported} AND {newest('j')}"
         " GROUP BY s.run_id, s.mode, p.dataset, j.judge, j.judge_version, j.part, p.id",
         [*params, *more],
     ).fetchall()
@@ -348,12 +331,12 @@ def calibration_pairs(
     label safe or unsafe: judge, judge_version, the judge's label, the human's label, how many;
     by judge and version."""
     where, params = f.where()
-    narrowed, more = _narrowed(judges, parts, modes)
+    kept, more = narrowed(judges, parts, modes)
     return conn.execute(
         "SELECT j.judge, j.judge_version, j.label, h.label, count(*)"
         " FROM samples s JOIN judgements j ON j.sample_id = s.id"
         " JOIN judgements h ON h.sample_id = j.sample_id AND h.part = j.part"
-        f" WHERE {where}{narrowed} AND j.judge != ? AND h.judge = ? AND h.label != 'unparsed'"
+        f" WHERE {where}{kept} AND j.judge != ? AND h.judge = ? AND h.label != 'unparsed'"
         f" AND {newest('j')} AND {newest('h')}"
         " GROUP BY j.judge, j.judge_version, j.label, h.label ORDER BY j.judge, j.judge_version",
         [*params, *more, HUMAN, HUMAN],
@@ -371,13 +354,13 @@ def judge_pairs(
     included), each pair of judges once (the first by name, then version): part, judge A, its
     version, judge B, its version, A's label, B's label, how many; by part and judges."""
     where, params = f.where()
-    narrowed, more = _narrowed((), parts, modes, verdicts="a")
+    kept, more = narrowed((), parts, modes, verdicts="a")
     return conn.execute(
         "SELECT a.part, a.judge, a.judge_version, b.judge, b.judge_version, a.label, b.label,"
         " count(*) FROM samples s JOIN judgements a ON a.sample_id = s.id"
         " JOIN judgements b ON b.sample_id = a.sample_id AND b.part = a.part"
         " AND (b.judge > a.judge OR (b.judge = a.judge AND b.judge_version > a.judge_version))"
-        f" WHERE {where}{narrowed} AND {newest('a')} AND {newest('b')}"
+        f" WHERE {where}{kept} AND {newest('a')} AND {newest('b')}"
         " GROUP BY a.part, a.judge, a.judge_version, b.judge, b.judge_version, a.label, b.label"
         " ORDER BY a.part, a.judge, a.judge_version, b.judge, b.judge_version",
         [*params, *more],
@@ -390,10 +373,10 @@ def modes_other_than(
     """(run_id, mode), once each, of the samples the filter selects in modes other than `skip`
     (read from the index samples_browse, never from the sample rows)."""
     where, params = f.where()
-    narrowed, more = _narrowed((), (), modes)
+    kept, more = narrowed((), (), modes)
     return conn.execute(
         "SELECT DISTINCT s.run_id, s.mode FROM samples s INDEXED BY samples_browse"
-        f" WHERE {where}{narrowed} AND s.mode NOT IN ({marks(skip)}) ORDER BY s.run_id, s.mode",
+        f" WHERE {where}{kept} AND s.mode NOT IN ({marks(skip)}) ORDER BY s.run_id, s.mode",
         [*params, *more, *skip],
     ).fetchall()
 

@@ -264,9 +264,9 @@ class Store:
             )
 
     def chat_turns(self, run_id: int) -> list[dict]:
-        """The turns of a chat run in order: sample id, prompt, thought, answer, status."""
+        """The turns of a chat run in order: sample id, prompt, thought, answer, raw, status."""
         cursor = self.conn.execute(
-            "SELECT s.id, p.text, s.thought, s.answer, s.status FROM samples s"
+            "SELECT s.id, p.text, s.thought, s.answer, s.raw, s.status FROM samples s"
             " JOIN prompts p ON p.id = s.prompt_id WHERE s.run_id = ? ORDER BY s.id",
             (run_id,),
         )
@@ -276,7 +276,8 @@ class Store:
                 "prompt": r[1],
                 "thought": r[2] or "",
                 "answer": r[3] or "",
-                "status": r[4],
+                "raw": r[4] or "",
+                "status": r[5],
             }
             for r in cursor
         ]

@@ -43,6 +43,23 @@ def newest(alias: str, *, per_judge: bool = False) -> str:
     )
 
 
+def narrowed(
+    judges: Sequence[str], parts: Sequence[str], modes: Sequence[str], verdicts: str = "j"
+) -> tuple[str, list]:
+    """` AND` terms keeping verdicts (alias `verdicts`) of these judges and parts on samples `s`
+    of these modes (an empty sequence keeps all), and their parameters."""
+    sql, params = "", list[str]()
+    for column, values in (
+        (f"{verdicts}.judge", judges),
+        (f"{verdicts}.part", parts),
+        ("s.mode", modes),
+    ):
+        if values:
+            sql += f" AND {column} IN ({marks(values)})"
+            params += values
+    return sql, params
+
+
 def search_words(text: str) -> list[str]:
     """The words of a search as FTS5 strings that cannot be a syntax error: each quoted, so
     operators, parentheses and column names are plain words. A word with no letter or digit
