@@ -409,7 +409,7 @@ def _lines(response: requests.Response) -> Iterator[bytes]:
     if response.raw.chunked:
         pieces = response.iter_content(chunk_size=None)
     else:
-        pieces = iter(lambda: response.raw.read1(65536), b"")
+        pieces = iter(lambda: response.raw.read1(65536, decode_content=True), b"")
     pending = b""
     for piece in pieces:
         lines = (pending + piece).splitlines()
