@@ -264,9 +264,9 @@ class Store:
             )
 
     def chat_turns(self, run_id: int) -> list[dict]:
-        """The turns of a chat run in order: sample id, prompt, thought, answer, raw, status."""
+        """The turns of a chat run in order: sample id, prompt, thought, answer, status."""
         cursor = self.conn.execute(
-            "SELECT s.id, p.text, s.thought, s.answer, s.raw, s.status FROM samples s"
+            "SELECT s.id, p.text, s.thought, s.answer, s.status FROM samples s"
             " JOIN prompts p ON p.id = s.prompt_id WHERE s.run_id = ? ORDER BY s.id",
             (run_id,),
         )
@@ -276,8 +276,7 @@ class Store:
                 "prompt": r[1],
                 "thought": r[2] or "",
                 "answer": r[3] or "",
-                "raw": r[4] or "",
-                "status": r[5],
+                "status": r[4],
             }
             for r in cursor
         ]

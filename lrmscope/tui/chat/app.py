@@ -15,7 +15,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Input, Static
 
-from lrmscope.core.conversations import context_answer
 from lrmscope.core.generate import TurnJob
 from lrmscope.engine.backend import Backend, Message
 from lrmscope.engine.events import Event, Finished, Injected
@@ -138,7 +137,7 @@ class ChatApp(StreamingApp):
             self.turns.append(turn)
             conversation.mount(turn)
             if row["status"] == "done":
-                self.history.append((row["prompt"], context_answer(row["raw"])))
+                self.history.append((row["prompt"], row["answer"]))
             self.last_sample_id = row["sample_id"]
             self.last_prompt = row["prompt"]
 
@@ -291,8 +290,7 @@ class ChatApp(StreamingApp):
     # -- turns ---------------------------------------------------------------------------------
 
     def _messages(self, text: str) -> list[Message]:
-        """Earlier turns go back as the model's template takes them: their answers, without their
-        thoughts (core/conversations.py `context_answer`)."""
+        """Earlier turns go back without their thoughts (docs/study.md "Trace anatomy")."""
         messages: list[Message] = []
         for prompt, answer in self.history:
             messages += [Message("user", prompt), Message("assistant", answer)]
@@ -352,7 +350,7 @@ class ChatApp(StreamingApp):
             self._show_status(guard_note(event.span.trigger))
         if isinstance(event, Finished):
             self.last_sample_id = turn.sample_id
-            self.history.append((turn.prompt, context_answer(event.trace.raw)))
+            self.history.append((turn.prompt, event.trace.answer))
             self._end_turn(turn, event.stats.finish_reason)
 
     def on_flag_found(self, message: FlagFound) -> None:
