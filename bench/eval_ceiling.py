@@ -183,6 +183,14 @@ def full(args) -> None:
 # -- 2. short samples ----------------------------------------------------------------------------
 
 
+def per_call(call, items) -> float:
+    """Seconds a call of `call` on each of `items`, one after another."""
+    start = time.perf_counter()
+    for item in items:
+        call(item)
+    return (time.perf_counter() - start) / len(items)
+
+
 def short(args) -> None:
     texts = [f"Question {i}: what is {i} plus {i + 1}? Answer with one number." for i in range(200)]
     per: dict[str, list[float]] = {
@@ -212,16 +220,17 @@ def short(args) -> None:
                 verbose=False,
             )
         for round_ in range(args.rounds):
-            start = time.perf_counter()
-            for prompt in prompts:
-                llm.create_completion(prompt, max_tokens=2, temperature=0.0)
-            per["naive"].append((time.perf_counter() - start) / len(texts))
-            start = time.perf_counter()
-            for text in texts:
-                llm.create_chat_completion(
-                    [{"role": "user", "content": text}], max_tokens=2, temperature=0.0
+            per["naive"].append(
+                per_call(lambda p: llm.create_completion(p, max_tokens=2, temperature=0.0), prompts)
+            )
+            per["naive chat"].append(
+                per_call(
+                    lambda t: llm.create_chat_completion(
+                        [{"role": "user", "content": t}], max_tokens=2, temperature=0.0
+                    ),
+                    texts,
                 )
-            per["naive chat"].append((time.perf_counter() - start) / len(texts))
+            )
             for parallel in (1, 8):
                 command = eval_command(
                     db,

@@ -50,6 +50,32 @@ PREFILL_FLOOR = 16  # prompt tokens a CPU step may always take
 SWITCH_INTERVAL_S = 0.0005
 
 
+class _SwitchInterval:
+    """The interpreter's switch interval, SWITCH_INTERVAL_S while any decoder of the process
+    runs (a compare of two local models runs two), what it was once the last one closes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._saved = 0.0
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._running == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._saved, SWITCH_INTERVAL_S))
+            self._running += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                sys.setswitchinterval(self._saved)
+
+
+_SWITCH = _SwitchInterval()
+
+
 @dataclass(eq=False)
 class _Request:
     """One `stream()` call of one sequence, as the scheduler thread sees it."""
@@ -92,8 +118,8 @@ class BatchDecoder:
         self._inbox: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._waiting: list[_Request] = []  # received, not admitted yet
         self._active: list[_Request] = []  # admitted: prompts being evaluated, then decoding
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
+        _SWITCH.enter()
+        self._switching = True
         self._thread = threading.Thread(target=self._run, name="lrmscope-batch", daemon=True)
         self._thread.start()
 
@@ -119,7 +145,9 @@ class BatchDecoder:
         self._fail_all(closed)
         self._batch.close()
         self.backend.forget()
-        sys.setswitchinterval(self._switch_interval)
+        if self._switching:
+            self._switching = False
+            _SWITCH.leave()
 
     def submit(self, request: _Request) -> None:
         self._inbox.put(request)

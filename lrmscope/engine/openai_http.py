@@ -323,7 +323,7 @@ class OpenAIClient:
 
     def events(self, response: requests.Response) -> Iterator[dict]:
         """The JSON data of a server-sent event stream, up to `[DONE]`."""
-        for line in _lines(response):
+        for line in stream_lines(response):
             if not line or line.startswith(b":"):
                 continue
             field_name, _, value = line.partition(b":")
@@ -402,7 +402,7 @@ class OpenAIClient:
                     response.close()
 
 
-def _lines(response: requests.Response) -> Iterator[bytes]:
+def stream_lines(response: requests.Response) -> Iterator[bytes]:
     """The lines of a streamed body, each as soon as it has arrived. A chunked body comes a chunk
     at a time; a body that runs to the connection's close (HTTP/1.0, no length) is read with
     `read1`, which hands over what the socket holds, where requests would wait for the end."""

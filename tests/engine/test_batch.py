@@ -1,14 +1,13 @@
 """Batched decoding on the real embedded model: several sequences of one llama.cpp context, each
 with its own sampler and mode controller, against the one-sample path."""
 
-import sys
 import threading
 
 import numpy as np
 import pytest
 
 from lrmscope.engine.backend import Message
-from lrmscope.engine.batch import SWITCH_INTERVAL_S, BatchDecoder
+from lrmscope.engine.batch import BatchDecoder
 from lrmscope.engine.events import Finished
 from lrmscope.engine.generation import Generation
 from lrmscope.engine.llama import LlamaBackend, LlamaSettings
@@ -276,19 +275,3 @@ def test_a_prompt_admitted_mid_run_leaves_the_running_greedy_tokens_alone(model_
         else:
             assert beside[seq] == alone[seq]
     assert len(third) == 8 and third[-1].end == "length"
-
-
-def test_a_running_decoder_shortens_the_switch_interval_and_gives_it_back(model_path):
-    """The scheduler thread gets the GIL back soon after each decode (docs/study.md "Machines",
-    "The scheduler and the GIL"); closing the decoder restores the interpreter's interval."""
-    outer = sys.getswitchinterval()  # another test's decoder may be running
-    sys.setswitchinterval(0.005)  # CPython's default
-    backend = LlamaBackend(model_path, LlamaSettings(n_seq=2, n_ctx=256))
-    decoder = BatchDecoder(backend)
-    try:
-        assert sys.getswitchinterval() == SWITCH_INTERVAL_S
-    finally:
-        decoder.close()
-        backend.close()
-    assert sys.getswitchinterval() == 0.005
-    sys.setswitchinterval(outer)

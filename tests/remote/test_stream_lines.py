@@ -11,7 +11,7 @@ import zlib
 import pytest
 import requests
 
-from lrmscope.engine.openai_http import _lines
+from lrmscope.engine.openai_http import stream_lines
 
 
 class Held(http.server.BaseHTTPRequestHandler):
@@ -60,7 +60,7 @@ def test_each_line_arrives_before_the_stream_ends(held, path):
     response = requests.get(f"http://127.0.0.1:{held.server_port}{path}", stream=True, timeout=60)
     assert not response.raw.chunked and "Content-Length" not in response.headers
     lines = []
-    for line in _lines(response):
+    for line in stream_lines(response):
         lines.append(line)
         if line == b'data: {"n": 1}':
             held.go.set()  # only now may the server send the rest
@@ -84,4 +84,5 @@ def test_a_line_split_across_reads_is_one_line():
             return iter(self._pieces)
 
     body = [b'data: {"a"', b": 1}\r", b"\ndata: [DO", b"NE]"]
-    assert [line for line in _lines(Pieces(body)) if line] == [b'data: {"a": 1}', b"data: [DONE]"]
+    lines = [line for line in stream_lines(Pieces(body)) if line]
+    assert lines == [b'data: {"a": 1}', b"data: [DONE]"]
