@@ -13,7 +13,9 @@ thread of its own: its `stream()` calls become requests to the scheduler, which
 - then puts one token of every decoding sequence, and a chunk of the prompts still being
   evaluated, into one `llama_decode` (chunked prefill, as llama-server and vLLM schedule it),
   samples each decoding sequence, and each prompt whose last chunk went in, with its own sampler
-  from the logits at its batch index, and hands the pieces back through per-request queues.
+  from its row of the batch's logits, and only then hands the pieces back through per-request
+  queues: a piece handed over wakes its generation thread, which would take the interpreter from
+  the scheduler at its next ctypes or numpy call while the others are still to be sampled.
 
 While sequences decode on the CPU, a step takes as many prompt tokens as there are decoding
 sequences (at least 16), so admitting a prompt beside 16 or more costs a running sequence about
@@ -34,6 +36,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
 import llama_cpp
+import numpy as np
 from llama_cpp import _internals as internals
 
 from lrmscope.engine.backend import Message, Piece
@@ -264,12 +267,12 @@ class BatchDecoder:
     def _step(self) -> None:
         """One decode: the next token of every decoding sequence, then chunks of the prompts
         being evaluated, oldest first; then each decoding sequence, and each prompt whose last
-        token went in, samples at its index."""
+        token went in, samples from its row of the logits; then the pieces are handed over."""
         entries: list[tuple[int, int, int, bool]] = []
-        sampled: list[tuple[_Request, int]] = []  # a request and its logits' batch index
+        sampled: list[_Request] = []  # in the order of their logits' rows
         decoding = [r for r in self._active if not r.todo]
         for request in decoding:
-            sampled.append((request, len(entries)))
+            sampled.append(request)
             entries.append((request.pending, len(self._held[request.seq]), request.seq, True))
             self._held[request.seq].append(request.pending)
         budget = prefill_budget(len(decoding), self._room - len(entries), self._gpu)
@@ -286,22 +289,26 @@ class BatchDecoder:
             held.extend(chunk)
             budget -= len(chunk)
             if last:
-                sampled.append((request, len(entries) - 1))
+                sampled.append(request)
         self._fill(entries)
-        for request, index in sampled:
-            if not request.closed:
-                self._take(request, index)
+        rows = self.backend.output_logits(len(sampled))
+        taken = [
+            (request, self._take(request, rows[row]))
+            for row, request in enumerate(sampled)
+            if not request.closed
+        ]
+        for request, piece in taken:
+            if piece.end is not None:
+                self._end(request, piece)
+            else:
+                request.out.put(piece)
 
-    def _take(self, request: _Request, index: int) -> None:
-        """Sample the request's next token from the logits at `index` of the last batch, and
-        hand it over: a piece to go on with, or the last piece of the stream."""
-        token = request.sampler.sample(self.backend.logits(index))
-        piece = request.pieces.next(token, len(self._held[request.seq]))
-        if piece.end is not None:
-            self._end(request, piece)
-        else:
-            request.pending = token
-            request.out.put(piece)
+    def _take(self, request: _Request, logits: np.ndarray) -> Piece:
+        """Sample the request's next token from its row of the last batch's logits: the piece
+        to hand over, to go on with or the stream's last."""
+        token = request.sampler.sample(logits)
+        request.pending = token
+        return request.pieces.next(token, len(self._held[request.seq]))
 
 
 class SequenceBackend:

@@ -279,6 +279,7 @@ class LlamaBackend(GgufText):
         self.n_ctx = self.ctx.n_ctx() // self.settings.n_seq
         self._batch = internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1)
         self.vocab = self._model.vocab
+        self.n_vocab = self._model.n_vocab()
         self._evaluated: list[int] = []
         self._pieces: dict[int, bytes] = {}
 
@@ -362,14 +363,23 @@ class LlamaBackend(GgufText):
     def logits(self, index: int) -> np.ndarray:
         """A read-only view of the logits at `index` of the last batch (-1: its last token)."""
         view = np.ctypeslib.as_array(
-            llama_cpp.llama_get_logits_ith(self.ctx.ctx, index), shape=(self._model.n_vocab(),)
+            llama_cpp.llama_get_logits_ith(self.ctx.ctx, index), shape=(self.n_vocab,)
+        )
+        view.flags.writeable = False
+        return view
+
+    def output_logits(self, outputs: int) -> np.ndarray:
+        """A read-only view of the last batch's logits, a row per token that asked for them, in
+        the batch's order (llama.cpp puts its outputs back in that order when they are read)."""
+        view = np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits(self.ctx.ctx), shape=(outputs, self.n_vocab)
         )
         view.flags.writeable = False
         return view
 
     def sampler(self, settings: SamplerSettings, seed: int, grammar: str | None) -> Sampler:
         grammar_sampler = self._grammar_sampler(grammar) if grammar is not None else None
-        return Sampler(settings, seed, self._model.n_vocab(), grammar_sampler)
+        return Sampler(settings, seed, self.n_vocab, grammar_sampler)
 
     def _decode(self, tokens: Sequence[int]) -> None:
         """Evaluate tokens after what is already in the KV cache, in batches."""

@@ -31,18 +31,20 @@ _FIRST_FLOOR = 1e-4
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 
 
-def nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
+def nucleus(weights: np.ndarray, top_p: float) -> np.ndarray:
     """The indices of the smallest set of most likely tokens whose mass reaches top_p, most
-    likely first (top-p with min_keep 1). Sorting only the tokens above a floor is exact once
-    those tokens hold top_p of the mass: the nucleus is a prefix of the sorted order."""
-    floor = _FIRST_FLOOR * float(probs.max())
+    likely first (top-p with min_keep 1); `weights` are the probabilities times any positive
+    factor. Sorting only the tokens above a floor is exact once those tokens hold top_p of the
+    mass: the nucleus is a prefix of the sorted order."""
+    mass = top_p * float(weights.sum())
+    floor = _FIRST_FLOOR * float(weights.max())
     while True:
-        candidates = np.flatnonzero(probs >= floor)
-        if floor == 0.0 or probs[candidates].sum() >= top_p:
+        candidates = np.flatnonzero(weights >= floor)
+        if floor == 0.0 or weights[candidates].sum() >= mass:
             break
         floor = floor * 1e-6 if floor > 1e-30 else 0.0
-    ordered = candidates[np.argsort(-probs[candidates], kind="stable")]
-    kept = int(np.searchsorted(np.cumsum(probs[ordered]), top_p)) + 1
+    ordered = candidates[np.argsort(-weights[candidates], kind="stable")]
+    kept = int(np.searchsorted(np.cumsum(weights[ordered]), mass)) + 1
     return ordered[:kept]
 
 
@@ -83,6 +85,7 @@ class Sampler:
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self.recent: deque[int] = deque(maxlen=PENALTY_LAST_N)
         self.grammar = _Grammar(grammar, n_vocab) if grammar is not None else None
+        self._weights = np.empty(n_vocab, dtype=np.float32)
 
     def sample(self, logits: np.ndarray) -> int:
         """The next token, given the logits (not modified); the sampler remembers it."""
@@ -118,11 +121,13 @@ class Sampler:
         if 0 < settings.top_k < len(logits):
             ids = np.argpartition(logits, -settings.top_k)[-settings.top_k :]
             logits = logits[ids]
-        scaled = logits / np.float32(settings.temperature)
-        probs = np.exp(scaled - scaled.max())
-        probs /= probs.sum()
-        kept = nucleus(probs, settings.top_p) if settings.top_p < 1.0 else np.arange(len(probs))
-        weights = probs[kept]
+        # exp((logit - max) / T) into a buffer of the sampler's own: the probabilities up to
+        # their sum, which only the nucleus needs
+        weights = np.subtract(logits, logits.max(), out=self._weights[: len(logits)])
+        weights *= np.float32(1.0 / settings.temperature)
+        np.exp(weights, out=weights)
+        kept = nucleus(weights, settings.top_p) if settings.top_p < 1.0 else np.arange(len(logits))
+        weights = weights[kept]
         if settings.min_p > 0.0:
             floor = settings.min_p * weights.max()
             kept, weights = kept[weights >= floor], weights[weights >= floor]

@@ -403,12 +403,25 @@ class Store:
         self.update_samples({sample_id: fields})
 
     def update_samples(self, fields_by_id: dict[int, dict]) -> None:
-        """Several samples' new fields in one transaction."""
+        """Several samples' new fields in one transaction. The writer calls this every tick for
+        every decoding sample, so it is one plain UPDATE a sample (sqlite-utils' `update` first
+        reads the row and the table's columns: a third of an eval's writer time)."""
         updated = now()
         with self.writing():
             for sample_id, fields in fields_by_id.items():
                 row = {key: _json(value) for key, value in fields.items()}
-                self.db.table("samples").update(sample_id, {**row, "updated_at": updated})
+                row["updated_at"] = updated
+                unknown = row.keys() - self._sample_columns
+                if unknown:
+                    raise ValueError(f"samples has no column {sorted(unknown)}")
+                assignments = ", ".join(f"[{key}] = ?" for key in row)
+                self.conn.execute(
+                    f"UPDATE samples SET {assignments} WHERE id = ?", [*row.values(), sample_id]
+                )
+
+    @cached_property
+    def _sample_columns(self) -> frozenset[str]:
+        return frozenset(self.db.table("samples").columns_dict)
 
     def sample(self, sample_id: int) -> dict:
         return self.db.table("samples").get(sample_id)

@@ -216,11 +216,11 @@ def test_a_prompt_admitted_mid_run_leaves_the_running_greedy_tokens_alone(model_
         leads[admit] = {0: [], 1: []}
         take = decoder._take
 
-        def watched(request, index):
+        def watched(request, logits):
             if request.seq in (0, 1):
-                second, best = np.partition(backend.logits(index), -2)[-2:]
+                second, best = np.partition(logits, -2)[-2:]
                 leads[admit][request.seq].append(float(best - second))
-            take(request, index)
+            return take(request, logits)
 
         decoder._take = watched
 
