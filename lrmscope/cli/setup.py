@@ -204,6 +204,11 @@ class BackendSlots:
     def open(self) -> list:
         if self.remote:
             return list(self.remote)
+        if self.backend.settings.n_seq == 1:
+            # One sequence decodes in its generation's own thread: no scheduler thread to hand
+            # each token through (about 5 % of a short sample's time, BENCHMARKS.md "Eval at
+            # the hardware ceiling")
+            return [self.backend]
         from lrmscope.engine.batch import BatchDecoder
 
         decoder = self.decoder = BatchDecoder(self.backend)
