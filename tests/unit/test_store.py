@@ -216,6 +216,23 @@ def test_a_v7_database_gains_the_served_chat_columns(tmp_path, monkeypatch):
     store.close()
 
 
+def test_sample_updates_name_known_columns_and_go_in_together(tmp_path):
+    """The writer's updates are plain UPDATEs: a field that is not a column fails the whole
+    transaction, so no sample of it is half written."""
+    store = Store(tmp_path / "s.sqlite")
+    run = store.start_run("eval")
+    prompt = store.prompt_id("d", "k", "text")
+    first, second = (store.start_sample(run, prompt, k=k, mode="default") for k in (0, 1))
+    store.update_samples(
+        {first: {"raw": "one", "mode_switches": [{"at": 1}]}, second: {"raw": "2"}}
+    )
+    assert json.loads(store.sample(first)["mode_switches"]) == [{"at": 1}]
+    with pytest.raises(ValueError, match="no column"):
+        store.update_samples({first: {"raw": "changed"}, second: {"rwa": "typo"}})
+    assert (store.sample(first)["raw"], store.sample(second)["raw"]) == ("one", "2")
+    store.close()
+
+
 def test_a_v8_database_gains_conversations(tmp_path, monkeypatch):
     """Schema v9 (core/conversations.py): an older database keeps its samples, which belong to
     no conversation, and saves conversations and the turns of their samples from then on; a
