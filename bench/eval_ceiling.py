@@ -4,8 +4,10 @@
    20 sequences, 80 samples, so finished sequences take the next prompt's samples), at most
    --tokens new tokens, sampling at temperature 0.6. Its ceiling is the same schedule in bare
    batched `llama_decode`: every sample generates the number of tokens it generated in the eval,
-   slots refill in the eval's order, a new prompt goes into the step's decode whole (its K - 1
-   later samples copy its KV cache), no sampling and nothing around it. A first eval (not
+   slots refill in the eval's order, a new prompt goes into the step's decode whole but for the
+   longest prefix another sequence's cache holds (its K - 1 later samples copy all of it a step
+   later, once it is there, other prompts the system prompt they share), no sampling and
+   nothing around it. A first eval (not
    counted) gives the schedule; each round then runs the bare schedule, the eval (same seed) and
    the bare schedule again, and compares the eval's tokens/s with the two bare runs' mean, so
    the machine's drift between runs (as large as the gap to the goal) falls on both sides.
@@ -51,7 +53,12 @@ import llama_cpp  # noqa: E402
 from lrmscope.core.datasets import load_dataset  # noqa: E402
 from lrmscope.engine.backend import Message  # noqa: E402
 from lrmscope.engine.batch import BatchDecoder  # noqa: E402
-from lrmscope.engine.llama import LlamaBackend, LlamaSettings, llama_class_repacking  # noqa: E402
+from lrmscope.engine.llama import (  # noqa: E402
+    LlamaBackend,
+    LlamaSettings,
+    common_prefix,
+    llama_class_repacking,
+)
 from lrmscope.engine.models import embedded_model_path  # noqa: E402
 from lrmscope.engine.prompt import with_think_opener  # noqa: E402
 from lrmscope.engine.settings import SamplerSettings  # noqa: E402
@@ -101,7 +108,7 @@ def bare_schedule(prompts: dict[str, list[int]], jobs: list[tuple[str, int]], sl
     room = max(backend.n_batch, slots)
     batch = llama_cpp.llama_batch_init(room * 2, 0, 1)
     memory = llama_cpp.llama_get_memory(backend.ctx.ctx)
-    held: dict[int, str] = {}  # the prompt each sequence's cache starts with
+    held: dict[int, str] = {}  # the prompt whose tokens each sequence's cache starts with
     position = [0] * slots
     left = [0] * slots
     queue = list(jobs)
@@ -113,27 +120,42 @@ def bare_schedule(prompts: dict[str, list[int]], jobs: list[tuple[str, int]], sl
         batch.n_tokens = len(entries)
         assert llama_cpp.llama_decode(backend.ctx.ctx, batch) == 0
 
+    def admit(seq: int, key: str, entries: list) -> None:
+        """Start the sequence on `key`'s prompt from the longest prefix another sequence's
+        cache holds: all of it for the prompt's K - 1 later samples, else the system prompt
+        the prompts share, as the eval keeps them."""
+        llama_cpp.llama_memory_seq_rm(memory, seq, 0, -1)
+        held.pop(seq, None)
+        prompt, owner, shared = prompts[key], None, 0
+        for other, other_key in held.items():
+            if (n := common_prefix(prompts[other_key], prompt)) > shared:
+                owner, shared = other, n
+        if owner is not None:
+            llama_cpp.llama_memory_seq_cp(memory, owner, seq, 0, shared)
+        entries += [
+            (t, shared + i, seq, shared + i == len(prompt) - 1)
+            for i, t in enumerate(prompt[shared:])
+        ]
+
     try:
         start = time.perf_counter()
         while queue or any(left):
-            entries = []
+            entries: list = []
+            admitted: dict[int, str] = {}
             for seq in range(slots):
-                if left[seq] == 0 and queue:
+                # a prompt going in this step is in no cache yet: its later samples wait a step
+                if left[seq] == 0 and queue and queue[0][0] not in admitted.values():
                     key, tokens = queue.pop(0)
-                    llama_cpp.llama_memory_seq_rm(memory, seq, 0, -1)
-                    owner = next((s for s, k in held.items() if k == key and s != seq), None)
-                    if owner is not None:
-                        llama_cpp.llama_memory_seq_cp(memory, owner, seq, 0, len(prompts[key]))
-                    else:
-                        last = len(prompts[key]) - 1
-                        entries += [(t, i, seq, i == last) for i, t in enumerate(prompts[key])]
-                    held[seq], position[seq], left[seq] = key, len(prompts[key]), max(tokens, 1)
+                    admit(seq, key, entries)
+                    admitted[seq] = key
+                    position[seq], left[seq] = len(prompts[key]), max(tokens, 1)
                 if left[seq]:
                     entries.append((2000, position[seq], seq, True))
                     position[seq] += 1
                     left[seq] -= 1
             for chunk in range(0, len(entries), room):
                 decode(entries[chunk : chunk + room])
+            held.update(admitted)
         return time.perf_counter() - start
     finally:
         llama_cpp.llama_batch_free(batch)
