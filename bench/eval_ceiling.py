@@ -144,8 +144,10 @@ def bare_schedule(prompts: dict[str, list[int]], jobs: list[tuple[str, int]], sl
             admitted: dict[int, str] = {}
             for seq in range(slots):
                 # a prompt going in this step is in no cache yet: its later samples wait a step
-                if left[seq] == 0 and queue and queue[0][0] not in admitted.values():
-                    key, tokens = queue.pop(0)
+                # and the next prompts go first, as the eval admits them
+                waiting = (i for i, (key, _) in enumerate(queue) if key not in admitted.values())
+                if left[seq] == 0 and (index := next(waiting, None)) is not None:
+                    key, tokens = queue.pop(index)
                     admit(seq, key, entries)
                     admitted[seq] = key
                     position[seq], left[seq] = len(prompts[key]), max(tokens, 1)
@@ -162,8 +164,20 @@ def bare_schedule(prompts: dict[str, list[int]], jobs: list[tuple[str, int]], sl
         backend.close()
 
 
+FULL_PROMPTS, FULL_K, FULL_PARALLEL = 16, 5, 4
+
+
+def full_eval_args(tokens: int) -> list[str]:
+    """The full shape's `lrmscope eval` arguments after --db."""
+    return [
+        *("--dataset", "demo", "--limit", str(FULL_PROMPTS), "--samples", str(FULL_K)),
+        *("--parallel", str(FULL_PARALLEL), "--max-tokens", str(tokens)),
+        *("--temperature", "0.6", "--top-p", "0.95", "--seed", "0"),
+    ]
+
+
 def full(args) -> None:
-    prompts_n, k, parallel = 16, 5, 4
+    prompts_n, k, parallel = FULL_PROMPTS, FULL_K, FULL_PARALLEL
     backend = LlamaBackend(MODEL, LlamaSettings(n_ctx=1024))
     rows = load_dataset("demo", limit=prompts_n).rows
     prompts = {
@@ -171,24 +185,7 @@ def full(args) -> None:
         for r in rows
     }
     backend.close()
-    command = [
-        "--dataset",
-        "demo",
-        "--limit",
-        str(prompts_n),
-        "--samples",
-        str(k),
-        "--parallel",
-        str(parallel),
-        "--max-tokens",
-        str(args.tokens),
-        "--temperature",
-        "0.6",
-        "--top-p",
-        "0.95",
-        "--seed",
-        "0",
-    ]
+    command = full_eval_args(args.tokens)
     ratios = []
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "full.sqlite"
@@ -223,8 +220,20 @@ def per_call(call, items) -> float:
     return (time.perf_counter() - start) / len(items)
 
 
+SHORT_TEXTS = [
+    f"Question {i}: what is {i} plus {i + 1}? Answer with one number." for i in range(200)
+]
+
+
+def write_short_dataset(path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt"])
+        writer.writerows([t] for t in SHORT_TEXTS)
+
+
 def short(args) -> None:
-    texts = [f"Question {i}: what is {i} plus {i + 1}? Answer with one number." for i in range(200)]
+    texts = SHORT_TEXTS
     per: dict[str, list[float]] = {
         "naive": [],
         "naive chat": [],
@@ -233,10 +242,7 @@ def short(args) -> None:
     }
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "short.csv"
-        with data.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["prompt"])
-            writer.writerows([t] for t in texts)
+        write_short_dataset(data)
         db = Path(folder) / "short.sqlite"
         settings = LlamaBackend(MODEL, LlamaSettings(n_ctx=512))
         threads, extra = settings.settings.threads, settings.settings.extra_bufts

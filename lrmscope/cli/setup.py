@@ -194,8 +194,9 @@ def runnable_modes(backend: Backend) -> tuple[Mode, ...]:
 @dataclass
 class BackendSlots:
     """One model decoding several sequences at once: `backend` renders the prompts and names the
-    model; `open()` gives the slots that decode, the sequences of one llama.cpp batch or, with
-    --endpoint, one served-model backend per request in flight; `close()` frees them all."""
+    model; `open()` gives the slots that decode, the sequences of one llama.cpp batch (for one
+    sequence, the backend itself) or, with --endpoint, one served-model backend per request in
+    flight; `close()` frees them all."""
 
     backend: Backend
     remote: tuple[Backend, ...] = ()

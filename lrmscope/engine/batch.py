@@ -291,6 +291,8 @@ class BatchDecoder:
             if last:
                 sampled.append(request)
         self._fill(entries)
+        if not sampled:  # a step of prompt chunks only
+            return
         rows = self.backend.output_logits(len(sampled))
         taken = [
             (request, self._take(request, rows[row]))

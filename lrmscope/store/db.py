@@ -412,8 +412,8 @@ class Store:
                 row = {key: _json(value) for key, value in fields.items()}
                 row["updated_at"] = updated
                 unknown = row.keys() - self._sample_columns
-                if unknown:
-                    raise ValueError(f"samples has no column {sorted(unknown)}")
+                if unknown:  # as SQLite says it, so the writer keeps it as a failed flush
+                    raise sqlite3.OperationalError(f"samples has no column {sorted(unknown)}")
                 assignments = ", ".join(f"[{key}] = ?" for key in row)
                 self.conn.execute(
                     f"UPDATE samples SET {assignments} WHERE id = ?", [*row.values(), sample_id]

@@ -227,7 +227,7 @@ def test_sample_updates_name_known_columns_and_go_in_together(tmp_path):
         {first: {"raw": "one", "mode_switches": [{"at": 1}]}, second: {"raw": "2"}}
     )
     assert json.loads(store.sample(first)["mode_switches"]) == [{"at": 1}]
-    with pytest.raises(ValueError, match="no column"):
+    with pytest.raises(sqlite3.OperationalError, match="no column"):
         store.update_samples({first: {"raw": "changed"}, second: {"rwa": "typo"}})
     assert (store.sample(first)["raw"], store.sample(second)["raw"]) == ("one", "2")
     store.close()

@@ -4,7 +4,8 @@ Built from the chat's parts: each column is a TurnView (lrmscope/tui/widgets/tur
 thought panel, answer, injected spans, live flags, and a footer with the counts and the final
 verdicts) fed by StreamingApp's plumbing (lrmscope/tui/streaming.py), which saves it as a sample.
 The columns run in threads of their own (not Textual's worker pool, which holds fewer threads than
-a comparison may have columns), on the sequences of one BatchDecoder. When every column has ended
+a comparison may have columns), on the sequences of one BatchDecoder (one column: on the backend
+itself). When every column has ended
 and been judged, a summary table compares them, and the run is closed.
 
 Each run is one `compare` run in the database, one sample per column (its mode, k and seed). `r`
@@ -54,7 +55,7 @@ COLUMN_MIN_WIDTH = 36  # narrower terminals scroll the columns sideways
 class CompareSession:
     """What a comparison runs with."""
 
-    backends: tuple[Backend, ...]  # one per column: the sequences of one BatchDecoder
+    backends: tuple[Backend, ...]  # one per column (BackendSlots.open)
     store: Store
     settings: CompareSettings
     rendered: str  # the prompt as the model's template renders it, before the think opener

@@ -1,0 +1,77 @@
+"""Where an eval's time goes: the time inside llama.cpp's `llama_decode` against the run's span.
+
+Runs `lrmscope eval` in this process on a shape of bench/eval_ceiling.py with `llama_decode`
+wrapped, and reports the decodes, the tokens they held, the seconds inside them and their share
+of the run's span in the database (the rest is Python around the decodes: scheduling, sampling,
+saving, judging). A lower bound on what any change outside llama.cpp can still gain.
+
+    python bench/eval_decode_share.py [--shape short|full] [--parallel 1] [--tokens 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import llama_cpp  # noqa: E402
+from eval_ceiling import full_eval_args, run_span, write_short_dataset  # noqa: E402
+
+from lrmscope.cli.main import main as lrmscope_main  # noqa: E402
+
+
+class DecodeClock:
+    """Counts llama_decode calls, their tokens and the seconds inside them."""
+
+    def __init__(self) -> None:
+        self.calls = self.tokens = 0
+        self.seconds = 0.0
+        self._real = llama_cpp.llama_decode
+
+    def __call__(self, ctx, batch) -> int:
+        start = time.perf_counter()
+        try:
+            return self._real(ctx, batch)
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+            self.tokens += batch.n_tokens
+
+    def install(self) -> None:
+        # the binding calls it through its module; lrmscope through llama_cpp's namespace
+        llama_cpp.llama_decode = llama_cpp.llama_cpp.llama_decode = self
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=("short", "full"), default="short")
+    parser.add_argument("--parallel", type=int, default=1, help="the short shape's --parallel")
+    parser.add_argument("--tokens", type=int, default=128, help="the full shape's --max-tokens")
+    args = parser.parse_args()
+    clock = DecodeClock()
+    clock.install()
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "share.sqlite"
+        if args.shape == "short":
+            data = Path(folder) / "short.csv"
+            write_short_dataset(data)
+            eval_args = [*("--dataset", str(data), "--greedy", "--max-tokens", "2")]
+            eval_args += ["--parallel", str(args.parallel)]
+        else:
+            eval_args = full_eval_args(args.tokens)
+        lrmscope_main(["eval", "--new-run", "--db", str(db), *eval_args])
+        generated, span, _, _ = run_span(db)
+    print(
+        f"{args.shape}: {clock.calls} decodes of {clock.tokens} tokens, {clock.seconds:.2f} s "
+        f"inside llama_decode of a {span:.2f} s span ({100 * clock.seconds / span:.1f} %); "
+        f"{generated} tokens generated"
+    )
+
+
+if __name__ == "__main__":
+    main()
