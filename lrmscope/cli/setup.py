@@ -207,8 +207,8 @@ class BackendSlots:
             return list(self.remote)
         if self.backend.settings.n_seq == 1:
             # One sequence decodes in its generation's own thread: no scheduler thread to hand
-            # each token through (about 5 % of a short sample's time, BENCHMARKS.md "Eval at
-            # the hardware ceiling")
+            # each token through (about 5 % of a short sample's time, BENCHMARKS.md
+            # "2026-12-01, later: less Python around the decodes, a fairer ceiling")
             return [self.backend]
         from lrmscope.engine.batch import BatchDecoder
 
