@@ -177,9 +177,9 @@ def full_eval_args(tokens: int) -> list[str]:
 
 
 def full(args) -> None:
-    prompts_n, k, parallel = FULL_PROMPTS, FULL_K, FULL_PARALLEL
+    slots = FULL_K * FULL_PARALLEL
     backend = LlamaBackend(MODEL, LlamaSettings(n_ctx=1024))
-    rows = load_dataset("demo", limit=prompts_n).rows
+    rows = load_dataset("demo", limit=FULL_PROMPTS).rows
     prompts = {
         r.key: backend.tokenize(with_think_opener(backend.render([Message("user", r.text)]))[0])
         for r in rows
@@ -193,10 +193,10 @@ def full(args) -> None:
         lengths = sample_lengths(db)  # the schedule every bare run replays
         bare_tokens = sum(max(n, 1) for _, n in lengths)
         for round_ in range(args.rounds):
-            before = bare_schedule(prompts, lengths, k * parallel)
+            before = bare_schedule(prompts, lengths, slots)
             subprocess.run(eval_command(db, *command), check=True, capture_output=True)
             generated, seconds, _, _ = run_span(db)
-            after = bare_schedule(prompts, lengths, k * parallel)
+            after = bare_schedule(prompts, lengths, slots)
             bare_rate = bare_tokens / statistics.mean([before, after])
             ratios.append(generated / seconds / bare_rate)
             print(
@@ -230,6 +230,11 @@ def write_short_dataset(path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(["prompt"])
         writer.writerows([t] for t in SHORT_TEXTS)
+
+
+def short_eval_args(data: Path, parallel: int) -> list[str]:
+    """The short shape's `lrmscope eval` arguments after --db, on the set `data` holds."""
+    return ["--dataset", str(data), "--greedy", "--max-tokens", "2", "--parallel", str(parallel)]
 
 
 def short(args) -> None:
@@ -274,16 +279,7 @@ def short(args) -> None:
                 )
             )
             for parallel in (1, 8):
-                command = eval_command(
-                    db,
-                    "--dataset",
-                    str(data),
-                    "--greedy",
-                    "--max-tokens",
-                    "2",
-                    "--parallel",
-                    str(parallel),
-                )
+                command = eval_command(db, *short_eval_args(data, parallel))
                 subprocess.run(command, check=True, capture_output=True)
                 _, seconds, _, _ = run_span(db)
                 per[f"parallel {parallel}"].append(seconds / len(texts))

@@ -20,7 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import llama_cpp  # noqa: E402
-from eval_ceiling import full_eval_args, run_span, write_short_dataset  # noqa: E402
+from eval_ceiling import (  # noqa: E402
+    full_eval_args,
+    run_span,
+    short_eval_args,
+    write_short_dataset,
+)
 
 from lrmscope.cli.main import main as lrmscope_main  # noqa: E402
 
@@ -60,8 +65,7 @@ def main() -> None:
         if args.shape == "short":
             data = Path(folder) / "short.csv"
             write_short_dataset(data)
-            eval_args = [*("--dataset", str(data), "--greedy", "--max-tokens", "2")]
-            eval_args += ["--parallel", str(args.parallel)]
+            eval_args = short_eval_args(data, args.parallel)
         else:
             eval_args = full_eval_args(args.tokens)
         lrmscope_main(["eval", "--new-run", "--db", str(db), *eval_args])
