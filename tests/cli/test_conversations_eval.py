@@ -37,7 +37,7 @@ def turns(db):
     )
 
 
-def check_histories(db, rows):
+def check_histories(db, rows, samples=2):
     """Each generated turn's saved prompt is the template's rendering of its row's messages with
     the same branch's earlier answers, cut as the template cuts them, and the think opener; each
     turn's parent is the branch's turn before; every turn is there once, done."""
@@ -52,7 +52,7 @@ def check_histories(db, rows):
         scripted = any(m["role"] == "assistant" for m in messages)
         users = [i for i, m in enumerate(messages) if m["role"] == "user"]
         generated = [len(users)] if scripted else list(range(1, len(users) + 1))
-        for k in (0, 1):
+        for k in range(samples):
             branch = by_branch[row["id"], k]
             assert sorted(branch) == generated, (row["id"], k, sorted(branch))
             history: list[Message] = []
@@ -69,6 +69,25 @@ def check_histories(db, rows):
                 assert prompt == render(history) + THINK_OPEN
                 history.append(Message("assistant", context_answer(raw)))
     return saved
+
+
+def test_one_sequence_runs_each_branch_on_the_backend_itself(tmp_path):
+    """K = 1 at --parallel 1 decodes without a batch decoder, on the backend's own cache, which
+    keeps each turn's shared history: the same prompts as the batched path."""
+    rows = [
+        {"id": "generated", "messages": [user("Hello there."), user("What is 2+2?")]},
+        {
+            "id": "listed",
+            "messages": [user("Hi."), user("Count to three."), user("Bye.")],
+            "modes": ["default", "zerothink", "default"],
+        },
+    ]
+    data = write(tmp_path / "talks.jsonl", rows)
+    db = tmp_path / "runs.sqlite"
+    done = cli("eval", "--dataset", data, "--samples", "1", *RUN[2:], "--db", db)
+    assert done.returncode == 0, done.stderr
+    assert "1 sequences per batch" in done.stderr
+    assert len(check_histories(db, rows, samples=1)) == 2 + 3
 
 
 def test_scripted_and_generated_histories_k2(tmp_path):
