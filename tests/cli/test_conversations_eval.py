@@ -27,6 +27,17 @@ def write(path, rows):
     return path
 
 
+# generated histories: every user turn is generated, one row with a mode for each
+GENERATED_ROWS = (
+    {"id": "generated", "messages": [user("Hello there."), user("What is 2+2?")]},
+    {
+        "id": "listed",
+        "messages": [user("Hi."), user("Count to three."), user("Bye.")],
+        "modes": ["default", "zerothink", "default"],
+    },
+)
+
+
 def turns(db):
     """Every sample as (conversation name, mode, k, turn, id, parent, status, prompt, raw)."""
     return query(
@@ -74,14 +85,7 @@ def check_histories(db, rows, samples=2):
 def test_one_sequence_runs_each_branch_on_the_backend_itself(tmp_path):
     """K = 1 at --parallel 1 decodes without a batch decoder, on the backend's own cache, which
     keeps each turn's shared history: the same prompts as the batched path."""
-    rows = [
-        {"id": "generated", "messages": [user("Hello there."), user("What is 2+2?")]},
-        {
-            "id": "listed",
-            "messages": [user("Hi."), user("Count to three."), user("Bye.")],
-            "modes": ["default", "zerothink", "default"],
-        },
-    ]
+    rows = list(GENERATED_ROWS)
     data = write(tmp_path / "talks.jsonl", rows)
     db = tmp_path / "runs.sqlite"
     done = cli("eval", "--dataset", data, "--samples", "1", *RUN[2:], "--db", db)
@@ -100,12 +104,7 @@ def test_scripted_and_generated_histories_k2(tmp_path):
                 user("Now name a color."),
             ],
         },
-        {"id": "generated", "messages": [user("Hello there."), user("What is 2+2?")]},
-        {
-            "id": "listed",
-            "messages": [user("Hi."), user("Count to three."), user("Bye.")],
-            "modes": ["default", "zerothink", "default"],
-        },
+        *GENERATED_ROWS,
     ]
     data = write(tmp_path / "talks.jsonl", rows)
     db = tmp_path / "runs.sqlite"
