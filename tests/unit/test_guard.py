@@ -266,7 +266,10 @@ def test_generations_sharing_a_worker_have_their_sentences_judged_in_one_batch()
     class Batching(FlagsMarked):
         def judge_batch(self, pairs):
             batches.append({prompt for prompt, _text in pairs})
-            time.sleep(0.03)
+            # a token and a judgement each take 0.1 s: on a loaded machine the verdict still
+            # lands within the three tokens between a flagged sentence and the next (at 0.03 s,
+            # 4 runs in 8 failed beside two busy processes; 0 in 10 at 0.1 s)
+            time.sleep(0.1)
             return super().judge_batch(pairs)
 
     batches: list[set[str]] = []
@@ -275,7 +278,7 @@ def test_generations_sharing_a_worker_have_their_sentences_judged_in_one_batch()
 
     def one(user_text: str) -> None:
         gen = Generation(
-            ScriptedBackend(goes_on, delay=0.03),
+            ScriptedBackend(goes_on, delay=0.1),
             P,
             sampler=SAMPLER,
             mode=guarded(action="inject", text=REMINDER, max_interventions=5),
