@@ -237,6 +237,30 @@ def short_eval_args(data: Path, parallel: int) -> list[str]:
     return ["--dataset", str(data), "--greedy", "--max-tokens", "2", "--parallel", str(parallel)]
 
 
+def naive_model() -> tuple[llama_cpp.Llama, list[str]]:
+    """The naive loop's model (llama-cpp-python's `Llama`, lrmscope's thread count and repacking
+    setting) and the short shape's prompts as lrmscope evaluates them."""
+    settings = LlamaBackend(MODEL, LlamaSettings(n_ctx=512))
+    threads, extra = settings.settings.threads, settings.settings.extra_bufts
+    prompts = [with_think_opener(settings.render([Message("user", t)]))[0] for t in SHORT_TEXTS]
+    settings.close()
+    with llama_class_repacking(extra):
+        llm = llama_cpp.Llama(
+            str(MODEL),
+            n_ctx=512,
+            n_threads=threads,
+            n_threads_batch=threads,
+            flash_attn=True,
+            verbose=False,
+        )
+    return llm, prompts
+
+
+def naive_loop(llm: llama_cpp.Llama, prompts: list[str]) -> float:
+    """Seconds a sample of the naive loop: each prompt completed with 2 greedy tokens."""
+    return per_call(lambda p: llm.create_completion(p, max_tokens=2, temperature=0.0), prompts)
+
+
 def short(args) -> None:
     texts = SHORT_TEXTS
     per: dict[str, list[float]] = {
@@ -249,27 +273,10 @@ def short(args) -> None:
         data = Path(folder) / "short.csv"
         write_short_dataset(data)
         db = Path(folder) / "short.sqlite"
-        settings = LlamaBackend(MODEL, LlamaSettings(n_ctx=512))
-        threads, extra = settings.settings.threads, settings.settings.extra_bufts
-        prompts = [with_think_opener(settings.render([Message("user", t)]))[0] for t in texts]
-        settings.close()
-        with llama_class_repacking(extra):
-            llm = llama_cpp.Llama(
-                str(MODEL),
-                n_ctx=512,
-                n_threads=threads,
-                n_threads_batch=threads,
-                flash_attn=True,
-                verbose=False,
-            )
-
-        def naive_loop() -> float:
-            return per_call(
-                lambda p: llm.create_completion(p, max_tokens=2, temperature=0.0), prompts
-            )
+        llm, prompts = naive_model()
 
         for round_ in range(args.rounds):
-            before = naive_loop()
+            before = naive_loop(llm, prompts)
             per["naive chat"].append(
                 per_call(
                     lambda t: llm.create_chat_completion(
@@ -283,7 +290,7 @@ def short(args) -> None:
                 subprocess.run(command, check=True, capture_output=True)
                 _, seconds, _, _ = run_span(db)
                 per[f"parallel {parallel}"].append(seconds / len(texts))
-            per["naive"].append(statistics.mean([before, naive_loop()]))
+            per["naive"].append(statistics.mean([before, naive_loop(llm, prompts)]))
             print(
                 f"short, round {round_ + 1}: "
                 + ", ".join(f"{name} {1000 * v[-1]:.1f} ms a sample" for name, v in per.items()),

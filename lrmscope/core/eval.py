@@ -23,7 +23,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import closing
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from lrmscope.core import judge as judging
@@ -326,7 +327,8 @@ class EvalRunner:
         # a guarded mode's judge by its spec, in a worker all sequences share (engine/guard.py)
         self.guard_judges = guard_judges or {}
         self._jobs: queue.SimpleQueue[Job | JobChain] = queue.SimpleQueue()
-        self._finished: queue.SimpleQueue[Finished | BaseException] = queue.SimpleQueue()
+        # each sample's end, and None from a worker that has no job left
+        self._finished: queue.SimpleQueue[Finished | BaseException | None] = queue.SimpleQueue()
         self._active: dict[int, Generation] = {}
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -345,24 +347,24 @@ class EvalRunner:
 
     def _work(self, index: int) -> None:
         slot = self.slots[index]
-        store = Store(self.store.path)
         try:
-            while not self._stopping.is_set():
-                try:
-                    work = self._jobs.get_nowait()
-                except queue.Empty:
-                    return
-                for job in (work,) if isinstance(work, Job) else work.jobs(store, slot):
-                    if self._stopping.is_set():
-                        break
-                    self._finished.put(self._one(store, index, slot, job))
+            with closing(Store(self.store.path)) as store:
+                while not self._stopping.is_set():
+                    try:
+                        work = self._jobs.get_nowait()
+                    except queue.Empty:
+                        return
+                    for job in (work,) if isinstance(work, Job) else work.jobs(store, slot):
+                        if self._stopping.is_set():
+                            break
+                        self._finished.put(self._one(store, index, slot, job))
         finally:
-            store.close()
+            self._finished.put(None)
 
     def _one(self, store: Store, index: int, slot: Backend, job: Job) -> Finished | BaseException:
         settings = self.settings
         seed = sample_seed(settings.sampler.seed, job.row.key, job.mode, job.k)
-        sampler = SamplerSettings(**{**settings.sampler.as_dict(), "seed": seed})
+        sampler = replace(settings.sampler, seed=seed)
         guard = job.mode.guard if isinstance(job.mode, CustomMode) else None
         generation = Generation(
             slot,
@@ -387,6 +389,7 @@ class EvalRunner:
                 think_opener_added=job.opener_added,
                 k=job.k,
                 place=job.place,
+                prompt_id=job.prompt_id,
             )
             finished: Finished | BaseException = LrmscopeError("the generation ended early")
             for event in record(store, ref, generation, self._writer):
@@ -433,13 +436,16 @@ class EvalRunner:
         try:
             for worker in workers:
                 worker.start()
-            while any(w.is_alive() for w in workers) or not self._finished.empty():
+            working = len(workers)
+            while working:
                 try:
                     result = self._finished.get(timeout=0.1)
                 except queue.Empty:
                     pass
                 else:
-                    if isinstance(result, Finished):
+                    if result is None:
+                        working -= 1
+                    elif isinstance(result, Finished):
                         finished_tokens += result.stats.think_tokens + result.stats.answer_tokens
                         progress.made += result.stats.finish_reason != "stopped"
                     else:

@@ -105,8 +105,12 @@ def start_sample(
     k: int = 0,
     parent_id: int | None = None,
     place: TurnPlace | None = None,
+    prompt_id: int | None = None,
 ) -> SampleRef:
-    prompt_id = store.prompt_id(dataset, key or prompt_key(user_text), user_text)
+    """The generation's `running` sample row; `prompt_id` when the caller saved the prompt
+    already (an eval's plan)."""
+    if prompt_id is None:
+        prompt_id = store.prompt_id(dataset, key or prompt_key(user_text), user_text)
     turn = {} if place is None else {"conversation_id": place.conversation_id, "turn": place.turn}
     sample_id = store.start_sample(
         run_id,

