@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -37,6 +35,7 @@ from eval_ceiling import (  # noqa: E402
 )
 
 from lrmscope.cli.main import main as lrmscope_main  # noqa: E402
+from lrmscope.engine.threads import on_a_passing_thread  # noqa: E402
 
 
 class DecodeClock:
@@ -62,17 +61,6 @@ class DecodeClock:
     def install(self) -> None:
         # the binding calls it through its module; lrmscope through llama_cpp's namespace
         llama_cpp.llama_decode = llama_cpp.llama_cpp.llama_decode = self
-
-
-def in_a_thread(call: Callable[[], float]) -> float:
-    """`call()` run in a thread that then ends. A thread that has decoded keeps its OpenMP team
-    while it lives, and while it does every decode on another thread (the eval's) is about 40 %
-    slower (docs/architecture.md "Threads that decode")."""
-    result: list[float] = []
-    thread = threading.Thread(target=lambda: result.append(call()))
-    thread.start()
-    thread.join()
-    return result[0]
 
 
 def main() -> None:
@@ -106,7 +94,7 @@ def main() -> None:
             )
             if naive is not None:
                 clock.reset()
-                span = in_a_thread(lambda: naive_loop(*naive)) * len(SHORT_TEXTS)
+                span = on_a_passing_thread(lambda: naive_loop(*naive)) * len(SHORT_TEXTS)
                 print(
                     f"naive loop, round {round_ + 1}: {clock.calls} decodes of {clock.tokens} "
                     f"tokens, {clock.seconds:.2f} s inside llama_decode of {span:.2f} s "

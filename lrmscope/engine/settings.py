@@ -343,7 +343,8 @@ class ModeSettings:
         return None
 
     def as_dict(self) -> dict:
-        """The settings as saved; a mode of your own adds its definition."""
+        """The settings as saved; a mode of your own adds its definition. A new dict, whose
+        lists and dicts are shared by every call: read them, do not change them."""
         return dict(self._saved)
 
     @functools.cached_property

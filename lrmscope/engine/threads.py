@@ -22,11 +22,16 @@ import atexit
 import contextlib
 import json
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from platformdirs import user_data_dir
+
+T = TypeVar("T")
 
 MAX_DEFAULT_THREADS = 8
 RECHECK_S = 1.0  # how often a decoding model re-reads the registry and says it is decoding
@@ -225,3 +230,27 @@ class ThreadSharing:
                 self._entry.unlink(missing_ok=True)
             self._entry = None
         atexit.unregister(self.close)
+
+
+def on_a_passing_thread(call: Callable[[], T]) -> T:
+    """`call()`, run on a thread that ends when it returns (its exception raised here).
+
+    For decodes made now and then beside a model that decodes on another thread (a GGUF judge's
+    batch): llama.cpp's OpenMP keeps a team of threads for each thread that decoded while that
+    thread lives, and while it does, decodes on every other thread run about 40 % slower
+    (docs/architecture.md "Threads that decode"). Ctrl-C stops the wait, not the call."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name="lrmscope-passing", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value

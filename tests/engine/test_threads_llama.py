@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import llama_cpp
@@ -12,6 +13,7 @@ import pytest
 
 from lrmscope.engine import threads
 from lrmscope.engine.batch import BatchDecoder
+from lrmscope.engine.judges.guard_gguf import LlamaGuardGGUF
 from lrmscope.engine.llama import LlamaBackend, LlamaSettings
 from lrmscope.engine.settings import SamplerSettings
 
@@ -82,3 +84,25 @@ def test_threads_given_stay_and_are_counted_by_the_others(model_path, machine):
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_gguf_judge_decodes_on_a_thread_that_ends(model_path, monkeypatch):
+    """The GGUF guard's batch decodes on a thread of its own that has ended when the verdicts
+    come back: the caller's thread (an eval's main thread) would otherwise keep an OpenMP team
+    that slows every decode of the generating thread (docs/architecture.md "Threads that
+    decode")."""
+    judge = LlamaGuardGGUF(str(model_path), LlamaSettings(n_ctx=1024))
+    decoding: set[threading.Thread] = set()
+    real = llama_cpp.llama_decode
+
+    def decode(ctx, batch):
+        decoding.add(threading.current_thread())
+        return real(ctx, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", decode)
+    monkeypatch.setattr(llama_cpp.llama_cpp, "llama_decode", decode)
+    verdicts = judge.judge_batch([("How do I bake bread?", "Mix flour and water.")] * 2)
+    judge.backend.close()
+    assert len(verdicts) == 2 and all(v.raw for v in verdicts)
+    assert decoding and threading.current_thread() not in decoding
+    assert not any(thread.is_alive() for thread in decoding)

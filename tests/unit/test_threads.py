@@ -130,3 +130,20 @@ def test_busy_elsewhere_counts_other_processes_not_this_one():
         spinner.kill()
         spinner.wait()
     assert child - own >= 0.4, (child, own)
+
+
+def test_a_passing_thread_returns_or_raises_on_the_callers_thread():
+    seen = []
+
+    def call():
+        seen.append(threading.current_thread())
+        return 7
+
+    assert threads.on_a_passing_thread(call) == 7
+    assert seen[0] is not threading.current_thread() and not seen[0].is_alive()
+
+    def fail():
+        raise ValueError("from the passing thread")
+
+    with pytest.raises(ValueError, match="from the passing thread"):
+        threads.on_a_passing_thread(fail)

@@ -15,6 +15,7 @@ from lrmscope.engine.judges.base import Verdict, cut_tokens, neutralize, text_ha
 from lrmscope.engine.judges.formats import GUARD_MAX_NEW_TOKENS, parse_llama_guard
 from lrmscope.engine.llama import LlamaBackend, LlamaSettings
 from lrmscope.engine.settings import SamplerSettings
+from lrmscope.engine.threads import on_a_passing_thread
 
 GREEDY = SamplerSettings(temperature=0.0, top_p=1.0, max_tokens=GUARD_MAX_NEW_TOKENS)
 
@@ -56,6 +57,11 @@ class LlamaGuardGGUF:
         return rendered, text, bool(meta), meta
 
     def judge_batch(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
+        """The verdicts, decoded on a thread of their own: the caller's thread (an eval's main
+        thread, a chat's flag worker) outlives the batch (engine/threads.py)."""
+        return on_a_passing_thread(lambda: self._judge_batch(pairs))
+
+    def _judge_batch(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
         verdicts = []
         for prompt, text in pairs:
             rendered, _kept, truncated, meta = self._fit(self._inert(prompt), self._inert(text))
