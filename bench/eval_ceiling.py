@@ -240,10 +240,10 @@ def short_eval_args(data: Path, parallel: int) -> list[str]:
 def naive_model() -> tuple[llama_cpp.Llama, list[str]]:
     """The naive loop's model (llama-cpp-python's `Llama`, lrmscope's thread count and repacking
     setting) and the short shape's prompts as lrmscope evaluates them."""
-    settings = LlamaBackend(MODEL, LlamaSettings(n_ctx=512))
-    threads, extra = settings.settings.threads, settings.settings.extra_bufts
-    prompts = [with_think_opener(settings.render([Message("user", t)]))[0] for t in SHORT_TEXTS]
-    settings.close()
+    backend = LlamaBackend(MODEL, LlamaSettings(n_ctx=512))
+    threads, extra = backend.settings.threads, backend.settings.extra_bufts
+    prompts = [with_think_opener(backend.render([Message("user", t)]))[0] for t in SHORT_TEXTS]
+    backend.close()
     with llama_class_repacking(extra):
         llm = llama_cpp.Llama(
             str(MODEL),

@@ -349,17 +349,23 @@ class EvalRunner:
         slot = self.slots[index]
         try:
             with closing(Store(self.store.path)) as store:
-                while not self._stopping.is_set():
-                    try:
-                        work = self._jobs.get_nowait()
-                    except queue.Empty:
-                        return
-                    for job in (work,) if isinstance(work, Job) else work.jobs(store, slot):
-                        if self._stopping.is_set():
-                            break
-                        self._finished.put(self._one(store, index, slot, job))
+                for job in self._jobs_for(store, slot):
+                    self._finished.put(self._one(store, index, slot, job))
         finally:
             self._finished.put(None)
+
+    def _jobs_for(self, store: Store, slot: Backend) -> Iterator[Job]:
+        """The jobs a worker takes, one after another, until none is left or the run stops (a
+        chain's next job is made once the one before it has ended)."""
+        while not self._stopping.is_set():
+            try:
+                work = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            for job in (work,) if isinstance(work, Job) else work.jobs(store, slot):
+                if self._stopping.is_set():
+                    return
+                yield job
 
     def _one(self, store: Store, index: int, slot: Backend, job: Job) -> Finished | BaseException:
         settings = self.settings
